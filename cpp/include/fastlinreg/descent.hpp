@@ -1,0 +1,229 @@
+// The whole gradient-descent loop, over any gradient oracle.
+//
+// Parameters are descended in a possibly standardised space: with a column
+// shift m (d) and scale s (d), the iterate (V, c) stands for the model
+//   W = V / s (row-wise),   b = c - m^T W,
+// which is gradient descent on the centred, scaled problem z = (x - m) / s
+// without ever forming z: the oracle sees only (W, b) and returns the raw
+// gradient, which is mapped back in O(d k). With no shift and no scale this
+// is exactly plain gradient descent on (W, b), the tutorial's iterates.
+#pragma once
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include "fastlinreg/fused.hpp"
+
+namespace fastlinreg {
+
+enum class DescentStatus : int {
+  kMaxIter = 0,      // ran max_iter steps
+  kConverged = 1,    // gradient norm <= tol * initial gradient norm
+  kDiverged = 2,     // loss became non-finite or grew without bound
+  kInterrupted = 3,  // should_stop() returned true (e.g. Ctrl-C)
+};
+
+struct DescentParams {
+  index_t max_iter = 100;
+  double learning_rate = 0.01;
+  double tol = -1.0;            // < 0: no convergence test, run max_iter steps
+  double alpha = 0.0;           // L2 penalty alpha/2 * ||W||^2 on the model coefficients
+  bool fit_intercept = true;
+  const double *shift = nullptr;  // (d) or nullptr (no shift)
+  const double *scale = nullptr;  // (d) or nullptr (no scale)
+  double divergence_factor = 1e8;  // loss > factor * initial loss counts as divergence
+};
+
+struct DescentResult {
+  index_t n_iter = 0;  // updates applied; loss_curve[0:n_iter] is filled
+  DescentStatus status = DescentStatus::kMaxIter;
+  double grad_norm0 = 0.0;  // gradient norm at the start (descended space)
+  double grad_norm = 0.0;   // gradient norm at the last iterate evaluated
+  double last_loss = 0.0;   // loss at the last iterate evaluated
+};
+
+// Called now and then by the thread that started the loop; true stops the
+// loop with kInterrupted. Must not throw.
+using StopCheck = std::function<bool()>;
+
+namespace detail {
+
+struct Standardisation {
+  index_t d, k;
+  const double *shift, *scale;
+  bool fit_intercept;
+
+  // (V, c) -> (W, b)
+  void to_model(const double *V, const double *c, double *W, double *b) const {
+    for (index_t j = 0; j < d; ++j) {
+      const double inv = scale ? 1.0 / scale[j] : 1.0;
+      for (index_t q = 0; q < k; ++q) W[j * k + q] = scale ? V[j * k + q] * inv : V[j * k + q];
+    }
+    for (index_t q = 0; q < k; ++q) {
+      double bq = fit_intercept ? c[q] : 0.0;
+      if (shift && fit_intercept)
+        for (index_t j = 0; j < d; ++j) bq -= shift[j] * W[j * k + q];
+      b[q] = bq;
+    }
+  }
+
+  // Raw mean gradient (G, gb) at (W, b) -> gradient in (V, c), in place.
+  // Adds the L2 term alpha * W to the coefficient gradient first.
+  double to_descended(double *G, double *gb, const double *W, double alpha) const {
+    double norm2 = 0.0;
+    for (index_t j = 0; j < d; ++j)
+      for (index_t q = 0; q < k; ++q) {
+        double g = G[j * k + q] + alpha * W[j * k + q];
+        if (shift && fit_intercept) g -= shift[j] * gb[q];
+        if (scale) g /= scale[j];
+        G[j * k + q] = g;
+        norm2 += g * g;
+      }
+    if (fit_intercept)
+      for (index_t q = 0; q < k; ++q) norm2 += gb[q] * gb[q];
+    else
+      for (index_t q = 0; q < k; ++q) gb[q] = 0.0;
+    return std::sqrt(norm2);
+  }
+};
+
+}  // namespace detail
+
+// Run gradient descent with the oracle. V (d, k) and c (k) hold the start on
+// entry and the last iterate on exit (unchanged rows of a diverged run are
+// not meaningful: the caller discards them). loss_curve has max_iter slots.
+// The oracle provides partials(W, b) (work-shared inside a parallel region)
+// and reduce(G, gb) -> loss (one thread).
+template <class Oracle>
+DescentResult descend(Oracle &oracle, const DescentParams &p, double *V, double *c,
+                      double *loss_curve, int n_threads, double work_per_pass,
+                      const StopCheck &should_stop) {
+  const index_t d = oracle.d(), k = oracle.k();
+  const detail::Standardisation st{d, k, p.shift, p.scale, p.fit_intercept};
+  std::vector<double> W(static_cast<size_t>(d * k)), b(static_cast<size_t>(k)),
+      G(static_cast<size_t>(d * k)), gb(static_cast<size_t>(k));
+  st.to_model(V, c, W.data(), b.data());
+
+  // Check for signals about every 2^25 elements read (tens of milliseconds).
+  const index_t check_every = std::max<index_t>(
+      1, static_cast<index_t>((double(index_t(1) << 25)) / std::max(1.0, work_per_pass)));
+
+  DescentResult res;
+  double loss0 = 0.0;
+  bool stop = p.max_iter <= 0;
+  const int nt = std::max(1, n_threads);
+
+// One step's bookkeeping after the oracle's partial sums: reduce, record,
+  // test, update. Runs on the thread that called descend().
+  auto finish_step = [&](index_t t) {
+        double loss = oracle.reduce(G.data(), gb.data());
+        if (p.alpha != 0.0) {
+          double pen = 0.0;
+          for (index_t j = 0; j < d * k; ++j) pen += W[j] * W[j];
+          loss += 0.5 * p.alpha * pen;
+        }
+        if (t == 0) loss0 = loss;
+        res.last_loss = loss;
+        if (!std::isfinite(loss) || (t > 0 && loss > p.divergence_factor * loss0)) {
+          res.status = DescentStatus::kDiverged;
+          stop = true;
+        } else {
+          const double gnorm = st.to_descended(G.data(), gb.data(), W.data(), p.alpha);
+          if (t == 0) res.grad_norm0 = gnorm;
+          res.grad_norm = gnorm;
+          if (!std::isfinite(gnorm)) {
+            res.status = DescentStatus::kDiverged;
+            stop = true;
+          } else {
+            loss_curve[t] = loss;
+            const double lr = p.learning_rate;
+            for (index_t j = 0; j < d * k; ++j) V[j] -= lr * G[j];
+            if (p.fit_intercept)
+              for (index_t q = 0; q < k; ++q) c[q] -= lr * gb[q];
+            res.n_iter = t + 1;
+            if (p.tol >= 0.0 && gnorm <= p.tol * res.grad_norm0) {
+              res.status = DescentStatus::kConverged;
+              stop = true;
+            } else if (res.n_iter >= p.max_iter) {
+              res.status = DescentStatus::kMaxIter;
+              stop = true;
+            } else if (should_stop && (t + 1) % check_every == 0 && should_stop()) {
+              res.status = DescentStatus::kInterrupted;
+              stop = true;
+            }
+            st.to_model(V, c, W.data(), b.data());
+          }
+        }
+  };
+
+  if (nt == 1) {
+    // No team: a serial loop has no per-step fork/join or barrier cost, which
+    // dominates tiny problems such as the tutorial's 16 points.
+    for (index_t t = 0; !stop; ++t) {
+      oracle.partials(W.data(), b.data());
+      finish_step(t);
+    }
+  } else {
+#pragma omp parallel num_threads(nt)
+    {
+      for (index_t t = 0; !stop; ++t) {
+        oracle.partials(W.data(), b.data());  // ends with the barrier of its `omp for`
+#pragma omp master
+        finish_step(t);
+#pragma omp barrier
+      }
+    }
+  }
+  return res;
+}
+
+// Largest eigenvalue of the Hessian of the mean squared loss in the
+// descended (standardised) space, by power iteration with the oracle
+// (y must be 0 in the oracle: its gradient at (W, 0-intercept) is H W).
+// The intercept direction has curvature exactly 1 when the shift is the
+// weighted column mean, so the result is max(lambda_coef, 1) with an
+// intercept. Iterates until the Rayleigh quotient moves less than rtol.
+template <class Oracle>
+double hessian_norm(Oracle &oracle, const DescentParams &p, int n_threads, index_t max_iter,
+                    double rtol) {
+  const index_t d = oracle.d();
+  const detail::Standardisation st{d, 1, p.shift, p.scale, p.fit_intercept};
+  std::vector<double> v(static_cast<size_t>(d)), W(static_cast<size_t>(d)), G(static_cast<size_t>(d));
+  double b = 0.0, gb = 0.0, c = 0.0;
+  // A fixed, sign-varied start vector: deterministic, not orthogonal to a
+  // dominant direction of all-positive correlations.
+  std::uint64_t state = 0x9E3779B97F4A7C15ull;
+  double nrm = 0.0;
+  for (index_t j = 0; j < d; ++j) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    v[j] = 1.0 + 0.5 * (double(state >> 11) / 9007199254740992.0 - 0.5);
+    nrm += v[j] * v[j];
+  }
+  for (auto &x : v) x /= std::sqrt(nrm);
+  double lambda = 0.0;
+  const int nt = std::max(1, n_threads);
+  for (index_t it = 0; it < max_iter; ++it) {
+    c = 0.0;  // in the standardised space the intercept does not couple
+    st.to_model(v.data(), &c, W.data(), &b);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    oracle.partials(W.data(), &b);
+    oracle.reduce(G.data(), &gb);
+    st.to_descended(G.data(), &gb, W.data(), p.alpha);
+    double rq = 0.0, n2 = 0.0;
+    for (index_t j = 0; j < d; ++j) {
+      rq += v[j] * G[j];
+      n2 += G[j] * G[j];
+    }
+    const double prev = lambda;
+    lambda = rq;
+    if (n2 <= 0.0 || !std::isfinite(n2)) break;
+    const double inv = 1.0 / std::sqrt(n2);
+    for (index_t j = 0; j < d; ++j) v[j] = G[j] * inv;
+    if (it > 2 && std::fabs(lambda - prev) <= rtol * std::fabs(lambda)) break;
+  }
+  return p.fit_intercept ? std::max(lambda, 1.0) : lambda;
+}
+
+}  // namespace fastlinreg

@@ -1,0 +1,201 @@
+"""Mergeable one-pass sufficient statistics of a weighted least-squares problem."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from . import _backend
+
+__all__ = ["SufficientStats", "IllConditionedWarning"]
+
+
+class IllConditionedWarning(UserWarning):
+    """XᵀX is singular or too ill-conditioned for a Cholesky solve; a
+    rank-revealing (minimum-norm) solve was used instead."""
+
+
+@dataclass(frozen=True)
+class SufficientStats:
+    """Everything a squared-loss fit needs from the rows, in centred form.
+
+    Attributes
+    ----------
+    weight_sum : float
+        Sum of the sample weights (the number of rows when unweighted).
+    mean_x : ndarray of shape (n_features,)
+        Weighted column means of X.
+    mean_y : ndarray of shape (n_targets,)
+        Weighted means of y.
+    Cxx : ndarray of shape (n_features, n_features)
+        ``sum_i w_i (x_i - mean_x)(x_i - mean_x)^T``.
+    Cxy : ndarray of shape (n_features, n_targets)
+        ``sum_i w_i (x_i - mean_x)(y_i - mean_y)^T``.
+    Cyy : ndarray of shape (n_targets, n_targets)
+        ``sum_i w_i (y_i - mean_y)(y_i - mean_y)^T``.
+
+    The raw moments follow: ``XᵀWX = Cxx + weight_sum * outer(mean_x, mean_x)``
+    and so on. Centred moments merge exactly (Chan, Golub and LeVeque's
+    pairwise update) and do not lose digits to large column means.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastlinreg import SufficientStats
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(100, 3)), rng.normal(size=100)
+    >>> a = SufficientStats.from_arrays(X[:40], y[:40])
+    >>> b = SufficientStats.from_arrays(X[40:], y[40:])
+    >>> both = SufficientStats.from_arrays(X, y)
+    >>> bool(np.allclose(a.merge(b).Cxx, both.Cxx))
+    True
+    """
+
+    weight_sum: float
+    mean_x: np.ndarray
+    mean_y: np.ndarray
+    Cxx: np.ndarray
+    Cxy: np.ndarray
+    Cyy: np.ndarray
+
+    @property
+    def n_features(self) -> int:
+        return self.mean_x.shape[0]
+
+    @property
+    def n_targets(self) -> int:
+        return self.mean_y.shape[0]
+
+    @classmethod
+    def from_arrays(cls, X, y, sample_weight=None, *, use_blas=True, n_jobs=None):
+        """Statistics of the rows of ``X`` (n, d) and ``y`` (n,) or (n, k), in
+        one read of X. Arrays must already be validated (finite, numeric)."""
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        parts = _backend.sufficient_stats(X, y, sample_weight, use_blas=use_blas, n_jobs=n_jobs)
+        return cls(*parts)
+
+    @classmethod
+    def empty(cls, n_features: int, n_targets: int) -> SufficientStats:
+        """The statistics of no rows: the identity of :meth:`merge`."""
+        d, k = n_features, n_targets
+        return cls(0.0, np.zeros(d), np.zeros(k), np.zeros((d, d)), np.zeros((d, k)),
+                   np.zeros((k, k)))
+
+    def merge(self, other: SufficientStats) -> SufficientStats:
+        """Statistics of the rows of both: equal to computing them on the
+        concatenated rows (up to rounding)."""
+        if (self.n_features, self.n_targets) != (other.n_features, other.n_targets):
+            raise ValueError(
+                f"cannot merge statistics of {self.n_features} features/{self.n_targets} "
+                f"targets with {other.n_features}/{other.n_targets}: the blocks must come "
+                "from the same columns"
+            )
+        wa, wb = self.weight_sum, other.weight_sum
+        w = wa + wb
+        if wa == 0.0:
+            return other
+        if wb == 0.0:
+            return self
+        fb = wb / w
+        dx = other.mean_x - self.mean_x
+        dy = other.mean_y - self.mean_y
+        cross = wa * wb / w
+        return SufficientStats(
+            w,
+            self.mean_x + fb * dx,
+            self.mean_y + fb * dy,
+            self.Cxx + other.Cxx + cross * np.outer(dx, dx),
+            self.Cxy + other.Cxy + cross * np.outer(dx, dy),
+            self.Cyy + other.Cyy + cross * np.outer(dy, dy),
+        )
+
+    __add__ = merge
+
+    def raw_xtx(self) -> np.ndarray:
+        """``Xᵀ W X`` (uncentred)."""
+        return self.Cxx + self.weight_sum * np.outer(self.mean_x, self.mean_x)
+
+    def raw_xty(self) -> np.ndarray:
+        """``Xᵀ W y`` (uncentred), shape (d, k)."""
+        return self.Cxy + self.weight_sum * np.outer(self.mean_x, self.mean_y)
+
+    def raw_yty(self) -> np.ndarray:
+        """``yᵀ W y`` (uncentred), shape (k, k)."""
+        return self.Cyy + self.weight_sum * np.outer(self.mean_y, self.mean_y)
+
+    def solve(self, alpha: float = 0.0, fit_intercept: bool = True):
+        """Minimiser of ``sum w (Xβ + b - y)^2 / (2 sum w) + alpha/2 |β|^2``.
+
+        Returns ``(coef (d, k), intercept (k,))``; ``intercept`` is zero
+        without ``fit_intercept``. Cholesky when the system is well
+        conditioned; otherwise (singular, d > n, collinear columns) an
+        eigendecomposition giving the minimum-norm solution, with an
+        :class:`IllConditionedWarning`.
+        """
+        if fit_intercept:
+            A = self.Cxx.copy()
+            B = self.Cxy
+        else:
+            A = self.raw_xtx()
+            B = self.raw_xty()
+        d = A.shape[0]
+        if alpha:
+            A[np.diag_indices(d)] += alpha * self.weight_sum
+        coef = _solve_spd(A, B)
+        if fit_intercept:
+            intercept = self.mean_y - self.mean_x @ coef
+        else:
+            intercept = np.zeros(self.n_targets)
+        return coef, intercept
+
+
+def _solve_spd(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Solve ``A x = B`` for symmetric positive semi-definite A.
+
+    Cholesky (LAPACK potrf) with a reciprocal-condition check; a singular or
+    ill-conditioned A falls back to the eigendecomposition's pseudo-inverse,
+    the minimum-norm least-squares solution.
+    """
+    d = A.shape[0]
+    if d == 0:
+        return np.zeros((0, B.shape[1]))
+    # Equilibrate so the condition estimate reflects the problem, not the units.
+    diag = np.diag(A).copy()
+    scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
+    As = A * scale[:, None] * scale[None, :]
+    Bs = B * scale[:, None]
+    eps = np.finfo(np.float64).eps
+    if np.all(diag > 0):
+        try:
+            c, lower = scipy.linalg.cho_factor(As, lower=False, check_finite=False)
+            # rcond of the Cholesky factor squared bounds that of A.
+            rcond_r = _tri_rcond(c)
+            if rcond_r**2 > d * eps * 1e2:
+                x = scipy.linalg.cho_solve((c, lower), Bs, check_finite=False)
+                return x * scale[:, None]
+        except np.linalg.LinAlgError:
+            pass
+    warnings.warn(
+        "XᵀX is singular or ill-conditioned (collinear or constant columns, or more "
+        "features than samples); using the minimum-norm least-squares solution. "
+        "Consider alpha > 0 (ridge) or removing redundant columns.",
+        IllConditionedWarning,
+        stacklevel=4,
+    )
+    evals, evecs = scipy.linalg.eigh(As, check_finite=False)
+    cutoff = max(evals[-1], 0.0) * d * eps * 10
+    inv = np.where(evals > cutoff, 1.0 / np.where(evals > cutoff, evals, 1.0), 0.0)
+    x = evecs @ (inv[:, None] * (evecs.T @ Bs))
+    return x * scale[:, None]
+
+
+def _tri_rcond(R: np.ndarray) -> float:
+    """Reciprocal 1-norm condition estimate of an upper-triangular factor (LAPACK trcon)."""
+    (trcon,) = scipy.linalg.get_lapack_funcs(("trcon",), (R,))
+    rcond, info = trcon(R, norm="1", uplo="U", diag="N")
+    return float(rcond) if info == 0 else 0.0
