@@ -185,13 +185,14 @@ def _solve_spd(A: np.ndarray, B: np.ndarray) -> np.ndarray:
         "features than samples); using the minimum-norm least-squares solution. "
         "Consider alpha > 0 (ridge) or removing redundant columns.",
         IllConditionedWarning,
-        stacklevel=4,
+        stacklevel=5,  # the caller of fit()
     )
-    evals, evecs = scipy.linalg.eigh(As, check_finite=False)
+    # Minimum norm in the caller's coordinates (as numpy.linalg.lstsq), so
+    # the decomposition is of A itself, not of the equilibrated matrix.
+    evals, evecs = scipy.linalg.eigh(A, check_finite=False)
     cutoff = max(evals[-1], 0.0) * d * eps * 10
     inv = np.where(evals > cutoff, 1.0 / np.where(evals > cutoff, evals, 1.0), 0.0)
-    x = evecs @ (inv[:, None] * (evecs.T @ Bs))
-    return x * scale[:, None]
+    return evecs @ (inv[:, None] * (evecs.T @ B))
 
 
 def _tri_rcond(R: np.ndarray) -> float:

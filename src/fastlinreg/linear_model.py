@@ -316,7 +316,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 f"fell to tol={self.tol} times its start. Increase max_iter, or use "
                 "solver='exact' for the least-squares optimum.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of fit()
             )
         W = V / scale[:, None] if scale is not None else V
         b = c - shift @ W if shift is not None else c.copy()

@@ -1,0 +1,90 @@
+"""Shared fixtures and the plain float64 numpy references the kernels are checked against."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+# Relative tolerances by the dtype of X: the kernels accumulate in double, so
+# float32 inputs differ from the float64 reference only by the rounding of X
+# itself (which the reference sees too) and by summation order.
+RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def make_problem(rng, n, d, k=1, dtype=np.float64, layout="C", weights=False):
+    """Random (X, Y (n, k) float64, sw or None) with X in the given layout.
+
+    layout: "C", "F", "rows" (a row-strided view X[::2]) or "cols" (a view
+    with a column stride, X[:, ::2]).
+    """
+    if layout == "rows":
+        base = rng.standard_normal((2 * n, d))
+        X = base.astype(dtype)[::2]
+    elif layout == "cols":
+        base = rng.standard_normal((n, 2 * d))
+        X = base.astype(dtype)[:, ::2]
+    else:
+        X = np.asarray(rng.standard_normal((n, d)), dtype=dtype, order=layout)
+    Y = rng.standard_normal((n, k))
+    sw = rng.uniform(0.1, 2.0, size=n) if weights else None
+    return X, Y, sw
+
+
+def ref_fused(X, Y, W, b, sw=None):
+    """Plain float64 numpy: loss sum(w r^2)/(2 sum w), G = X^T (w r)/sum w, gb = sum(w r)/sum w."""
+    X = np.asarray(X, dtype=np.float64)
+    w = np.ones(X.shape[0]) if sw is None else np.asarray(sw, dtype=np.float64)
+    R = X @ W + b - Y
+    ws = w.sum()
+    loss = float((w[:, None] * R * R).sum() / (2 * ws))
+    G = X.T @ (w[:, None] * R) / ws
+    gb = (w[:, None] * R).sum(axis=0) / ws
+    return loss, G, gb
+
+
+def ref_gd(X, Y, W, b, lr, steps, sw=None, alpha=0.0, fit_intercept=True):
+    """Plain gradient descent in float64 numpy; returns (W, b, losses)."""
+    W, b = W.astype(np.float64).copy(), b.astype(np.float64).copy()
+    losses = []
+    for _ in range(steps):
+        loss, G, gb = ref_fused(X, Y, W, b, sw)
+        losses.append(loss + 0.5 * alpha * float((W * W).sum()))
+        W -= lr * (G + alpha * W)
+        if fit_intercept:
+            b -= lr * gb
+    return W, b, np.array(losses)
+
+
+def ref_lstsq(X, y, sw=None, alpha=0.0, fit_intercept=True):
+    """Weighted ridge least squares by numpy.linalg.lstsq on the centred,
+    sqrt-weight-scaled problem (augmented with sqrt(alpha * sum w) I rows)."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+    w = np.ones(X.shape[0]) if sw is None else np.asarray(sw, dtype=np.float64)
+    ws = w.sum()
+    if fit_intercept:
+        mx = (w[:, None] * X).sum(0) / ws
+        my = (w[:, None] * Y).sum(0) / ws
+    else:
+        mx, my = np.zeros(X.shape[1]), np.zeros(Y.shape[1])
+    s = np.sqrt(w)[:, None]
+    A = s * (X - mx)
+    B = s * (Y - my)
+    if alpha:
+        A = np.vstack([A, np.sqrt(alpha * ws) * np.eye(X.shape[1])])
+        B = np.vstack([B, np.zeros((X.shape[1], Y.shape[1]))])
+    coef = np.linalg.lstsq(A, B, rcond=None)[0]
+    return coef, my - mx @ coef
+
+
+def assert_close(actual, expected, rtol, scale=None):
+    """|actual - expected| <= rtol * max(|expected|, scale) elementwise-by-norm."""
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    ref = max(float(np.max(np.abs(expected), initial=0.0)), scale or 0.0, 1e-300)
+    err = float(np.max(np.abs(actual - expected), initial=0.0))
+    assert err <= rtol * ref, f"max abs error {err:.3e} > {rtol:.1e} * {ref:.3e}"

@@ -1,0 +1,234 @@
+"""The compiled kernels against plain float64 numpy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import RTOL, assert_close, make_problem, ref_fused, ref_gd
+
+from fastlinreg import SufficientStats, _backend, _core
+
+SHAPES = [
+    (1, 1), (1, 5), (2, 1), (3, 2), (5, 3), (17, 1), (17, 7), (33, 8), (101, 9),
+    (1000, 1), (1003, 13), (4099, 100), (257, 1000),
+]
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 3])
+def test_fused_gradient_matches_numpy(rng, n, d, dtype, k):
+    X, Y, _ = make_problem(rng, n, d, k, dtype)
+    W, b = rng.standard_normal((d, k)), rng.standard_normal(k)
+    loss, G, gb = _backend.fused_gradient(X, Y, W, b)
+    rl, rG, rgb = ref_fused(X, Y, W, b)
+    assert_close(loss, rl, RTOL[dtype])
+    assert_close(G, rG, RTOL[dtype], scale=np.abs(X).max() * np.abs(ref_resid(X, Y, W, b)).max())
+    assert_close(gb, rgb, RTOL[dtype], scale=np.abs(ref_resid(X, Y, W, b)).max())
+
+
+def ref_resid(X, Y, W, b):
+    return np.asarray(X, dtype=np.float64) @ W + b - Y
+
+
+@pytest.mark.parametrize("layout", ["F", "rows", "cols"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_gradient_any_layout(rng, layout, dtype):
+    X, Y, sw = make_problem(rng, 203, 11, 2, dtype, layout=layout, weights=True)
+    W, b = rng.standard_normal((11, 2)), rng.standard_normal(2)
+    loss, G, gb = _backend.fused_gradient(X, Y, W, b, sw)
+    C = np.ascontiguousarray(X)
+    loss_c, G_c, gb_c = _backend.fused_gradient(C, Y, W, b, sw)
+    rl, rG, rgb = ref_fused(X, Y, W, b, sw)
+    assert_close(loss, rl, RTOL[dtype])
+    assert_close(G, rG, RTOL[dtype], scale=10.0)
+    # A layout changes nothing: same bits as the C-ordered copy.
+    assert loss == loss_c and np.array_equal(G, G_c) and np.array_equal(gb, gb_c)
+
+
+def test_row_strided_X_is_not_copied(rng):
+    X, _, _ = make_problem(rng, 50, 4, layout="rows")
+    assert _backend.as_kernel_X(X) is X
+    C = np.ascontiguousarray(rng.standard_normal((50, 4)), dtype=np.float32)
+    assert _backend.as_kernel_X(C) is C
+    F = np.asfortranarray(C)
+    assert _backend.as_kernel_X(F).flags.c_contiguous
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weights_equal_repeated_rows(rng, dtype):
+    X, Y, _ = make_problem(rng, 40, 5, 2, dtype)
+    reps = rng.integers(0, 4, size=40)
+    reps[0] = 1
+    W, b = rng.standard_normal((5, 2)), rng.standard_normal(2)
+    lw, Gw, gbw = _backend.fused_gradient(X, Y, W, b, reps.astype(np.float64))
+    Xr, Yr = np.repeat(X, reps, axis=0), np.repeat(Y, reps, axis=0)
+    lr, Gr, gbr = _backend.fused_gradient(Xr, Yr, W, b)
+    assert_close(lw, lr, 1e-12)
+    assert_close(Gw, Gr, 1e-12, scale=1.0)
+    assert_close(gbw, gbr, 1e-12, scale=1.0)
+
+
+@pytest.mark.skipif(not _core.has_openmp, reason="built without OpenMP")
+@pytest.mark.parametrize("n,d,k", [(200_003, 7, 1), (50_001, 100, 1), (30_001, 33, 4), (7, 3, 1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_thread_count_does_not_change_bits(rng, n, d, k, dtype):
+    X, Y, sw = make_problem(rng, n, d, k, dtype, weights=True)
+    W, b = rng.standard_normal((d, k)), rng.standard_normal(k)
+    out1 = _backend.fused_gradient(X, Y, W, b, sw, n_jobs=1)
+    out2 = _backend.fused_gradient(X, Y, W, b, sw, n_jobs=2)
+    out3 = _backend.fused_gradient(X, Y, W, b, sw, n_jobs=3)
+    for o in (out2, out3):
+        assert out1[0] == o[0]
+        assert np.array_equal(out1[1], o[1]) and np.array_equal(out1[2], o[2])
+    # And the whole loop: 20 steps, 1 vs 2 threads.
+    runs = []
+    for nj in (1, 2):
+        V, c = np.zeros((d, k)), np.zeros(k)
+        res = _backend.descend_stream(
+            X, Y, V, c, sample_weight=sw, weight_sum=float(sw.sum()), max_iter=20,
+            learning_rate=0.05, tol=-1.0, alpha=0.1, fit_intercept=True, shift=None, scale=None,
+            n_jobs=nj,
+        )
+        runs.append((V, c, res[-1]))
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+    assert np.array_equal(runs[0][2], runs[1][2])
+
+
+def test_chunk_plan_depends_on_shape_only():
+    plans = {_core.plan_chunks(10**6, 100, 1) for _ in range(3)}
+    assert len(plans) == 1
+    n_chunks, rows = _core.plan_chunks(10**6, 100, 1)
+    assert n_chunks * rows >= 10**6 > (n_chunks - 1) * rows
+
+
+@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (16, 1, 1), (37, 5, 2), (503, 12, 1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weights", [False, True])
+def test_descend_stream_matches_numpy_loop(rng, n, d, k, dtype, weights):
+    X, Y, sw = make_problem(rng, n, d, k, dtype, weights=weights)
+    W0, b0 = rng.standard_normal((d, k)), rng.standard_normal(k)
+    V, c = W0.copy(), b0.copy()
+    ws = float(n if sw is None else sw.sum())
+    n_iter, status, _, _, _, curve = _backend.descend_stream(
+        X, Y, V, c, sample_weight=sw, weight_sum=ws, max_iter=50, learning_rate=0.05, tol=-1.0,
+        alpha=0.01, fit_intercept=True, shift=None, scale=None, n_jobs=None,
+    )
+    rW, rb, rl = ref_gd(X, Y, W0, b0, 0.05, 50, sw, alpha=0.01)
+    assert n_iter == 50 and status == 0
+    tol = 1e-9 if dtype == np.float64 else 1e-5
+    assert_close(V, rW, tol, scale=1.0)
+    assert_close(c, rb, tol, scale=1.0)
+    assert_close(curve, rl, tol)
+
+
+def test_descend_without_intercept_keeps_it_zero(rng):
+    X, Y, _ = make_problem(rng, 60, 3)
+    V, c = np.zeros((3, 1)), np.zeros(1)
+    _backend.descend_stream(
+        X, Y, V, c, sample_weight=None, weight_sum=60.0, max_iter=30, learning_rate=0.1, tol=-1.0,
+        alpha=0.0, fit_intercept=False, shift=None, scale=None, n_jobs=None,
+    )
+    rW, _, _ = ref_gd(X, Y, np.zeros((3, 1)), np.zeros(1), 0.1, 30, fit_intercept=False)
+    assert c[0] == 0.0
+    assert_close(V, rW, 1e-10, scale=1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("use_blas", [True, False])
+@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (2, 3, 1), (300, 1, 1), (1000, 17, 3), (5000, 40, 1),
+                                   (600, 301, 2)])
+def test_sufficient_stats_match_numpy(rng, dtype, use_blas, n, d, k):
+    X, Y, sw = make_problem(rng, n, d, k, dtype, weights=True)
+    X = X + np.asarray(1000.0, dtype=dtype)  # large means: centred form keeps the digits
+    s = SufficientStats.from_arrays(X, Y, sw, use_blas=use_blas)
+    X64 = np.asarray(X, dtype=np.float64)
+    ws = sw.sum()
+    mx = (sw[:, None] * X64).sum(0) / ws
+    my = (sw[:, None] * Y).sum(0) / ws
+    Xc, Yc = X64 - mx, Y - my
+    assert_close(s.weight_sum, ws, 1e-13)
+    assert_close(s.mean_x, mx, 1e-13)
+    assert_close(s.mean_y, my, 1e-13, scale=1.0)
+    scale = max(1.0, float((sw[:, None] * Xc * Xc).sum(0).max()))
+    assert_close(s.Cxx, Xc.T @ (sw[:, None] * Xc), 1e-9, scale=scale)
+    assert_close(s.Cxy, Xc.T @ (sw[:, None] * Yc), 1e-9, scale=scale)
+    assert_close(s.Cyy, Yc.T @ (sw[:, None] * Yc), 1e-9, scale=scale)
+    assert np.array_equal(s.Cxx, s.Cxx.T)
+
+
+def test_stats_merge_equals_concatenation(rng):
+    X, Y, sw = make_problem(rng, 1000, 6, 2, weights=True)
+    parts = [SufficientStats.from_arrays(X[a:b], Y[a:b], sw[a:b])
+             for a, b in [(0, 1), (1, 400), (400, 401), (401, 1000)]]
+    merged = SufficientStats.empty(6, 2)
+    for p in parts:
+        merged = merged.merge(p)
+    whole = SufficientStats.from_arrays(X, Y, sw)
+    for name in ("mean_x", "mean_y", "Cxx", "Cxy", "Cyy"):
+        assert_close(getattr(merged, name), getattr(whole, name), 1e-12, scale=1.0)
+    assert_close(merged.weight_sum, whole.weight_sum, 1e-14)
+    with pytest.raises(ValueError, match="same columns"):
+        merged.merge(SufficientStats.empty(5, 2))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weights", [False, True])
+def test_column_moments(rng, dtype, weights):
+    X, _, sw = make_problem(rng, 777, 9, dtype=dtype, weights=weights)
+    X = X * np.arange(1, 10, dtype=dtype) + np.asarray(50.0, dtype=dtype)
+    ws, mean, var = _backend.column_moments(X, sw)
+    w = np.ones(777) if sw is None else sw
+    X64 = X.astype(np.float64)
+    rm = (w[:, None] * X64).sum(0) / w.sum()
+    rv = (w[:, None] * (X64 - rm) ** 2).sum(0) / w.sum()
+    assert_close(ws, w.sum(), 1e-14)
+    assert_close(mean, rm, 1e-12)
+    assert_close(var, rv, 1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 3])
+def test_linear_predict(rng, dtype, k):
+    X, _, _ = make_problem(rng, 1001, 13, dtype=dtype, layout="rows")
+    W, b = rng.standard_normal((13, k)), rng.standard_normal(k)
+    assert_close(_backend.linear_predict(X, W, b), X.astype(np.float64) @ W + b, 1e-12, scale=1.0)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_hessian_norm_matches_eigvalsh(rng, fit_intercept):
+    X, Y, sw = make_problem(rng, 500, 6, weights=True)
+    X = X * np.array([1.0, 10.0, 100.0, 1e3, 0.1, 1.0]) + 5.0
+    X[:, 5] = X[:, 4] * 0.5 + 0.1 * X[:, 5]  # correlated columns
+    ws = sw.sum()
+    _, mean, var = _backend.column_moments(X, sw)
+    shift = mean if fit_intercept else None
+    spread = np.sqrt(var) if fit_intercept else np.sqrt(var + mean**2)
+    Z = (X - (mean if fit_intercept else 0.0)) / spread
+    H = Z.T @ (sw[:, None] * Z) / ws + 0.3 / spread**2 * np.eye(6)
+    expected = np.linalg.eigvalsh(H)[-1]
+    if fit_intercept:
+        expected = max(expected, 1.0)
+    got = _backend.hessian_norm_stream(X, sample_weight=sw, weight_sum=ws, alpha=0.3,
+                                       fit_intercept=fit_intercept, shift=shift, scale=spread,
+                                       n_jobs=None)
+    stats = SufficientStats.from_arrays(X, Y, sw)
+    got_gram = _backend.hessian_norm_gram(stats, alpha=0.3, fit_intercept=fit_intercept,
+                                          shift=shift, scale=spread, n_jobs=None)
+    assert_close(got, expected, 1e-3)
+    assert_close(got_gram, got, 1e-9)
+
+
+def test_kernels_reject_wrong_arrays(rng):
+    X = rng.standard_normal((10, 3))
+    Y = np.zeros((10, 1))
+    W, b = np.zeros((3, 1)), np.zeros(1)
+    G, gb = np.zeros((3, 1)), np.zeros(1)
+    with pytest.raises(TypeError):  # int X is never converted silently
+        _core.fused_gradient(X.astype(np.int64), Y, None, 10.0, W, b, G, gb)
+    with pytest.raises(ValueError, match="shape"):
+        _core.fused_gradient(X, np.zeros((9, 1)), None, 10.0, W, b, G, gb)
+    with pytest.raises(ValueError, match="contiguous rows"):
+        _core.fused_gradient(X[:, ::2], Y, None, 10.0, W[:2], b, G[:2], gb)
+    with pytest.raises(ValueError, match="positive"):
+        _core.fused_gradient(X, Y, None, 0.0, W, b, G, gb)
