@@ -36,6 +36,9 @@ class SufficientStats:
         ``sum_i w_i (x_i - mean_x)(y_i - mean_y)^T``.
     Cyy : ndarray of shape (n_targets, n_targets)
         ``sum_i w_i (y_i - mean_y)(y_i - mean_y)^T``.
+    n_samples : int
+        Rows with a positive weight: with no more of them than columns (plus
+        one for the intercept), XᵀX is singular by shape, not by accident.
 
     The raw moments follow: ``XᵀWX = Cxx + weight_sum * outer(mean_x, mean_x)``
     and so on. Centred moments merge exactly (Chan, Golub and LeVeque's
@@ -60,6 +63,7 @@ class SufficientStats:
     Cxx: np.ndarray
     Cxy: np.ndarray
     Cyy: np.ndarray
+    n_samples: int = 0
 
     @property
     def n_features(self) -> int:
@@ -77,7 +81,8 @@ class SufficientStats:
         if y.ndim == 1:
             y = y.reshape(-1, 1)
         parts = _backend.sufficient_stats(X, y, sample_weight, use_blas=use_blas, n_jobs=n_jobs)
-        return cls(*parts)
+        n_samples = X.shape[0] if sample_weight is None else int(np.count_nonzero(sample_weight))
+        return cls(*parts, n_samples=n_samples)
 
     @classmethod
     def empty(cls, n_features: int, n_targets: int) -> SufficientStats:
@@ -112,6 +117,7 @@ class SufficientStats:
             self.Cxx + other.Cxx + cross * np.outer(dx, dx),
             self.Cxy + other.Cxy + cross * np.outer(dx, dy),
             self.Cyy + other.Cyy + cross * np.outer(dy, dy),
+            self.n_samples + other.n_samples,
         )
 
     __add__ = merge
@@ -127,6 +133,14 @@ class SufficientStats:
     def raw_yty(self) -> np.ndarray:
         """``yᵀ W y`` (uncentred), shape (k, k)."""
         return self.Cyy + self.weight_sum * np.outer(self.mean_y, self.mean_y)
+
+    def loss(self, coef: np.ndarray, intercept: np.ndarray, alpha: float = 0.0) -> float:
+        """The objective ``sum w (Xβ + b - y)^2 / (2 sum w) + alpha/2 |β|^2`` at
+        ``coef`` (d, k), ``intercept`` (k,), summed over the k targets,
+        without reading X."""
+        m = intercept + self.mean_x @ coef - self.mean_y
+        quad = np.einsum("jq,jq->", coef, self.Cxx @ coef - 2.0 * self.Cxy) + np.trace(self.Cyy)
+        return float(0.5 * quad / self.weight_sum + 0.5 * m @ m + 0.5 * alpha * np.sum(coef**2))
 
     def solve(self, alpha: float = 0.0, fit_intercept: bool = True):
         """Minimiser of ``sum w (Xβ + b - y)^2 / (2 sum w) + alpha/2 |β|^2``.
@@ -146,7 +160,10 @@ class SufficientStats:
         d = A.shape[0]
         if alpha:
             A[np.diag_indices(d)] += alpha * self.weight_sum
-        coef = _solve_spd(A, B)
+        # Fewer rows than unknowns: singular by shape, and the minimum-norm
+        # solution is the expected answer, so no warning.
+        underdetermined = self.n_samples - int(fit_intercept) < d
+        coef = _solve_spd(A, B, warn=not underdetermined)
         if fit_intercept:
             intercept = self.mean_y - self.mean_x @ coef
         else:
@@ -154,7 +171,7 @@ class SufficientStats:
         return coef, intercept
 
 
-def _solve_spd(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+def _solve_spd(A: np.ndarray, B: np.ndarray, warn: bool = True) -> np.ndarray:
     """Solve ``A x = B`` for symmetric positive semi-definite A.
 
     Cholesky (LAPACK potrf) with a reciprocal-condition check; a singular or
@@ -180,13 +197,14 @@ def _solve_spd(A: np.ndarray, B: np.ndarray) -> np.ndarray:
                 return x * scale[:, None]
         except np.linalg.LinAlgError:
             pass
-    warnings.warn(
-        "XᵀX is singular or ill-conditioned (collinear or constant columns, or more "
-        "features than samples); using the minimum-norm least-squares solution. "
-        "Consider alpha > 0 (ridge) or removing redundant columns.",
-        IllConditionedWarning,
-        stacklevel=5,  # the caller of fit()
-    )
+    if warn:
+        warnings.warn(
+            "XᵀX is singular or ill-conditioned (collinear or constant columns); using the "
+            "minimum-norm least-squares solution. Consider alpha > 0 (ridge) or removing "
+            "redundant columns.",
+            IllConditionedWarning,
+            stacklevel=5,  # the caller of fit()
+        )
     # Minimum norm in the caller's coordinates (as numpy.linalg.lstsq), so
     # the decomposition is of A itself, not of the equilibrated matrix.
     evals, evecs = scipy.linalg.eigh(A, check_finite=False)

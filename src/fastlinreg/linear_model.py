@@ -84,10 +84,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
     intercept_ : float or ndarray of shape (n_targets,)
     n_iter_ : int
-        Gradient-descent steps taken (0 for ``"exact"``).
+        Gradient-descent steps taken (1 for ``"exact"``: one pass, one solve).
     loss_curve_ : ndarray of shape (n_iter_,)
         The cost at each step, evaluated before that step's update (the
-        tutorial's printed ``costM``); empty for ``"exact"``.
+        tutorial's printed ``costM``); for ``"exact"``, the cost at the optimum.
     learning_rate_ : float or None
         The step used (``None`` for ``"exact"``).
     solver_ : str
@@ -190,7 +190,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if solver == "exact":
             stats = SufficientStats.from_arrays(X, Y, sw, n_jobs=self.n_jobs)
             W, b = stats.solve(alpha=self.alpha, fit_intercept=self.fit_intercept)
-            n_iter, curve, lr = 0, np.empty(0), None
+            # One pass, one solve: n_iter_ = 1, and the curve holds the optimum's cost.
+            n_iter, curve, lr = 1, np.array([stats.loss(W, b, self.alpha)]), None
         else:
             stats = None
             if solver == "gram":
