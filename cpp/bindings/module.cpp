@@ -11,6 +11,7 @@
 #include <string>
 
 #include "fastlinreg/kernels.hpp"
+#include "fastlinreg/sgd.hpp"
 
 namespace py = pybind11;
 using namespace fastlinreg;
@@ -171,6 +172,60 @@ void bind_typed(py::module_ &m) {
       py::arg("scale").noconvert(), py::arg("n_threads") = 0,
       "Gradient descent over X, all steps in C++ with the GIL released. Updates V, c and "
       "loss_curve in place; returns (n_iter, status, grad_norm0, grad_norm, last_loss).");
+
+  m.def(
+      "descend_sgd",
+      [](const ndarray<T> &X, const darray &y, const std::optional<darray> &sw, double weight_sum,
+         darray &V, darray &c, darray &loss_curve, index_t max_epochs, index_t batch_size,
+         bool shuffle, std::uint64_t seed, double eta0, double power_t, index_t epoch_offset,
+         double alpha, double tol, index_t n_iter_no_change, double best_loss,
+         index_t no_improvement, bool fit_intercept, const std::optional<darray> &shift,
+         const std::optional<darray> &scale) {
+        const index_t k = c.ndim() == 1 ? c.shape(0) : -1;
+        require(k >= 1, "c must be a 1-D float64 array");
+        auto v = make_view(X, y, sw, k, weight_sum);
+        require(v.n >= 1, "X needs at least one row");
+        require(batch_size >= 1, "batch_size must be at least 1");
+        check_mat(V, v.d, k, "V");
+        check_vec(loss_curve, std::max<index_t>(max_epochs, 0), "loss_curve");
+        SgdParams p;
+        p.max_epochs = max_epochs;
+        p.batch_size = batch_size;
+        p.shuffle = shuffle;
+        p.seed = seed;
+        p.eta0 = eta0;
+        p.power_t = power_t;
+        p.epoch_offset = epoch_offset;
+        p.alpha = alpha;
+        p.tol = tol;
+        p.n_iter_no_change = n_iter_no_change;
+        p.best_loss = best_loss;
+        p.no_improvement = no_improvement;
+        p.fit_intercept = fit_intercept;
+        if (shift) check_vec(*shift, v.d, "shift");
+        if (scale) check_vec(*scale, v.d, "scale");
+        p.shift = shift ? shift->data() : nullptr;
+        p.scale = scale ? scale->data() : nullptr;
+        SgdResult r;
+        {
+          py::gil_scoped_release nogil;
+          r = descend_sgd<T>(v.X, v.n, v.d, v.ldx, v.y, k, v.sw, v.weight_sum, p,
+                             V.mutable_data(), c.mutable_data(), loss_curve.mutable_data(),
+                             python_interrupted);
+        }
+        if (r.status == DescentStatus::kInterrupted) throw py::error_already_set();
+        return py::make_tuple(r.n_epochs, static_cast<int>(r.status), r.best_loss,
+                              r.no_improvement);
+      },
+      py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
+      py::arg("weight_sum"), py::arg("V").noconvert(), py::arg("c").noconvert(),
+      py::arg("loss_curve").noconvert(), py::arg("max_epochs"), py::arg("batch_size"),
+      py::arg("shuffle"), py::arg("seed"), py::arg("eta0"), py::arg("power_t"),
+      py::arg("epoch_offset"), py::arg("alpha"), py::arg("tol"), py::arg("n_iter_no_change"),
+      py::arg("best_loss"), py::arg("no_improvement"), py::arg("fit_intercept"),
+      py::arg("shift").noconvert(), py::arg("scale").noconvert(),
+      "Mini-batch SGD with the fused pass per batch. Updates V, c, loss_curve in place; "
+      "returns (n_epochs, status, best_loss, no_improvement).");
 
   m.def(
       "hessian_norm_stream",

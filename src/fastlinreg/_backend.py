@@ -187,3 +187,20 @@ def linear_predict(X, W, b, n_jobs=None):
     P = np.empty((X.shape[0], b.shape[0]))
     _core.linear_predict(X, W, b, P, resolve_threads(n_jobs))
     return P
+
+
+def descend_sgd(X, y, V, c, *, sample_weight, weight_sum, max_epochs, batch_size, shuffle, seed,
+                eta0, power_t, epoch_offset, alpha, tol, n_iter_no_change, best_loss,
+                no_improvement, fit_intercept, shift, scale):
+    """Mini-batch SGD in C++. Updates ``V`` (d, k) and ``c`` (k) in place.
+
+    Returns ``(n_epochs, status, best_loss, no_improvement, loss_curve)``.
+    """
+    curve = np.empty(max_epochs, dtype=np.float64)
+    n_epochs, status, best, no_imp = _core.descend_sgd(
+        X, y, _vec(sample_weight), float(weight_sum), V, c, curve, int(max_epochs),
+        int(batch_size), bool(shuffle), int(seed), float(eta0), float(power_t), int(epoch_offset),
+        float(alpha), float(tol), int(n_iter_no_change), float(best_loss), int(no_improvement),
+        bool(fit_intercept), _vec(shift), _vec(scale),
+    )
+    return n_epochs, status, best, no_imp, curve[:n_epochs]

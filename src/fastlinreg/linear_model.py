@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
 
@@ -36,7 +37,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     ----------
     fit_intercept : bool, default=True
         Whether to fit an intercept.
-    solver : {"auto", "gd", "gram", "exact"}, default="auto"
+    solver : {"auto", "gd", "gram", "exact", "sgd"}, default="auto"
         - ``"gd"``: full-batch gradient descent, one fused pass over X per step
           (C++/OpenMP, the GIL released).
         - ``"gram"``: the same gradient-descent iterates, replayed from the
@@ -44,6 +45,13 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         - ``"exact"``: the least-squares optimum from the statistics (Cholesky,
           falling back to a minimum-norm eigendecomposition solve with an
           :class:`~fastlinreg.exceptions.IllConditionedWarning` when XᵀX is singular).
+        - ``"sgd"``: mini-batch stochastic gradient descent, the fused pass on
+          each batch of ``batch_size`` rows; ``max_iter`` counts epochs and the
+          step of epoch e is ``eta0 / sqrt(1 + e)``, with ``eta0`` the float
+          ``learning_rate`` or, for ``"auto"``, ``1 / (L + (d + 1) / batch_size)``
+          on the standardised problem (the batch curvature bound with the mean
+          squared row norm d + 1). Bitwise reproducible for a fixed
+          ``random_state``.
         - ``"auto"``: with ``learning_rate="auto"`` the documented result is the
           optimum, so ``"exact"`` (``"gd"`` above 4096 features). With a float
           ``learning_rate`` the documented result is that step's GD trajectory,
@@ -64,7 +72,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         Stop when the gradient norm (in the descended parametrisation) falls to
         ``tol`` times its value at the start. ``None`` runs exactly ``max_iter``
         steps, as the tutorial does. A :class:`~sklearn.exceptions.ConvergenceWarning`
-        is raised when ``max_iter`` is reached first.
+        is raised when ``max_iter`` is reached first. For ``"sgd"``,
+        scikit-learn's rule instead: stop after ``n_iter_no_change`` epochs in a
+        row whose mean loss is not below the best so far minus ``tol``.
+    batch_size : int, default=256
+        Rows per mini-batch (``"sgd"``).
+    shuffle : bool, default=True
+        Visit the rows in a new random order each epoch (``"sgd"``).
+    n_iter_no_change : int, default=5
+        Epochs without improvement before ``"sgd"`` stops (see ``tol``).
     alpha : float, default=0.0
         L2 penalty strength (ridge), scaled as in the objective above.
     init : {"zeros", "random"}, default="zeros"
@@ -72,6 +88,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         draws from ``random_state`` (the tutorial's ``rng.randn()``).
     warm_start : bool, default=False
         Start from the previous fit's coefficients.
+
+    Notes
+    -----
+    ``partial_fit`` streams rows chunk by chunk. With ``"exact"``/``"gram"``
+    (and ``"auto"``) it merges each chunk's sufficient statistics and solves
+    again, so feeding chunks equals fitting all the rows at once: exact
+    streaming least squares, e.g. over an ``np.memmap`` larger than memory.
+    With ``"sgd"`` each call runs one epoch over the chunk, continuing the
+    step schedule; the standardisation is taken from the first chunk.
     n_jobs : int or None, default=None
         Threads. ``None`` follows OpenMP's default (``OMP_NUM_THREADS`` and
         threadpoolctl's limits); ``-1`` uses every core. The result is bitwise
@@ -111,11 +136,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "fit_intercept": ["boolean"],
-        "solver": [StrOptions({"auto", "gd", "gram", "exact"})],
+        "solver": [StrOptions({"auto", "gd", "gram", "exact", "sgd"})],
         "learning_rate": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "init": [StrOptions({"zeros", "random"})],
         "warm_start": ["boolean"],
         "n_jobs": [numbers.Integral, None],
@@ -131,6 +159,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         max_iter=1000,
         tol=1e-6,
         alpha=0.0,
+        batch_size=256,
+        shuffle=True,
+        n_iter_no_change=5,
         init="zeros",
         warm_start=False,
         n_jobs=None,
@@ -142,6 +173,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.alpha = alpha
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.n_iter_no_change = n_iter_no_change
         self.init = init
         self.warm_start = warm_start
         self.n_jobs = n_jobs
@@ -170,42 +204,114 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             The fitted estimator. If fitting raises, the estimator is left as
             it was.
         """
-        self._validate_params()
-        X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], y_numeric=True, multi_output=True,
-            reset=True,
-        )
-        return self._fit_validated(X, y, sample_weight, coef_init, intercept_init)
+        with _restore_on_error(self):
+            self._validate_params()
+            X, y = validate_data(
+                self, X, y, dtype=[np.float64, np.float32], y_numeric=True, multi_output=True,
+                reset=True,
+            )
+            return self._fit_validated(X, y, sample_weight, coef_init, intercept_init)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with one more chunk of rows.
+
+        With ``solver`` ``"exact"``, ``"gram"`` or ``"auto"`` the chunk's
+        sufficient statistics are merged with those of all earlier chunks (and
+        of the last ``fit``) and the model is solved again: the result equals
+        a fit on all the rows. With ``"sgd"`` one epoch of mini-batches runs
+        over the chunk. ``"gd"`` cannot stream: use one of the others.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            The same number of targets in every call.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : LinearRegression
+        """
+        with _restore_on_error(self):
+            self._validate_params()
+            first = not hasattr(self, "_stream")
+            X, y = validate_data(
+                self, X, y, dtype=[np.float64, np.float32], y_numeric=True, multi_output=True,
+                reset=first,
+            )
+            X = _backend.as_kernel_X(X)
+            n, d = X.shape
+            Y = np.ascontiguousarray(y.reshape(n, -1), dtype=np.float64)
+            sw, wsum = self._weights(sample_weight, X)
+            solver = self._partial_solver(d)
+            stream = None if first else self._stream
+            if stream is not None and (stream.solver != solver or stream.n_targets != Y.shape[1]
+                                       or stream.y_is_1d != (y.ndim == 1)):
+                raise ValueError(
+                    f"partial_fit got {Y.shape[1]} target(s) with solver={solver!r}, but the "
+                    f"model so far has {stream.n_targets} with solver={stream.solver!r}. Keep "
+                    "y's shape and the solver fixed across calls, or call fit() to start over."
+                )
+            if solver == "sgd":
+                state = stream.sgd if stream is not None else None
+                result = self._run_sgd(X, Y, sw, wsum, state, epochs=1, W0=None, b0=None)
+            else:
+                stats = SufficientStats.from_arrays(X, Y, sw, n_jobs=self.n_jobs)
+                if stream is not None:
+                    stats = stream.stats.merge(stats)
+                k = Y.shape[1]
+                result = self._solve_from_stats(solver, stats, np.zeros((d, k)), np.zeros(k))
+            self._set_result(result, y.ndim == 1)
+            return self
+
+    def _partial_solver(self, d):
+        if self.solver == "gd":
+            raise ValueError(
+                "solver='gd' reads all rows every step and cannot stream: use partial_fit with "
+                "solver='exact' or 'gram' (exact streaming least squares) or 'sgd'."
+            )
+        if self.solver == "auto":
+            return "exact" if d <= _MAX_GRAM_FEATURES else "sgd"
+        return self.solver
 
     def _fit_validated(self, X, y, sample_weight, coef_init, intercept_init):
         X = _backend.as_kernel_X(X)
         n, d = X.shape
-        y_is_1d = y.ndim == 1
         Y = np.ascontiguousarray(y.reshape(n, -1), dtype=np.float64)
         k = Y.shape[1]
         sw, wsum = self._weights(sample_weight, X)
         solver = self._choose_solver(n, d)
         W0, b0 = self._start(d, k, coef_init, intercept_init)
-
-        if solver == "exact":
+        if solver in ("exact", "gram"):
             stats = SufficientStats.from_arrays(X, Y, sw, n_jobs=self.n_jobs)
+            result = self._solve_from_stats(solver, stats, W0, b0)
+        elif solver == "sgd":
+            result = self._run_sgd(X, Y, sw, wsum, None, epochs=self.max_iter, W0=W0, b0=b0)
+        else:
+            result = self._descend("gd", X, Y, sw, wsum, None, W0, b0)
+        # Only now, with everything computed, touch the estimator.
+        self._set_result(result, y.ndim == 1)
+        return self
+
+    def _solve_from_stats(self, solver, stats, W0, b0):
+        if solver == "exact":
             W, b = stats.solve(alpha=self.alpha, fit_intercept=self.fit_intercept)
             # One pass, one solve: n_iter_ = 1, and the curve holds the optimum's cost.
-            n_iter, curve, lr = 1, np.array([stats.loss(W, b, self.alpha)]), None
+            result = _FitResult("exact", W, b, 1, np.array([stats.loss(W, b, self.alpha)]), None)
         else:
-            stats = None
-            if solver == "gram":
-                stats = SufficientStats.from_arrays(X, Y, sw, n_jobs=self.n_jobs)
-            W, b, n_iter, curve, lr = self._descend(solver, X, Y, sw, wsum, stats, W0, b0)
+            result = self._descend("gram", None, None, None, None, stats, W0, b0)
+        result.stream = _StreamState(solver, stats.n_targets, stats=stats)
+        return result
 
-        # Only now, with everything computed, touch the estimator.
-        self.coef_ = W[:, 0].copy() if y_is_1d else np.ascontiguousarray(W.T)
-        self.intercept_ = float(b[0]) if y_is_1d else b.copy()
-        self.n_iter_ = int(n_iter)
-        self.loss_curve_ = curve
-        self.learning_rate_ = lr
-        self.solver_ = solver
-        return self
+    def _set_result(self, r, y_is_1d):
+        self.coef_ = r.W[:, 0].copy() if y_is_1d else np.ascontiguousarray(r.W.T)
+        self.intercept_ = float(r.b[0]) if y_is_1d else r.b.copy()
+        self.n_iter_ = int(r.n_iter)
+        self.loss_curve_ = r.curve
+        self.learning_rate_ = r.learning_rate
+        self.solver_ = r.solver
+        r.stream.y_is_1d = y_is_1d
+        self._stream = r.stream
 
     def _weights(self, sample_weight, X):
         if sample_weight is None:
@@ -263,45 +369,42 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             b = i0
         return W, b
 
+    def _standardisation(self, X, sw, stats):
+        """(shift, scale) of the standardised problem for learning_rate="auto"
+        (None, None for a float step: plain descent on the model itself)."""
+        if not isinstance(self.learning_rate, str):
+            return None, None
+        if stats is not None:
+            mean, var = stats.mean_x, np.diag(stats.Cxx) / stats.weight_sum
+        else:
+            _, mean, var = _backend.column_moments(X, sw, n_jobs=self.n_jobs)
+        if self.fit_intercept:
+            shift, spread = mean, np.sqrt(var)
+        else:
+            shift, spread = None, np.sqrt(var + mean * mean)
+        return shift, np.where(spread > 0, spread, 1.0)
+
+    def _curvature(self, X, sw, wsum, stats, shift, scale):
+        """L: the largest Hessian eigenvalue of the standardised mean loss."""
+        common = dict(alpha=self.alpha, fit_intercept=self.fit_intercept, shift=shift,
+                      scale=scale, n_jobs=self.n_jobs)
+        if stats is not None:
+            return _backend.hessian_norm_gram(stats, **common)
+        return _backend.hessian_norm_stream(X, sample_weight=sw, weight_sum=wsum, **common)
+
     def _descend(self, solver, X, Y, sw, wsum, stats, W0, b0):
-        d, k = W0.shape
-        fit_intercept = self.fit_intercept
-        # Standardisation (only for learning_rate="auto"): descend on
-        # z = (x - shift) / scale, folded into the kernel's arithmetic.
-        shift = scale = None
-        if isinstance(self.learning_rate, str):
-            if stats is not None:
-                mean, var = stats.mean_x, np.diag(stats.Cxx) / stats.weight_sum
-            else:
-                _, mean, var = _backend.column_moments(X, sw, n_jobs=self.n_jobs)
-            if fit_intercept:
-                shift, spread = mean, np.sqrt(var)
-            else:
-                spread = np.sqrt(var + mean * mean)
-            scale = np.where(spread > 0, spread, 1.0)
-            if stats is not None:
-                L = _backend.hessian_norm_gram(
-                    stats, alpha=self.alpha, fit_intercept=fit_intercept, shift=shift,
-                    scale=scale, n_jobs=self.n_jobs,
-                )
-            else:
-                L = _backend.hessian_norm_stream(
-                    X, sample_weight=sw, weight_sum=wsum, alpha=self.alpha,
-                    fit_intercept=fit_intercept, shift=shift, scale=scale, n_jobs=self.n_jobs,
-                )
+        k = W0.shape[1]
+        shift, scale = self._standardisation(X, sw, stats)
+        if scale is not None:
+            L = self._curvature(X, sw, wsum, stats, shift, scale)
             lr = 1.0 / L if L > 0 else 1.0
         else:
             lr = float(self.learning_rate)
-
-        # Start in the descended space: V = W * scale, c = b + shift . W.
-        V = np.ascontiguousarray(W0 * (scale[:, None] if scale is not None else 1.0))
-        c = np.ascontiguousarray(b0 + (shift @ W0 if shift is not None else 0.0))
-        if not fit_intercept:
-            c[:] = 0.0
+        V, c = _to_descended(W0, b0, shift, scale, self.fit_intercept)
         tol = -1.0 if self.tol is None else float(self.tol)
         common = dict(
             max_iter=self.max_iter, learning_rate=lr, tol=tol, alpha=self.alpha,
-            fit_intercept=fit_intercept, shift=shift, scale=scale, n_jobs=self.n_jobs,
+            fit_intercept=self.fit_intercept, shift=shift, scale=scale, n_jobs=self.n_jobs,
         )
         if solver == "gram":
             n_iter, status, _, _, last, curve = _backend.descend_gram(stats, V, c, **common)
@@ -319,21 +422,65 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,  # the caller of fit()
             )
-        W = V / scale[:, None] if scale is not None else V
-        b = c - shift @ W if shift is not None else c.copy()
-        if not fit_intercept:
-            b = np.zeros(k)
-        return W, b, n_iter, curve.copy(), lr
+        W, b = _to_model(V, c, shift, scale, self.fit_intercept)
+        result = _FitResult(solver, W, b, n_iter, curve.copy(), lr)
+        result.stream = _StreamState(solver, k)
+        return result
 
-    def _divergence_error(self, X, Y, sw, stats, lr, step, last_loss):
+    def _run_sgd(self, X, Y, sw, wsum, state, *, epochs, W0, b0):
+        """Epochs of mini-batch SGD from ``state`` (a previous partial_fit's) or
+        from (W0, b0)."""
+        n, d = X.shape
+        k = Y.shape[1]
+        if state is None:
+            shift, scale = self._standardisation(X, sw, None)
+            if scale is not None:
+                L = self._curvature(X, sw, wsum, None, shift, scale)
+                eta0 = 1.0 / (L + (d + 1) / min(self.batch_size, n))
+            else:
+                eta0 = float(self.learning_rate)
+            if W0 is None:
+                W0, b0 = self._start(d, k, None, None)
+            V, c = _to_descended(W0, b0, shift, scale, self.fit_intercept)
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            state = _SgdState(V, c, shift, scale, eta0, seed)
+        V, c = state.V.copy(), state.c.copy()  # the kernel updates in place
+        n_epochs, status, best, no_imp, curve = _backend.descend_sgd(
+            X, Y, V, c, sample_weight=sw, weight_sum=wsum, max_epochs=epochs,
+            batch_size=self.batch_size, shuffle=self.shuffle, seed=state.seed, eta0=state.eta0,
+            power_t=_SGD_POWER_T, epoch_offset=state.epochs, alpha=self.alpha,
+            tol=-1.0 if self.tol is None else float(self.tol),
+            n_iter_no_change=self.n_iter_no_change, best_loss=state.best_loss,
+            no_improvement=state.no_improvement, fit_intercept=self.fit_intercept,
+            shift=state.shift, scale=state.scale,
+        )
+        if status == _STATUS_DIVERGED:
+            raise self._divergence_error(X, Y, sw, None, state.eta0, state.epochs + n_epochs,
+                                         np.inf, what="epoch")
+        if epochs > 1 and self.tol is not None and status != _STATUS_CONVERGED:
+            warnings.warn(
+                f"SGD ran max_iter={self.max_iter} epochs without {self.n_iter_no_change} "
+                f"epochs in a row failing to improve the loss by tol={self.tol}. Increase "
+                "max_iter, or use solver='exact' for the least-squares optimum.",
+                ConvergenceWarning,
+                stacklevel=4,  # the caller of fit()
+            )
+        new_state = _SgdState(V, c, state.shift, state.scale, state.eta0, state.seed,
+                              state.epochs + n_epochs, best, no_imp)
+        W, b = _to_model(V, c, state.shift, state.scale, self.fit_intercept)
+        result = _FitResult("sgd", W, b, n_epochs, curve.copy(), state.eta0)
+        result.stream = _StreamState("sgd", k, sgd=new_state)
+        return result
+
+    def _divergence_error(self, X, Y, sw, stats, lr, step, last_loss, what="step"):
         if stats is None:
             stats = SufficientStats.from_arrays(X, Y, sw, n_jobs=self.n_jobs)
         L = _plain_gd_lipschitz(stats, self.alpha, self.fit_intercept)
         safe = 2.0 / L if L > 0 else None
-        what = "became non-finite" if not np.isfinite(last_loss) else "grew without bound"
+        how = "became non-finite" if not np.isfinite(last_loss) else "grew without bound"
         hint = f"the largest safe step for this data is 2/L = {safe:.6g}; " if safe else ""
         return DivergenceError(
-            f"Gradient descent diverged at step {step}: the loss {what} with "
+            f"Gradient descent diverged at {what} {step}: the loss {how} with "
             f"learning_rate={lr:.6g}. The step is too large for this data: {hint}"
             "use learning_rate='auto' (a safe step chosen from the data) or a smaller value.",
             learning_rate=lr,
@@ -364,6 +511,67 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+_SGD_POWER_T = 0.5  # eta_e = eta0 / (1 + e)^0.5
+
+
+class _FitResult:
+    """What a solver produced, before any of it is stored on the estimator."""
+
+    def __init__(self, solver, W, b, n_iter, curve, learning_rate):
+        self.solver, self.W, self.b = solver, W, b
+        self.n_iter, self.curve, self.learning_rate = n_iter, curve, learning_rate
+        self.stream = None
+
+
+class _SgdState:
+    """SGD's iterate and schedule between partial_fit calls."""
+
+    def __init__(self, V, c, shift, scale, eta0, seed, epochs=0, best_loss=np.inf,
+                 no_improvement=0):
+        self.V, self.c, self.shift, self.scale = V, c, shift, scale
+        self.eta0, self.seed, self.epochs = eta0, seed, epochs
+        self.best_loss, self.no_improvement = best_loss, no_improvement
+
+
+class _StreamState:
+    """What partial_fit continues from: the statistics so far, or SGD's state."""
+
+    def __init__(self, solver, n_targets, stats=None, sgd=None):
+        self.solver, self.n_targets, self.stats, self.sgd = solver, n_targets, stats, sgd
+        self.y_is_1d = True
+
+
+@contextlib.contextmanager
+def _restore_on_error(estimator):
+    """Leave the estimator exactly as it was if fitting raises (including
+    KeyboardInterrupt): attributes are only ever replaced, never mutated."""
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
+
+
+def _to_descended(W, b, shift, scale, fit_intercept):
+    """Model (W (d, k), b (k)) -> descended (V, c): V = W * scale, c = b + shift . W."""
+    V = np.ascontiguousarray(W * scale[:, None]) if scale is not None else W.copy()
+    c = b + shift @ W if shift is not None else b.copy()
+    if not fit_intercept:
+        c = np.zeros_like(b)
+    return V, np.ascontiguousarray(c, dtype=np.float64)
+
+
+def _to_model(V, c, shift, scale, fit_intercept):
+    """Descended (V, c) -> model (W, b); the inverse of :func:`_to_descended`."""
+    W = V / scale[:, None] if scale is not None else V.copy()
+    b = c - shift @ W if shift is not None else c.copy()
+    if not fit_intercept:
+        b = np.zeros_like(c)
+    return W, b
 
 
 def _plain_gd_lipschitz(stats: SufficientStats, alpha: float, fit_intercept: bool) -> float:

@@ -1,0 +1,184 @@
+// Mini-batch stochastic gradient descent with the fused pass on each batch.
+//
+// An epoch visits every row once, in an order drawn by a seeded generator
+// (or in order without shuffling), in batches of batch_size rows. Each batch
+// is gathered into a small buffer that stays in cache and handed to the same
+// fused pass as full-batch descent, so one kernel body serves both. The
+// batch gradient is normalised by batch_rows * (weight_sum / n), which makes
+// it an unbiased estimate of the full weighted gradient. Steps follow
+//   eta_e = eta0 / (1 + e)^power_t,   e = epochs done before this one,
+// in the same (possibly standardised) parametrisation as descend().
+// The whole run is a function of (data, seed, params): bitwise reproducible.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "fastlinreg/descent.hpp"
+#include "fastlinreg/fused.hpp"
+
+namespace fastlinreg {
+
+struct SgdParams {
+  index_t max_epochs = 5;
+  index_t batch_size = 256;
+  bool shuffle = true;
+  std::uint64_t seed = 0;
+  double eta0 = 0.01;
+  double power_t = 0.5;
+  index_t epoch_offset = 0;      // epochs done by earlier calls (partial_fit)
+  double alpha = 0.0;
+  double tol = -1.0;             // < 0: no early stopping
+  index_t n_iter_no_change = 5;  // epochs without a tol improvement before stopping
+  double best_loss = INFINITY;   // carried across partial_fit calls
+  index_t no_improvement = 0;    // carried across partial_fit calls
+  bool fit_intercept = true;
+  const double *shift = nullptr;  // (d) or nullptr
+  const double *scale = nullptr;  // (d) or nullptr
+};
+
+struct SgdResult {
+  index_t n_epochs = 0;  // epochs run; loss_curve[0:n_epochs] is filled
+  DescentStatus status = DescentStatus::kMaxIter;
+  double best_loss = INFINITY;
+  index_t no_improvement = 0;
+};
+
+namespace detail {
+
+// splitmix64: a small, well-mixed generator; the stream is fixed by the seed.
+struct SplitMix64 {
+  std::uint64_t state;
+  std::uint64_t next() {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, bound), without modulo bias (Lemire's method).
+  std::uint64_t below(std::uint64_t bound) {
+    while (true) {
+      const unsigned __int128 m = static_cast<unsigned __int128>(next()) * bound;
+      const auto low = static_cast<std::uint64_t>(m);
+      if (low >= bound || low >= (-bound) % bound) return static_cast<std::uint64_t>(m >> 64);
+    }
+  }
+};
+
+}  // namespace detail
+
+template <class Loss, class T>
+SgdResult descend_sgd_impl(const T *X,  // (n, d), row stride ldx
+                           index_t n, index_t d, index_t ldx,
+                           const double *y,   // (n, k)
+                           index_t k,
+                           const double *sw,  // (n) or nullptr
+                           double weight_sum, const SgdParams &p,
+                           double *V,           // (d, k) in/out, descended space
+                           double *c,           // (k) in/out
+                           double *loss_curve,  // (max_epochs)
+                           const StopCheck &should_stop) {
+  const index_t B = std::max<index_t>(1, std::min(p.batch_size, n));
+  const index_t tail = n % B;
+  std::vector<T> Xb(static_cast<size_t>(B * d));
+  std::vector<double> yb(static_cast<size_t>(B * k)), swb(sw ? static_cast<size_t>(B) : 0);
+  const double mean_w = weight_sum / double(n);
+  StreamOracle<Loss, T> full(Xb.data(), B, d, d, yb.data(), k, sw ? swb.data() : nullptr,
+                             double(B) * mean_w);
+  StreamOracle<Loss, T> last(Xb.data(), tail > 0 ? tail : B, d, d, yb.data(), k,
+                             sw ? swb.data() : nullptr, double(tail > 0 ? tail : B) * mean_w);
+  const detail::Standardisation st{d, k, p.shift, p.scale, p.fit_intercept};
+  std::vector<double> W(static_cast<size_t>(d * k)), b(static_cast<size_t>(k)),
+      G(static_cast<size_t>(d * k)), gb(static_cast<size_t>(k));
+  std::vector<index_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), index_t(0));
+  detail::SplitMix64 rng{p.seed ^ (0xD1B54A32D192ED03ull * std::uint64_t(p.epoch_offset + 1))};
+
+  SgdResult res;
+  res.best_loss = p.best_loss;
+  res.no_improvement = p.no_improvement;
+  const double per_check = double(index_t(1) << 25);
+  double work = 0.0;
+  for (index_t e = 0; e < p.max_epochs; ++e) {
+    if (p.shuffle)
+      for (index_t i = n - 1; i > 0; --i)
+        std::swap(order[i], order[rng.below(static_cast<std::uint64_t>(i + 1))]);
+    const double eta = p.eta0 / std::pow(1.0 + double(p.epoch_offset + e), p.power_t);
+    double epoch_loss = 0.0;
+    bool finite = true;
+    for (index_t s = 0; s < n && finite; s += B) {
+      const index_t rows = std::min(B, n - s);
+      for (index_t r = 0; r < rows; ++r) {
+        const index_t i = order[s + r];
+        std::copy(X + i * ldx, X + i * ldx + d, Xb.data() + r * d);
+        std::copy(y + i * k, y + i * k + k, yb.data() + r * k);
+        if (sw) swb[r] = sw[i];
+      }
+      StreamOracle<Loss, T> &oracle = rows == B ? full : last;
+      st.to_model(V, c, W.data(), b.data());
+      oracle.partials(W.data(), b.data());
+      double loss = oracle.reduce(G.data(), gb.data());
+      if (p.alpha != 0.0) {
+        double pen = 0.0;
+        for (index_t j = 0; j < d * k; ++j) pen += W[j] * W[j];
+        loss += 0.5 * p.alpha * pen;
+      }
+      st.to_descended(G.data(), gb.data(), W.data(), p.alpha);
+      if (!std::isfinite(loss)) {
+        finite = false;
+        break;
+      }
+      epoch_loss += loss * double(rows);
+      for (index_t j = 0; j < d * k; ++j) V[j] -= eta * G[j];
+      if (p.fit_intercept)
+        for (index_t q = 0; q < k; ++q) c[q] -= eta * gb[q];
+      work += double(rows) * double(d) * double(k);
+      if (should_stop && work >= per_check) {
+        work = 0.0;
+        if (should_stop()) {
+          res.status = DescentStatus::kInterrupted;
+          return res;
+        }
+      }
+    }
+    epoch_loss /= double(n);
+    if (!finite || !std::isfinite(epoch_loss)) {
+      res.status = DescentStatus::kDiverged;
+      return res;
+    }
+    loss_curve[e] = epoch_loss;
+    res.n_epochs = e + 1;
+    // scikit-learn's SGD rule: an epoch that does not beat the best loss by
+    // tol counts as no improvement; n_iter_no_change of them in a row stop.
+    if (p.tol >= 0.0) {
+      res.no_improvement = epoch_loss > res.best_loss - p.tol ? res.no_improvement + 1 : 0;
+      if (res.no_improvement >= p.n_iter_no_change) {
+        res.best_loss = std::min(res.best_loss, epoch_loss);
+        res.status = DescentStatus::kConverged;
+        return res;
+      }
+    }
+    res.best_loss = std::min(res.best_loss, epoch_loss);
+  }
+  res.status = DescentStatus::kMaxIter;
+  return res;
+}
+
+// Entry point, instantiated for float and double in cpp/src/sgd.cpp.
+template <class T>
+SgdResult descend_sgd(const T *X, index_t n, index_t d, index_t ldx, const double *y, index_t k,
+                      const double *sw, double weight_sum, const SgdParams &params, double *V,
+                      double *c, double *loss_curve, const StopCheck &should_stop);
+
+extern template SgdResult descend_sgd<float>(const float *, index_t, index_t, index_t,
+                                             const double *, index_t, const double *, double,
+                                             const SgdParams &, double *, double *, double *,
+                                             const StopCheck &);
+extern template SgdResult descend_sgd<double>(const double *, index_t, index_t, index_t,
+                                              const double *, index_t, const double *, double,
+                                              const SgdParams &, double *, double *, double *,
+                                              const StopCheck &);
+
+}  // namespace fastlinreg
