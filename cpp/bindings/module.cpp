@@ -179,7 +179,7 @@ void bind_typed(py::module_ &m) {
          darray &V, darray &c, darray &loss_curve, index_t max_epochs, index_t batch_size,
          bool shuffle, std::uint64_t seed, double eta0, double power_t, index_t epoch_offset,
          double alpha, double tol, index_t n_iter_no_change, double best_loss,
-         index_t no_improvement, bool fit_intercept, const std::optional<darray> &shift,
+         index_t no_improvement, double ref_loss, bool fit_intercept, const std::optional<darray> &shift,
          const std::optional<darray> &scale) {
         const index_t k = c.ndim() == 1 ? c.shape(0) : -1;
         require(k >= 1, "c must be a 1-D float64 array");
@@ -201,6 +201,7 @@ void bind_typed(py::module_ &m) {
         p.n_iter_no_change = n_iter_no_change;
         p.best_loss = best_loss;
         p.no_improvement = no_improvement;
+        p.ref_loss = ref_loss;
         p.fit_intercept = fit_intercept;
         if (shift) check_vec(*shift, v.d, "shift");
         if (scale) check_vec(*scale, v.d, "scale");
@@ -215,17 +216,18 @@ void bind_typed(py::module_ &m) {
         }
         if (r.status == DescentStatus::kInterrupted) throw py::error_already_set();
         return py::make_tuple(r.n_epochs, static_cast<int>(r.status), r.best_loss,
-                              r.no_improvement);
+                              r.no_improvement, r.ref_loss);
       },
       py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
       py::arg("weight_sum"), py::arg("V").noconvert(), py::arg("c").noconvert(),
       py::arg("loss_curve").noconvert(), py::arg("max_epochs"), py::arg("batch_size"),
       py::arg("shuffle"), py::arg("seed"), py::arg("eta0"), py::arg("power_t"),
       py::arg("epoch_offset"), py::arg("alpha"), py::arg("tol"), py::arg("n_iter_no_change"),
-      py::arg("best_loss"), py::arg("no_improvement"), py::arg("fit_intercept"),
+      py::arg("best_loss"), py::arg("no_improvement"), py::arg("ref_loss"),
+      py::arg("fit_intercept"),
       py::arg("shift").noconvert(), py::arg("scale").noconvert(),
       "Mini-batch SGD with the fused pass per batch. Updates V, c, loss_curve in place; "
-      "returns (n_epochs, status, best_loss, no_improvement).");
+      "returns (n_epochs, status, best_loss, no_improvement, ref_loss).");
 
   m.def(
       "hessian_norm_stream",

@@ -191,16 +191,16 @@ def linear_predict(X, W, b, n_jobs=None):
 
 def descend_sgd(X, y, V, c, *, sample_weight, weight_sum, max_epochs, batch_size, shuffle, seed,
                 eta0, power_t, epoch_offset, alpha, tol, n_iter_no_change, best_loss,
-                no_improvement, fit_intercept, shift, scale):
+                no_improvement, ref_loss, fit_intercept, shift, scale):
     """Mini-batch SGD in C++. Updates ``V`` (d, k) and ``c`` (k) in place.
 
-    Returns ``(n_epochs, status, best_loss, no_improvement, loss_curve)``.
+    Returns ``(n_epochs, status, best_loss, no_improvement, ref_loss, loss_curve)``.
     """
     curve = np.empty(max_epochs, dtype=np.float64)
-    n_epochs, status, best, no_imp = _core.descend_sgd(
+    n_epochs, status, best, no_imp, ref = _core.descend_sgd(
         X, y, _vec(sample_weight), float(weight_sum), V, c, curve, int(max_epochs),
         int(batch_size), bool(shuffle), int(seed), float(eta0), float(power_t), int(epoch_offset),
         float(alpha), float(tol), int(n_iter_no_change), float(best_loss), int(no_improvement),
-        bool(fit_intercept), _vec(shift), _vec(scale),
+        float(ref_loss), bool(fit_intercept), _vec(shift), _vec(scale),
     )
-    return n_epochs, status, best, no_imp, curve[:n_epochs]
+    return n_epochs, status, best, no_imp, ref, curve[:n_epochs]

@@ -140,7 +140,9 @@ class SufficientStats:
         without reading X."""
         m = intercept + self.mean_x @ coef - self.mean_y
         quad = np.einsum("jq,jq->", coef, self.Cxx @ coef - 2.0 * self.Cxy) + np.trace(self.Cyy)
-        return float(0.5 * quad / self.weight_sum + 0.5 * m @ m + 0.5 * alpha * np.sum(coef**2))
+        data = 0.5 * quad / self.weight_sum + 0.5 * m @ m
+        # A sum of squares: a negative value is rounding (Cyy - β·Cxy cancels at a perfect fit).
+        return float(max(data, 0.0) + 0.5 * alpha * np.sum(coef**2))
 
     def solve(self, alpha: float = 0.0, fit_intercept: bool = True):
         """Minimiser of ``sum w (Xβ + b - y)^2 / (2 sum w) + alpha/2 |β|^2``.

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -69,13 +70,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         ``learning_rate_``.
     max_iter : int, default=1000
         Number of gradient-descent steps at most.
-    tol : float or None, default=1e-6
+    tol : float or None, default=1e-4
         Stop when the gradient norm (in the descended parametrisation) falls to
         ``tol`` times its value at the start. ``None`` runs exactly ``max_iter``
         steps, as the tutorial does. A :class:`~sklearn.exceptions.ConvergenceWarning`
         is raised when ``max_iter`` is reached first. For ``"sgd"``,
-        scikit-learn's rule instead: stop after ``n_iter_no_change`` epochs in a
-        row whose mean loss is not below the best so far minus ``tol``.
+        scikit-learn's rule instead, with ``tol`` relative to the first epoch's
+        mean loss L0: stop after ``n_iter_no_change`` epochs in a row whose mean
+        loss is not below the best so far minus ``tol * L0``.
     batch_size : int, default=256
         Rows per mini-batch (``"sgd"``).
     shuffle : bool, default=True
@@ -158,7 +160,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         solver="auto",
         learning_rate="auto",
         max_iter=1000,
-        tol=1e-6,
+        tol=1e-4,
         alpha=0.0,
         batch_size=256,
         shuffle=True,
@@ -242,6 +244,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             self, X, y, dtype=list(_KERNEL_DTYPES), y_numeric=True, multi_output=True, reset=True
         )
 
+    @available_if(lambda est: est.solver != "gd")
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one more chunk of rows.
 
@@ -249,7 +252,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         sufficient statistics are merged with those of all earlier chunks (and
         of the last ``fit``) and the model is solved again: the result equals
         a fit on all the rows. With ``"sgd"`` one epoch of mini-batches runs
-        over the chunk. ``"gd"`` cannot stream: use one of the others.
+        over the chunk. ``"gd"`` reads every row at every step and cannot
+        stream, so with ``solver="gd"`` this method is not available
+        (``hasattr(model, "partial_fit")`` is False), as scikit-learn expects.
 
         Parameters
         ----------
@@ -295,11 +300,6 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             return self
 
     def _partial_solver(self, d):
-        if self.solver == "gd":
-            raise ValueError(
-                "solver='gd' reads all rows every step and cannot stream: use partial_fit with "
-                "solver='exact' or 'gram' (exact streaming least squares) or 'sgd'."
-            )
         if self.solver == "auto":
             return "exact" if d <= _MAX_GRAM_FEATURES else "sgd"
         return self.solver
@@ -475,13 +475,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             state = _SgdState(V, c, shift, scale, eta0, seed)
         V, c = state.V.copy(), state.c.copy()  # the kernel updates in place
-        n_epochs, status, best, no_imp, curve = _backend.descend_sgd(
+        n_epochs, status, best, no_imp, ref, curve = _backend.descend_sgd(
             X, Y, V, c, sample_weight=sw, weight_sum=wsum, max_epochs=epochs,
             batch_size=self.batch_size, shuffle=self.shuffle, seed=state.seed, eta0=state.eta0,
             power_t=_SGD_POWER_T, epoch_offset=state.epochs, alpha=self.alpha,
             tol=-1.0 if self.tol is None else float(self.tol),
             n_iter_no_change=self.n_iter_no_change, best_loss=state.best_loss,
-            no_improvement=state.no_improvement, fit_intercept=self.fit_intercept,
+            no_improvement=state.no_improvement, ref_loss=state.ref_loss,
+            fit_intercept=self.fit_intercept,
             shift=state.shift, scale=state.scale,
         )
         if status == _STATUS_DIVERGED:
@@ -490,13 +491,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if epochs > 1 and self.tol is not None and status != _STATUS_CONVERGED:
             warnings.warn(
                 f"SGD ran max_iter={self.max_iter} epochs without {self.n_iter_no_change} "
-                f"epochs in a row failing to improve the loss by tol={self.tol}. Increase "
-                "max_iter, or use solver='exact' for the least-squares optimum.",
+                f"epochs in a row failing to improve the loss by tol={self.tol} times the "
+                "first epoch's loss. Increase max_iter, or use solver='exact' for the "
+                "least-squares optimum.",
                 ConvergenceWarning,
                 stacklevel=4,  # the caller of fit()
             )
         new_state = _SgdState(V, c, state.shift, state.scale, state.eta0, state.seed,
-                              state.epochs + n_epochs, best, no_imp)
+                              state.epochs + n_epochs, best, no_imp, ref)
         W, b = _to_model(V, c, state.shift, state.scale, self.fit_intercept)
         result = _FitResult("sgd", W, b, n_epochs, curve.copy(), state.eta0)
         result.stream = _StreamState("sgd", k, sgd=new_state)
@@ -559,10 +561,10 @@ class _SgdState:
     """SGD's iterate and schedule between partial_fit calls."""
 
     def __init__(self, V, c, shift, scale, eta0, seed, epochs=0, best_loss=np.inf,
-                 no_improvement=0):
+                 no_improvement=0, ref_loss=0.0):
         self.V, self.c, self.shift, self.scale = V, c, shift, scale
         self.eta0, self.seed, self.epochs = eta0, seed, epochs
-        self.best_loss, self.no_improvement = best_loss, no_improvement
+        self.best_loss, self.no_improvement, self.ref_loss = best_loss, no_improvement, ref_loss
 
 
 class _StreamState:

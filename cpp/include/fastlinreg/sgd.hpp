@@ -32,6 +32,7 @@ struct SgdParams {
   double alpha = 0.0;
   double tol = -1.0;             // < 0: no early stopping
   index_t n_iter_no_change = 5;  // epochs without a tol improvement before stopping
+  double ref_loss = 0.0;         // loss scale of tol; <= 0: the first epoch's loss
   double best_loss = INFINITY;   // carried across partial_fit calls
   index_t no_improvement = 0;    // carried across partial_fit calls
   bool fit_intercept = true;
@@ -44,6 +45,7 @@ struct SgdResult {
   DescentStatus status = DescentStatus::kMaxIter;
   double best_loss = INFINITY;
   index_t no_improvement = 0;
+  double ref_loss = 0.0;
 };
 
 namespace detail {
@@ -99,6 +101,7 @@ SgdResult descend_sgd_impl(const T *X,  // (n, d), row stride ldx
   SgdResult res;
   res.best_loss = p.best_loss;
   res.no_improvement = p.no_improvement;
+  res.ref_loss = p.ref_loss;
   const double per_check = double(index_t(1) << 25);
   double work = 0.0;
   for (index_t e = 0; e < p.max_epochs; ++e) {
@@ -150,10 +153,14 @@ SgdResult descend_sgd_impl(const T *X,  // (n, d), row stride ldx
     }
     loss_curve[e] = epoch_loss;
     res.n_epochs = e + 1;
-    // scikit-learn's SGD rule: an epoch that does not beat the best loss by
-    // tol counts as no improvement; n_iter_no_change of them in a row stop.
+    if (!(res.ref_loss > 0.0)) res.ref_loss = epoch_loss;
+    // scikit-learn's SGD rule, with tol relative to the first epoch's loss
+    // (as gradient descent's tol is relative to its first gradient): an epoch
+    // that does not beat the best loss by tol * ref_loss counts as no
+    // improvement; n_iter_no_change of them in a row stop.
     if (p.tol >= 0.0) {
-      res.no_improvement = epoch_loss > res.best_loss - p.tol ? res.no_improvement + 1 : 0;
+      const double margin = p.tol * res.ref_loss;
+      res.no_improvement = epoch_loss > res.best_loss - margin ? res.no_improvement + 1 : 0;
       if (res.no_improvement >= p.n_iter_no_change) {
         res.best_loss = std::min(res.best_loss, epoch_loss);
         res.status = DescentStatus::kConverged;
