@@ -83,7 +83,9 @@ def _run_fit(args) -> int:
         data = np.genfromtxt(args.csv, delimiter=",", names=True)
         cols = list(data.dtype.names)
         if args.target not in cols:
-            raise SystemExit(f"error: column {args.target!r} is not in {args.csv}; columns are {cols}")
+            raise SystemExit(
+                f"error: column {args.target!r} is not in {args.csv}; columns are {cols}"
+            )
         names = [c for c in cols if c != args.target]
         X = np.column_stack([data[c] for c in names]).astype(np.float64)
         y = np.asarray(data[args.target], dtype=np.float64)
