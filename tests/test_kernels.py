@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import RTOL, assert_close, make_problem, ref_fused, ref_gd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastlinreg import SufficientStats, _backend, _core
 
@@ -232,3 +234,21 @@ def test_kernels_reject_wrong_arrays(rng):
         _core.fused_gradient(X[:, ::2], Y, None, 10.0, W[:2], b, G[:2], gb)
     with pytest.raises(ValueError, match="positive"):
         _core.fused_gradient(X, Y, None, 0.0, W, b, G, gb)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 70), d=st.integers(1, 40), k=st.integers(1, 4),
+    dtype=st.sampled_from([np.float64, np.float32]), weighted=st.booleans(),
+    layout=st.sampled_from(["C", "F", "rows"]), seed=st.integers(0, 2**32 - 1),
+)
+def test_fused_gradient_property(n, d, k, dtype, weighted, layout, seed):
+    rng = np.random.default_rng(seed)
+    X, Y, sw = make_problem(rng, n, d, k, dtype, layout=layout, weights=weighted)
+    W, b = rng.standard_normal((d, k)), rng.standard_normal(k)
+    loss, G, gb = _backend.fused_gradient(X, Y, W, b, sw)
+    rl, rG, rgb = ref_fused(X, Y, W, b, sw)
+    R = np.abs(ref_resid(X, Y, W, b)).max()
+    assert_close(loss, rl, RTOL[dtype], scale=R * R)
+    assert_close(G, rG, RTOL[dtype], scale=np.abs(X).max() * R)
+    assert_close(gb, rgb, RTOL[dtype], scale=R)
