@@ -191,6 +191,10 @@ def test_partial_fit_errors_leave_state(rng):
     assert not hasattr(LinearRegression(solver="gd"), "partial_fit")  # gd cannot stream
     with pytest.raises(AttributeError, match="partial_fit"):
         LinearRegression(solver="gd").partial_fit(X, Y)
+    auto_gd = LinearRegression(learning_rate=0.01, tol=None).fit(X[:2, :], Y[:2])  # d > n: gd
+    assert auto_gd.solver_ == "gd"
+    with pytest.raises(ValueError, match="nothing to continue from"):
+        auto_gd.partial_fit(X, Y)
     model = LinearRegression().partial_fit(X[:50], Y[:50])
     coef = model.coef_.copy()
     with pytest.raises(ValueError, match="features"):

@@ -280,6 +280,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             sw, wsum = self._weights(sample_weight, X)
             solver = self._partial_solver(d)
             stream = None if first else self._stream
+            if stream is not None and stream.solver == "gd":
+                raise ValueError(
+                    "the last fit ran solver='gd', which keeps nothing to continue from. Fit "
+                    "with solver='exact', 'gram' or 'sgd' (or call partial_fit from the start)."
+                )
             if stream is not None and (stream.solver != solver or stream.n_targets != Y.shape[1]
                                        or stream.y_is_1d != (y.ndim == 1)):
                 raise ValueError(
