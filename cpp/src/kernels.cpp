@@ -60,6 +60,23 @@ void linear_predict(const T *X, index_t n, index_t d, index_t ldx, const double 
   }
 }
 
+// Descent over a one-chunk, single-output problem with packed short rows,
+// with d fixed at compile time: same steps as the general loop, in registers.
+template <class Loss, class T, int D>
+bool descend_small(const DataView<T> &v, const DescentParams &params, double *V, double *c,
+                   double *loss_curve, const StopCheck &should_stop, DescentResult &res) {
+  if (!SmallOracle<Loss, T, D, false>::fits(v.n, v.d, v.ldx, v.k)) return false;
+  const double work = double(v.n) * double(D);
+  if (v.sw) {
+    SmallOracle<Loss, T, D, true> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
+    res = descend<decltype(oracle), D, 1>(oracle, params, V, c, loss_curve, 1, work, should_stop);
+  } else {
+    SmallOracle<Loss, T, D, false> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
+    res = descend<decltype(oracle), D, 1>(oracle, params, V, c, loss_curve, 1, work, should_stop);
+  }
+  return true;
+}
+
 template <class T>
 DescentResult descend_stream(LossKind loss, const DataView<T> &v, const DescentParams &params,
                              double *V, double *c, double *loss_curve, int n_threads,
@@ -68,6 +85,16 @@ DescentResult descend_stream(LossKind loss, const DataView<T> &v, const DescentP
     case LossKind::kSquared: {
       auto oracle = make_oracle<SquaredLoss>(v);
       const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
+      DescentResult res;
+      if (nt == 1) {
+        // Tiny problems: the per-step bookkeeping is most of a step.
+        if (v.d == 1 && descend_small<SquaredLoss, T, 1>(v, params, V, c, loss_curve,
+                                                          should_stop, res))
+          return res;
+        if (v.d == 2 && descend_small<SquaredLoss, T, 2>(v, params, V, c, loss_curve,
+                                                          should_stop, res))
+          return res;
+      }
       return descend(oracle, params, V, c, loss_curve, nt, oracle.work_per_pass(), should_stop);
     }
   }

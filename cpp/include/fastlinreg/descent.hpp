@@ -9,9 +9,11 @@
 // is exactly plain gradient descent on (W, b), the tutorial's iterates.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "fastlinreg/fused.hpp"
@@ -75,7 +77,8 @@ struct Standardisation {
     double norm2 = 0.0;
     for (index_t j = 0; j < d; ++j)
       for (index_t q = 0; q < k; ++q) {
-        double g = G[j * k + q] + alpha * W[j * k + q];
+        double g = G[j * k + q];
+        if (alpha != 0.0) g += alpha * W[j * k + q];  // off every step's critical path when 0
         if (shift && fit_intercept) g -= shift[j] * gb[q];
         if (scale) g /= scale[j];
         G[j * k + q] = g;
@@ -89,93 +92,125 @@ struct Standardisation {
   }
 };
 
+// The loop's working arrays: of a size fixed at compile time (N > 0), which
+// lets a tiny problem's iterate live in registers, or on the heap (N == 0).
+template <index_t N>
+struct Buffer {
+  double v[N];
+  explicit Buffer(index_t) : v{} {}
+  double *data() { return v; }
+};
+template <>
+struct Buffer<0> {
+  std::vector<double> v;
+  explicit Buffer(index_t n) : v(static_cast<size_t>(n)) {}
+  double *data() { return v.data(); }
+};
+
 }  // namespace detail
 
 // Run gradient descent with the oracle. V (d, k) and c (k) hold the start on
 // entry and the last iterate on exit (unchanged rows of a diverged run are
 // not meaningful: the caller discards them). loss_curve has max_iter slots.
 // The oracle provides partials(W, b) (work-shared inside a parallel region)
-// and reduce(G, gb) -> loss (one thread).
-template <class Oracle>
-DescentResult descend(Oracle &oracle, const DescentParams &p, double *V, double *c,
+// and reduce(G, gb) -> loss (one thread). D and K, when non-zero, are the
+// oracle's d and k fixed at compile time (same steps, no heap, for tiny
+// problems).
+template <class Oracle, index_t D = 0, index_t K = 0>
+DescentResult descend(Oracle &oracle_in, const DescentParams &p, double *V_io, double *c_io,
                       double *loss_curve, int n_threads, double work_per_pass,
                       const StopCheck &should_stop) {
-  const index_t d = oracle.d(), k = oracle.k();
+  // With the sizes fixed the oracle is a small value: a local copy of it can
+  // live in registers.
+  std::conditional_t<(D > 0), Oracle, Oracle &> oracle = oracle_in;
+  const index_t d = D > 0 ? D : oracle.d(), k = K > 0 ? K : oracle.k();
   const detail::Standardisation st{d, k, p.shift, p.scale, p.fit_intercept};
-  std::vector<double> W(static_cast<size_t>(d * k)), b(static_cast<size_t>(k)),
-      G(static_cast<size_t>(d * k)), gb(static_cast<size_t>(k));
-  st.to_model(V, c, W.data(), b.data());
+  detail::Buffer<D * K> Vb(d * k), Wb(d * k), Gb(d * k);
+  detail::Buffer<K> cb(k), bb(k), gbb(k);
+  double *V = Vb.data(), *W = Wb.data(), *G = Gb.data();
+  double *c = cb.data(), *b = bb.data(), *gb = gbb.data();
+  std::copy(V_io, V_io + d * k, V);
+  std::copy(c_io, c_io + k, c);
+  st.to_model(V, c, W, b);
 
   // Check for signals about every 2^25 elements read (tens of milliseconds).
   const index_t check_every = std::max<index_t>(
       1, static_cast<index_t>((double(index_t(1) << 25)) / std::max(1.0, work_per_pass)));
+  const bool checks = static_cast<bool>(should_stop);
+  index_t until_check = check_every;
 
   DescentResult res;
   double loss0 = 0.0;
   bool stop = p.max_iter <= 0;
   const int nt = std::max(1, n_threads);
 
-// One step's bookkeeping after the oracle's partial sums: reduce, record,
-  // test, update. Runs on the thread that called descend().
-  auto finish_step = [&](index_t t) {
-        double loss = oracle.reduce(G.data(), gb.data());
-        if (p.alpha != 0.0) {
-          double pen = 0.0;
-          for (index_t j = 0; j < d * k; ++j) pen += W[j] * W[j];
-          loss += 0.5 * p.alpha * pen;
-        }
-        if (t == 0) loss0 = loss;
-        res.last_loss = loss;
-        if (!std::isfinite(loss) || (t > 0 && loss > p.divergence_factor * loss0)) {
-          res.status = DescentStatus::kDiverged;
-          stop = true;
-        } else {
-          const double gnorm = st.to_descended(G.data(), gb.data(), W.data(), p.alpha);
-          if (t == 0) res.grad_norm0 = gnorm;
-          res.grad_norm = gnorm;
-          if (!std::isfinite(gnorm)) {
-            res.status = DescentStatus::kDiverged;
-            stop = true;
-          } else {
-            loss_curve[t] = loss;
-            const double lr = p.learning_rate;
-            for (index_t j = 0; j < d * k; ++j) V[j] -= lr * G[j];
-            if (p.fit_intercept)
-              for (index_t q = 0; q < k; ++q) c[q] -= lr * gb[q];
-            res.n_iter = t + 1;
-            if (p.tol >= 0.0 && gnorm <= p.tol * res.grad_norm0) {
-              res.status = DescentStatus::kConverged;
-              stop = true;
-            } else if (res.n_iter >= p.max_iter) {
-              res.status = DescentStatus::kMaxIter;
-              stop = true;
-            } else if (should_stop && (t + 1) % check_every == 0 && should_stop()) {
-              res.status = DescentStatus::kInterrupted;
-              stop = true;
-            }
-            st.to_model(V, c, W.data(), b.data());
-          }
-        }
+  // One step's bookkeeping after the oracle's partial sums: reduce, record,
+  // test, update. Runs on the thread that called descend(). Inlined, so that
+  // with D and K fixed the iterate stays in registers from step to step.
+  auto finish_step = [&](index_t t) __attribute__((always_inline)) {
+    double loss = oracle.reduce(G, gb);
+    if (p.alpha != 0.0) {
+      double pen = 0.0;
+      for (index_t j = 0; j < d * k; ++j) pen += W[j] * W[j];
+      loss += 0.5 * p.alpha * pen;
+    }
+    if (t == 0) loss0 = loss;
+    res.last_loss = loss;
+    if (!std::isfinite(loss) || (t > 0 && loss > p.divergence_factor * loss0)) {
+      res.status = DescentStatus::kDiverged;
+      stop = true;
+      return;
+    }
+    const double gnorm = st.to_descended(G, gb, W, p.alpha);
+    if (t == 0) res.grad_norm0 = gnorm;
+    res.grad_norm = gnorm;
+    if (!std::isfinite(gnorm)) {
+      res.status = DescentStatus::kDiverged;
+      stop = true;
+      return;
+    }
+    loss_curve[t] = loss;
+    const double lr = p.learning_rate;
+    for (index_t j = 0; j < d * k; ++j) V[j] -= lr * G[j];
+    if (p.fit_intercept)
+      for (index_t q = 0; q < k; ++q) c[q] -= lr * gb[q];
+    res.n_iter = t + 1;
+    if (p.tol >= 0.0 && gnorm <= p.tol * res.grad_norm0) {
+      res.status = DescentStatus::kConverged;
+      stop = true;
+    } else if (res.n_iter >= p.max_iter) {
+      res.status = DescentStatus::kMaxIter;
+      stop = true;
+    } else if (checks && --until_check == 0) {
+      until_check = check_every;
+      if (should_stop()) {
+        res.status = DescentStatus::kInterrupted;
+        stop = true;
+      }
+    }
+    st.to_model(V, c, W, b);
   };
 
-  if (nt == 1) {
+  if (D > 0 || nt == 1) {
     // No team: a serial loop has no per-step fork/join or barrier cost, which
     // dominates tiny problems such as the tutorial's 16 points.
     for (index_t t = 0; !stop; ++t) {
-      oracle.partials(W.data(), b.data());
+      oracle.partials(W, b);
       finish_step(t);
     }
   } else {
 #pragma omp parallel num_threads(nt)
     {
       for (index_t t = 0; !stop; ++t) {
-        oracle.partials(W.data(), b.data());  // ends with the barrier of its `omp for`
+        oracle.partials(W, b);  // ends with the barrier of its `omp for`
 #pragma omp master
         finish_step(t);
 #pragma omp barrier
       }
     }
   }
+  std::copy(V, V + d * k, V_io);
+  std::copy(c, c + k, c_io);
   return res;
 }
 

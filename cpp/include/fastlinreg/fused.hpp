@@ -9,6 +9,17 @@
 // whose number depends on (n, d, k) only, never on the thread count, and the
 // chunk partials are reduced in chunk order: the bits of the result do not
 // depend on how many threads ran.
+//
+// Inside a chunk the order of every sum is fixed by the source, through
+// 8-lane vectors whose lanes are plain doubles (GCC/Clang vector extensions:
+// the same lanes on any instruction set), so it depends on the shape alone:
+//  * short rows (k == 1, d <= kShortRow): lane l holds row i + l of a tile of
+//    8 rows; p = b + x_0 w_0 + x_1 w_1 + ... per lane, and every lane keeps
+//    its own running G, g_b and loss, summed over lanes at the chunk's end.
+//  * long rows (any other shape): tiles of kRowTile rows; each dot product is
+//    8 lane sums over j = l (mod 8), summed over lanes per row, then + b;
+//    G (kept per chunk as (k, d) with d padded to 8) gets the tile's rows in
+//    row order, g_b and the loss get them row by row.
 #pragma once
 
 #include <algorithm>
@@ -16,14 +27,45 @@
 #include <cstring>
 #include <vector>
 
+// Lanes per vector: the native width for doubles (AVX-512: 8, AVX: 4, else 2).
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#define FASTLINREG_LANES 8
+#elif defined(__AVX__)
+#define FASTLINREG_LANES 4
+#else
+#define FASTLINREG_LANES 2
+#endif
+#if FASTLINREG_LANES > 2
+#include <immintrin.h>
+#endif
+
 #include "fastlinreg/parallel.hpp"
+
+#if !defined(__GNUC__)
+#error "fastlinreg's kernels use GCC/Clang vector extensions: build with GCC or Clang"
+#endif
+
+#if defined(__clang__) || __GNUC__ >= 12
+#define FASTLINREG_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define FASTLINREG_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, vl{__VA_ARGS__})
+#endif
 
 namespace fastlinreg {
 
 using index_t = std::int64_t;
 
-// Rows per tile in the fused loop: the partial sums of a tile stay in registers.
+// Rows per tile of the long-row kernel: their dot products share each load of W.
 constexpr int kRowTile = 4;
+// Lanes of the partial sums (and rows per tile of the short-row kernel).
+constexpr int kLanes = FASTLINREG_LANES;
+// Outputs per block of the long-row kernel: kRowTile * kOutBlock running dot
+// products fit in the vector registers (32 with AVX-512, 16 otherwise).
+constexpr int kOutBlock = kLanes == 8 ? 4 : 2;
+// Chunks hold whole tiles of either kernel.
+constexpr index_t kChunkAlign = kLanes > kRowTile ? kLanes : kRowTile;
+// Single-output problems with at most this many columns use the short-row kernel.
+constexpr index_t kShortRow = 8;
 
 // Deterministic row chunking that depends on the problem size only.
 struct ChunkPlan {
@@ -39,120 +81,491 @@ inline ChunkPlan plan_chunks(index_t n, index_t d, index_t k) {
   const index_t width = std::max<index_t>(1, d * std::max<index_t>(1, k));
   index_t chunks = (n * width) / min_elems;
   chunks = std::clamp<index_t>(chunks, 1, 256);
-  chunks = std::min<index_t>(chunks, std::max<index_t>(1, n / kRowTile));
+  chunks = std::min<index_t>(chunks, std::max<index_t>(1, n / kChunkAlign));
   index_t rows = (n + chunks - 1) / chunks;
-  rows = ((rows + kRowTile - 1) / kRowTile) * kRowTile;  // tiles never straddle chunks
-  if (rows == 0) rows = kRowTile;
+  rows = ((rows + kChunkAlign - 1) / kChunkAlign) * kChunkAlign;  // tiles never straddle chunks
+  if (rows == 0) rows = kChunkAlign;
   chunks = (n + rows - 1) / rows;
   if (chunks == 0) chunks = 1;
   return {chunks, rows};
 }
 
+// d rounded up to whole lanes: the row length of G in a chunk partial.
+inline index_t padded_width(index_t d) { return (d + kLanes - 1) / kLanes * kLanes; }
+
 namespace detail {
 
-// Accumulate the fused sums of rows [r0, r1) into G (d,k), gb (k), *loss.
-// KT is the number of outputs when known at compile time (1), or 0 for a
-// runtime k. `scratch` holds 2 * kRowTile * k doubles.
-template <class Loss, class T, int KT>
-void fused_rows(const T *X,         // (n, d), row stride ldx elements
-                index_t d, index_t ldx,
-                const double *y,    // (n, k) row-major, or nullptr for y = 0
-                index_t k_runtime,
-                const double *sw,   // (n) sample weights, or nullptr for 1
-                const double *W,    // (d, k) row-major
-                const double *b,    // (k)
-                index_t r0, index_t r1,
-                double *G,          // (d, k) accumulated into
-                double *gb,         // (k) accumulated into
-                double *loss,       // accumulated into
-                double *scratch) {
-  const index_t k = KT > 0 ? KT : k_runtime;
-  double *P = scratch;                  // (kRowTile, k) predictions
-  double *D = scratch + kRowTile * k;   // (kRowTile, k) weighted derivatives
-  double acc_loss = 0.0;
+// One vector of kLanes doubles (and the float and int64 vectors of as many
+// lanes), in GCC/Clang vector extensions: arithmetic on them is lane by lane
+// whatever the instruction set, so the order of every sum is the source's.
+typedef double vd __attribute__((vector_size(8 * FASTLINREG_LANES)));
+typedef float vf __attribute__((vector_size(4 * FASTLINREG_LANES)));
+typedef std::int64_t vl __attribute__((vector_size(8 * FASTLINREG_LANES)));
+
+inline vd splat(double v) {
+#if FASTLINREG_LANES == 8
+  return vd{v, v, v, v, v, v, v, v};
+#elif FASTLINREG_LANES == 4
+  return vd{v, v, v, v};
+#else
+  return vd{v, v};
+#endif
+}
+
+inline vd loadv(const double *p) {
+  vd v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void storev(double *p, const vd &v) { std::memcpy(p, &v, sizeof v); }
+
+// float -> double, lane by lane.
+inline vd widen(const vf &v) {
+#if FASTLINREG_LANES == 8
+  // GCC splits __builtin_convertvector here into two 4-lane conversions and an
+  // insert: three instructions where AVX-512 has one.
+  return (vd)_mm512_maskz_cvtps_pd(static_cast<__mmask8>(0xFF), (__m256)v);
+#else
+  return __builtin_convertvector(v, vd);
+#endif
+}
+inline vd loadv(const float *p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return widen(v);
+}
+
+// The first m (< kLanes) values at p, zeros in the other lanes; reads only p[0:m].
+inline vd load_part(const double *p, int m) {
+#if FASTLINREG_LANES == 8
+  return (vd)_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << m) - 1u), p);
+#elif FASTLINREG_LANES == 4
+  const vl lane = {0, 1, 2, 3};
+  return (vd)_mm256_maskload_pd(p, (__m256i)(lane < vl{} + m));
+#else
+  vd v = {};
+  for (int l = 0; l < m; ++l) v[l] = p[l];
+  return v;
+#endif
+}
+inline vd load_part(const float *p, int m) {
+#if FASTLINREG_LANES == 8
+  return widen((vf)_mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << m) - 1u), p));
+#elif FASTLINREG_LANES == 4
+  typedef std::int32_t v4i __attribute__((vector_size(16)));
+  const v4i lane = {0, 1, 2, 3};
+  return widen((vf)_mm_maskload_ps(p, (__m128i)(lane < v4i{} + m)));
+#else
+  vd v = {};
+  for (int l = 0; l < m; ++l) v[l] = double(p[l]);
+  return v;
+#endif
+}
+
+// Lane l gets p[l * stride] (l < m, zeros above): one column of a tile of rows.
+template <class T>
+struct ColumnLoad {
+  index_t stride;
+#if FASTLINREG_LANES == 8
+  __m512i offsets;
+  explicit ColumnLoad(index_t s)
+      : stride(s), offsets(_mm512_set_epi64(7 * s, 6 * s, 5 * s, 4 * s, 3 * s, 2 * s, s, 0)) {}
+  vd operator()(const T *p, int m = kLanes) const {
+    // Masked gathers with a zero source: the unmasked forms trip GCC 12's
+    // -Wmaybe-uninitialized, and a zeroed source breaks a false dependency.
+    const auto mask = static_cast<__mmask8>((1u << m) - 1u);
+    if constexpr (sizeof(T) == 8)
+      return (vd)_mm512_mask_i64gather_pd(_mm512_setzero_pd(), mask, offsets, p, 8);
+    else
+      return widen((vf)_mm512_mask_i64gather_ps(_mm256_setzero_ps(), mask, offsets, p, 4));
+  }
+#elif FASTLINREG_LANES == 4 && defined(__AVX2__)
+  __m256i offsets;
+  explicit ColumnLoad(index_t s) : stride(s), offsets(_mm256_set_epi64x(3 * s, 2 * s, s, 0)) {}
+  vd operator()(const T *p, int m = kLanes) const {
+    const vl lane = {0, 1, 2, 3};
+    const vl mask = lane < vl{} + m;
+    if constexpr (sizeof(T) == 8) {
+      return (vd)_mm256_mask_i64gather_pd(_mm256_setzero_pd(), p, offsets, (__m256d)mask, 8);
+    } else {
+      typedef std::int32_t v4i __attribute__((vector_size(16)));
+      const v4i lane4 = {0, 1, 2, 3};
+      return widen((vf)_mm256_mask_i64gather_ps(_mm_setzero_ps(), p, offsets,
+                                                (__m128)(lane4 < v4i{} + m), 4));
+    }
+  }
+#else
+  explicit ColumnLoad(index_t s) : stride(s) {}
+  vd operator()(const T *p, int m = kLanes) const {
+    vd v = {};
+    for (int l = 0; l < m; ++l) v[l] = double(p[l * stride]);
+    return v;
+  }
+#endif
+};
+
+// The sum of the lanes, in a fixed tree: lanes l and l + kLanes/2 first.
+inline double sum_lanes(const vd &v) {
+#if FASTLINREG_LANES == 8
+  return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+#elif FASTLINREG_LANES == 4
+  return (v[0] + v[2]) + (v[1] + v[3]);
+#else
+  return v[0] + v[1];
+#endif
+}
+
+// out[m] = sum_lanes(v[m]) for m < N, bit for bit. With 8 lanes the sums of 4
+// or 8 vectors share their shuffles: a transposing butterfly whose three
+// levels add lanes l and l + 4, then l and l + 2, then l and l + 1 (the very
+// tree of sum_lanes).
+template <int N>
+inline void sum_lanes_n(const vd *v, double *out) {
+  int m = 0;
+#if FASTLINREG_LANES == 8
+  for (; m + 8 <= N; m += 8) {
+    vd t[4];
+    for (int h = 0; h < 4; ++h) {  // [v_a: l + (l+4), l < 4] ++ [v_b: same]
+      const vd &a = v[m + 2 * h], &b = v[m + 2 * h + 1];
+      t[h] = FASTLINREG_SHUFFLE(a, b, 0, 1, 2, 3, 8, 9, 10, 11) +
+             FASTLINREG_SHUFFLE(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+    vd u[2];
+    for (int h = 0; h < 2; ++h)  // two lanes per vector: l + (l+2), l < 2
+      u[h] = FASTLINREG_SHUFFLE(t[2 * h], t[2 * h + 1], 0, 1, 4, 5, 8, 9, 12, 13) +
+             FASTLINREG_SHUFFLE(t[2 * h], t[2 * h + 1], 2, 3, 6, 7, 10, 11, 14, 15);
+    const vd r = FASTLINREG_SHUFFLE(u[0], u[1], 0, 2, 4, 6, 8, 10, 12, 14) +
+                 FASTLINREG_SHUFFLE(u[0], u[1], 1, 3, 5, 7, 9, 11, 13, 15);
+    for (int q = 0; q < 8; ++q) out[m + q] = r[q];
+  }
+  if (m + 4 <= N) {
+    const vd t0 = FASTLINREG_SHUFFLE(v[m], v[m + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
+                  FASTLINREG_SHUFFLE(v[m], v[m + 1], 4, 5, 6, 7, 12, 13, 14, 15);
+    const vd t1 = FASTLINREG_SHUFFLE(v[m + 2], v[m + 3], 0, 1, 2, 3, 8, 9, 10, 11) +
+                  FASTLINREG_SHUFFLE(v[m + 2], v[m + 3], 4, 5, 6, 7, 12, 13, 14, 15);
+    const vd u = FASTLINREG_SHUFFLE(t0, t1, 0, 1, 4, 5, 8, 9, 12, 13) +
+                 FASTLINREG_SHUFFLE(t0, t1, 2, 3, 6, 7, 10, 11, 14, 15);
+    const vd r = u + FASTLINREG_SHUFFLE(u, u, 1, 0, 3, 2, 5, 4, 7, 6);
+    for (int q = 0; q < 4; ++q) out[m + q] = r[2 * q];
+    m += 4;
+  }
+#endif
+  for (; m < N; ++m) out[m] = sum_lanes(v[m]);
+}
+
+// v in lanes l < m, +0 in the others.
+inline vd keep_lanes(const vd &v, int m) {
+#if FASTLINREG_LANES == 8
+  const vl lane = {0, 1, 2, 3, 4, 5, 6, 7};
+#elif FASTLINREG_LANES == 4
+  const vl lane = {0, 1, 2, 3};
+#else
+  const vl lane = {0, 1};
+#endif
+  return (vd)((vl)v & (lane < vl{} + m));
+}
+
+// Ask for the cache lines of rows [first, first + rows) of X ahead of use.
+// Without this the loads of a tile are issued only as the out-of-order window
+// reaches them, and one core keeps too few lines in flight to stream at full
+// bandwidth. Prefetches never fault, so the rows may lie past the end of X;
+// the address is formed as an integer for that reason.
+constexpr index_t kPrefetchBytes = 2048;
+
+template <class T>
+inline void prefetch_rows(const T *X, index_t first, index_t rows, index_t d, index_t ldx) {
+  const auto base = reinterpret_cast<std::uintptr_t>(X) + std::uintptr_t(first * ldx) * sizeof(T);
+  const index_t row_bytes = d * index_t(sizeof(T));
+  if (ldx == d) {
+    for (index_t o = 0; o < rows * row_bytes; o += 64)
+      __builtin_prefetch(reinterpret_cast<const void *>(base + std::uintptr_t(o)), 0, 3);
+  } else {
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t o = 0; o < row_bytes; o += 64)
+        __builtin_prefetch(
+            reinterpret_cast<const void *>(base + std::uintptr_t(r * ldx * index_t(sizeof(T)) + o)),
+            0, 3);
+  }
+}
+
+// The loss policy's scalar formulas, lane by lane (the compiler turns plain
+// arithmetic such as the squared loss into whole-vector instructions).
+template <class Loss>
+struct LaneLoss {
+  static vd derivative(const vd &p, const vd &y) {
+    vd r;
+    for (int l = 0; l < kLanes; ++l) r[l] = Loss::derivative(p[l], y[l]);
+    return r;
+  }
+  static vd value(const vd &p, const vd &y) {
+    vd r;
+    for (int l = 0; l < kLanes; ++l) r[l] = Loss::value(p[l], y[l]);
+    return r;
+  }
+};
+
+// Short rows: k == 1, d == D <= kShortRow. Lanes hold rows. Unit means
+// ldx == 1 (then D == 1 and a tile's column is contiguous). Writes the chunk
+// partial: slot[0:D] = G, slot[padded_width(D)] = g_b, slot[... + 1] = loss.
+template <class Loss, class T, int D, bool Weighted, bool Unit, bool Prefetch = true>
+inline void short_rows(const T *X,         // (n, D), row stride ldx
+                       index_t ldx,
+                       const double *y,    // (n) or nullptr for y = 0
+                       const double *sw,   // (n) if Weighted
+                       const double *W,    // (D)
+                       const double *b,    // (1)
+                       index_t r0, index_t r1,
+                       double *slot) {
+  static_assert(D >= 1 && D <= kShortRow, "short rows only");
+  const ColumnLoad<T> column(ldx);
+  vd w[D], g[D];
+  for (int j = 0; j < D; ++j) {
+    w[j] = splat(W[j]);
+    g[j] = vd{};
+  }
+  const vd bv = splat(b[0]);
+  vd gb = {}, loss = {};
+  const index_t ahead = std::max<index_t>(kLanes, kPrefetchBytes / (D * index_t(sizeof(T))));
+  index_t i = r0;
+  for (; i + kLanes <= r1; i += kLanes) {
+    if (Prefetch) prefetch_rows(X, i + ahead, kLanes, D, ldx);
+    const T *xi = X + i * ldx;
+    vd x[D];
+    for (int j = 0; j < D; ++j) x[j] = Unit ? loadv(xi) : column(xi + j);
+    vd p = bv;
+    for (int j = 0; j < D; ++j) p = p + x[j] * w[j];
+    const vd yv = y ? loadv(y + i) : vd{};
+    vd dv = LaneLoss<Loss>::derivative(p, yv), lv = LaneLoss<Loss>::value(p, yv);
+    if constexpr (Weighted) {
+      const vd s = loadv(sw + i);
+      dv = s * dv;
+      lv = s * lv;
+    }
+    gb = gb + dv;
+    loss = loss + lv;
+    for (int j = 0; j < D; ++j) g[j] = g[j] + x[j] * dv;
+  }
+  if (i < r1) {  // the chunk's last, partial tile: lanes m and above add nothing
+    const int m = static_cast<int>(r1 - i);
+    const T *xi = X + i * ldx;
+    vd x[D];
+    for (int j = 0; j < D; ++j) x[j] = Unit ? load_part(xi, m) : column(xi + j, m);
+    vd p = bv;
+    for (int j = 0; j < D; ++j) p = p + x[j] * w[j];
+    const vd yv = y ? load_part(y + i, m) : vd{};
+    vd dv = LaneLoss<Loss>::derivative(p, yv), lv = LaneLoss<Loss>::value(p, yv);
+    if constexpr (Weighted) {
+      const vd s = load_part(sw + i, m);
+      dv = s * dv;
+      lv = s * lv;
+    }
+    dv = keep_lanes(dv, m);
+    lv = keep_lanes(lv, m);
+    gb = gb + dv;
+    loss = loss + lv;
+    for (int j = 0; j < D; ++j) g[j] = g[j] + x[j] * dv;
+  }
+  // All lane sums in one butterfly (padded to a multiple of 4 vectors).
+  constexpr int kSums = (D + 2 + 3) / 4 * 4;
+  vd all[kSums];
+  for (int j = 0; j < D; ++j) all[j] = g[j];
+  all[D] = gb;
+  all[D + 1] = loss;
+  for (int j = D + 2; j < kSums; ++j) all[j] = vd{};
+  double sums[kSums];
+  sum_lanes_n<kSums>(all, sums);
+  const index_t dp = padded_width(D);
+  for (int j = 0; j < D; ++j) slot[j] = sums[j];
+  for (index_t j = D; j < dp; ++j) slot[j] = 0.0;
+  slot[dp] = sums[D];
+  slot[dp + 1] = sums[D + 1];
+}
+
+// One tile of R rows (R = kRowTile, or 1 for the rows after the last whole
+// tile) against KB outputs: the long-row kernel's unit of work.
+template <class Loss, class T, int R, int KB, bool Weighted>
+inline void long_tile(const T *const *x,   // R row pointers, each (d)
+                      index_t d,
+                      const double *Wt,    // (KB, ldw) rows of W^T for these outputs
+                      index_t ldw,
+                      const vd *wtail,    // (KB) W^T past the last whole lane group, padded
+                      const double *b,     // (KB)
+                      const double *y,     // row i's targets of this block, row stride k; or nullptr
+                      index_t k,
+                      const double *sw,    // (R) if Weighted
+                      double *Gt,          // (KB, dp) accumulated into
+                      index_t dp,
+                      double *gb,          // (KB) accumulated into
+                      double &loss) {
+  const index_t dfull = d / kLanes * kLanes;
+  const int tail = static_cast<int>(d - dfull);
+  vd acc[R][KB];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < KB; ++q) acc[r][q] = vd{};
+  for (index_t j = 0; j < dfull; j += kLanes) {
+    vd xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = loadv(x[r] + j);
+    for (int q = 0; q < KB; ++q) {
+      const vd wv = loadv(Wt + q * ldw + j);
+      for (int r = 0; r < R; ++r) acc[r][q] = acc[r][q] + xv[r] * wv;
+    }
+  }
+  if (tail) {
+    vd xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = load_part(x[r] + dfull, tail);
+    for (int q = 0; q < KB; ++q)
+      for (int r = 0; r < R; ++r) acc[r][q] = acc[r][q] + xv[r] * wtail[q];
+  }
+  double dot[R][KB];
+  sum_lanes_n<R * KB>(&acc[0][0], &dot[0][0]);
+  double dv[R][KB];
+  for (int r = 0; r < R; ++r) {
+    for (int q = 0; q < KB; ++q) {
+      const double p = dot[r][q] + b[q];
+      const double yv = y ? y[r * k + q] : 0.0;
+      double dr = Loss::derivative(p, yv), lr = Loss::value(p, yv);
+      if constexpr (Weighted) {
+        dr = sw[r] * dr;
+        lr = sw[r] * lr;
+      }
+      dv[r][q] = dr;
+      gb[q] += dr;
+      loss += lr;
+    }
+  }
+  for (index_t j = 0; j < dp; j += kLanes) {
+    vd xv[R];
+    if (j < dfull)
+      for (int r = 0; r < R; ++r) xv[r] = loadv(x[r] + j);
+    else
+      for (int r = 0; r < R; ++r) xv[r] = load_part(x[r] + j, tail);
+    for (int q = 0; q < KB; ++q) {
+      vd gq = loadv(Gt + q * dp + j);
+      for (int r = 0; r < R; ++r) gq = gq + xv[r] * dv[r][q];
+      storev(Gt + q * dp + j, gq);
+    }
+  }
+}
+
+// Long rows: rows [r0, r1) against outputs [c0, c0 + KB), accumulated into
+// Gt (KB, dp), gb (KB) and loss.
+template <class Loss, class T, int KB, bool Weighted>
+void long_rows(const T *X, index_t d, index_t ldx,  // X (n, d), row stride ldx
+               const double *y, index_t k,          // (n, k) or nullptr
+               const double *sw,                    // (n) if Weighted
+               const double *Wt, index_t ldw,       // (KB, ldw): W^T rows c0...
+               const double *b,                     // (KB)
+               index_t c0, index_t r0, index_t r1,
+               double *Gt, index_t dp, double *gb, double &loss) {
+  const index_t dfull = d / kLanes * kLanes;
+  const int tail = static_cast<int>(d - dfull);
+  vd wtail[KB];
+  for (int q = 0; q < KB; ++q) wtail[q] = tail ? load_part(Wt + q * ldw + dfull, tail) : vd{};
+  const double *yc = y ? y + c0 : nullptr;
+  double gbl[KB], lossl = loss;  // running sums in registers, not through memory
+  for (int q = 0; q < KB; ++q) gbl[q] = gb[q];
+  const index_t row_bytes = d * index_t(sizeof(T));
+  const index_t ahead = std::max<index_t>(kRowTile, (kPrefetchBytes + row_bytes - 1) / row_bytes);
   index_t i = r0;
   for (; i + kRowTile <= r1; i += kRowTile) {
-    const T *x0 = X + i * ldx;
-    const T *x1 = x0 + ldx;
-    const T *x2 = x1 + ldx;
-    const T *x3 = x2 + ldx;
-    if (k == 1) {
-      double p0 = 0.0, p1 = 0.0, p2 = 0.0, p3 = 0.0;
-#pragma omp simd reduction(+ : p0, p1, p2, p3)
-      for (index_t j = 0; j < d; ++j) {
-        const double w = W[j];
-        p0 += double(x0[j]) * w;
-        p1 += double(x1[j]) * w;
-        p2 += double(x2[j]) * w;
-        p3 += double(x3[j]) * w;
-      }
-      P[0] = p0 + b[0];
-      P[1] = p1 + b[0];
-      P[2] = p2 + b[0];
-      P[3] = p3 + b[0];
-    } else {
-      for (index_t r = 0; r < kRowTile * k; ++r) P[r] = 0.0;
-      for (index_t j = 0; j < d; ++j) {
-        const double v0 = double(x0[j]), v1 = double(x1[j]), v2 = double(x2[j]),
-                     v3 = double(x3[j]);
-        const double *Wj = W + j * k;
-        for (index_t c = 0; c < k; ++c) {
-          P[c] += v0 * Wj[c];
-          P[k + c] += v1 * Wj[c];
-          P[2 * k + c] += v2 * Wj[c];
-          P[3 * k + c] += v3 * Wj[c];
-        }
-      }
-      for (index_t r = 0; r < kRowTile; ++r)
-        for (index_t c = 0; c < k; ++c) P[r * k + c] += b[c];
-    }
-    for (index_t r = 0; r < kRowTile; ++r) {
-      const double wr = sw ? sw[i + r] : 1.0;
-      for (index_t c = 0; c < k; ++c) {
-        const double yv = y ? y[(i + r) * k + c] : 0.0;
-        const double p = P[r * k + c];
-        D[r * k + c] = wr * Loss::derivative(p, yv);
-        acc_loss += wr * Loss::value(p, yv);
-        gb[c] += D[r * k + c];
-      }
-    }
-    if (k == 1) {
-      const double d0 = D[0], d1 = D[1], d2 = D[2], d3 = D[3];
-#pragma omp simd
-      for (index_t j = 0; j < d; ++j)
-        G[j] += double(x0[j]) * d0 + double(x1[j]) * d1 + double(x2[j]) * d2 +
-                double(x3[j]) * d3;
-    } else {
-      for (index_t j = 0; j < d; ++j) {
-        const double v0 = double(x0[j]), v1 = double(x1[j]), v2 = double(x2[j]),
-                     v3 = double(x3[j]);
-        double *Gj = G + j * k;
-        for (index_t c = 0; c < k; ++c)
-          Gj[c] += v0 * D[c] + v1 * D[k + c] + v2 * D[2 * k + c] + v3 * D[3 * k + c];
-      }
-    }
+    const T *x[kRowTile];
+    for (int r = 0; r < kRowTile; ++r) x[r] = X + (i + r) * ldx;
+    if (c0 == 0) prefetch_rows(X, i + ahead, kRowTile, d, ldx);
+    long_tile<Loss, T, kRowTile, KB, Weighted>(x, d, Wt, ldw, wtail, b, yc ? yc + i * k : nullptr,
+                                               k, Weighted ? sw + i : nullptr, Gt, dp, gbl, lossl);
   }
-  // Tail rows of the chunk, one at a time.
   for (; i < r1; ++i) {
-    const T *x = X + i * ldx;
-    for (index_t c = 0; c < k; ++c) P[c] = b[c];
-    for (index_t j = 0; j < d; ++j) {
-      const double v = double(x[j]);
-      for (index_t c = 0; c < k; ++c) P[c] += v * W[j * k + c];
-    }
-    const double wr = sw ? sw[i] : 1.0;
-    for (index_t c = 0; c < k; ++c) {
-      const double yv = y ? y[i * k + c] : 0.0;
-      D[c] = wr * Loss::derivative(P[c], yv);
-      acc_loss += wr * Loss::value(P[c], yv);
-      gb[c] += D[c];
-    }
-    for (index_t j = 0; j < d; ++j) {
-      const double v = double(x[j]);
-      for (index_t c = 0; c < k; ++c) G[j * k + c] += v * D[c];
+    const T *x[1] = {X + i * ldx};
+    long_tile<Loss, T, 1, KB, Weighted>(x, d, Wt, ldw, wtail, b, yc ? yc + i * k : nullptr, k,
+                                        Weighted ? sw + i : nullptr, Gt, dp, gbl, lossl);
+  }
+  for (int q = 0; q < KB; ++q) gb[q] = gbl[q];
+  loss = lossl;
+}
+
+// long_rows with KB = kb (1 <= kb <= KB), chosen at run time.
+template <class Loss, class T, bool Weighted, int KB = kOutBlock>
+void long_rows_block(int kb, const T *X, index_t d, index_t ldx, const double *y, index_t k,
+                     const double *sw, const double *Wt, const double *b, index_t c0, index_t r0,
+                     index_t r1, double *Gt, index_t dp, double *gb, double &loss) {
+  if (kb == KB)
+    long_rows<Loss, T, KB, Weighted>(X, d, ldx, y, k, sw, Wt, d, b, c0, r0, r1, Gt, dp, gb, loss);
+  else if constexpr (KB > 1)
+    long_rows_block<Loss, T, Weighted, KB - 1>(kb, X, d, ldx, y, k, sw, Wt, b, c0, r0, r1, Gt, dp,
+                                               gb, loss);
+}
+
+template <class Loss, class T, bool Weighted>
+void long_rows_all(const T *X, index_t d, index_t ldx, const double *y, index_t k,
+                   const double *sw, const double *Wt, const double *b, index_t r0, index_t r1,
+                   double *slot) {
+  const index_t dp = padded_width(d);
+  std::memset(slot, 0, sizeof(double) * static_cast<size_t>(k * dp + k + 1));
+  double *gb = slot + k * dp;
+  double loss = 0.0;
+  for (index_t c0 = 0; c0 < k; c0 += kOutBlock) {
+    const int kb = static_cast<int>(std::min<index_t>(kOutBlock, k - c0));
+    long_rows_block<Loss, T, Weighted>(kb, X, d, ldx, y, k, sw, Wt + c0 * d, b + c0, c0, r0, r1,
+                                       slot + c0 * dp, dp, gb + c0, loss);
+  }
+  slot[k * dp + k] = loss;
+}
+
+template <class Loss, class T, int D>
+void short_rows_any(const T *X, index_t ldx, const double *y, const double *sw,
+                    const double *W, const double *b, index_t r0, index_t r1, double *slot) {
+  if (sw) {
+    if (D == 1 && ldx == 1)
+      short_rows<Loss, T, D, true, true>(X, ldx, y, sw, W, b, r0, r1, slot);
+    else
+      short_rows<Loss, T, D, true, false>(X, ldx, y, sw, W, b, r0, r1, slot);
+  } else {
+    if (D == 1 && ldx == 1)
+      short_rows<Loss, T, D, false, true>(X, ldx, y, sw, W, b, r0, r1, slot);
+    else
+      short_rows<Loss, T, D, false, false>(X, ldx, y, sw, W, b, r0, r1, slot);
+  }
+}
+
+// The fused sums of rows [r0, r1) written to a chunk partial `slot`:
+// G as (k, padded_width(d)) (the transpose of W's layout), then g_b (k),
+// then the loss. Wt is W^T (k, d); for k == 1 that is W itself.
+template <class Loss, class T>
+void fused_rows(const T *X,        // (n, d), row stride ldx
+                index_t d, index_t ldx,
+                const double *y,   // (n, k) row-major, or nullptr for y = 0
+                index_t k,
+                const double *sw,  // (n) sample weights, or nullptr for 1
+                const double *Wt,  // (k, d) row-major
+                const double *b,   // (k)
+                index_t r0, index_t r1,
+                double *slot) {    // (k * padded_width(d) + k + 1)
+  if (k == 1 && d >= 1 && d <= kShortRow) {
+    switch (d) {
+      case 1: return short_rows_any<Loss, T, 1>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 2: return short_rows_any<Loss, T, 2>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 3: return short_rows_any<Loss, T, 3>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 4: return short_rows_any<Loss, T, 4>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 5: return short_rows_any<Loss, T, 5>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 6: return short_rows_any<Loss, T, 6>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 7: return short_rows_any<Loss, T, 7>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      default: return short_rows_any<Loss, T, 8>(X, ldx, y, sw, Wt, b, r0, r1, slot);
     }
   }
-  *loss += acc_loss;
+  if (sw)
+    long_rows_all<Loss, T, true>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
+  else
+    long_rows_all<Loss, T, false>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
+}
+
+// A reduced partial (G as (k, dp), g_b, loss) divided by the weight sum:
+// G (d, k) and gb (k) get the mean gradients; returns the mean loss.
+inline double normalise(const double *total, index_t d, index_t dp, index_t k, double inv,
+                        double *G, double *gb) {
+  for (index_t j = 0; j < d; ++j)
+    for (index_t q = 0; q < k; ++q) G[j * k + q] = total[q * dp + j] * inv;
+  for (index_t q = 0; q < k; ++q) gb[q] = total[k * dp + q] * inv;
+  return total[k * dp + k] * inv;
 }
 
 }  // namespace detail
@@ -169,11 +582,11 @@ class StreamOracle {
                index_t k,
                const double *sw,  // (n) or nullptr
                double weight_sum)
-      : X_(X), n_(n), d_(d), ldx_(ldx), y_(y), k_(k), sw_(sw), weight_sum_(weight_sum),
-        plan_(plan_chunks(n, d, k)), slot_(d * k + k + 1),
+      : X_(X), n_(n), d_(d), ldx_(ldx), y_(y), k_(k), sw_(sw), inv_weight_sum_(1.0 / weight_sum),
+        plan_(plan_chunks(n, d, k)), dp_(padded_width(d)), slot_(k * dp_ + k + 1),
         partial_(static_cast<size_t>(plan_.n_chunks * slot_)),
-        scratch_(static_cast<size_t>(plan_.n_chunks * 2 * kRowTile * k)),
-        total_(static_cast<size_t>(slot_)) {}
+        Wt_(static_cast<size_t>(k > 1 ? d * k : 0)),
+        total_(static_cast<size_t>(plan_.n_chunks > 1 ? slot_ : 0)) {}
 
   index_t d() const { return d_; }
   index_t k() const { return k_; }
@@ -182,36 +595,37 @@ class StreamOracle {
   double work_per_pass() const { return double(n_) * double(d_) * double(k_); }
 
   void partials(const double *W, const double *b) {
+    const double *Wt = W;
+    if (k_ > 1) {
+      // The kernel reads W^T: one thread transposes, the others wait.
+#pragma omp single
+      for (index_t j = 0; j < d_; ++j)
+        for (index_t q = 0; q < k_; ++q) Wt_[q * d_ + j] = W[j * k_ + q];
+      Wt = Wt_.data();
+    }
 #pragma omp for schedule(static)
     for (index_t c = 0; c < plan_.n_chunks; ++c) {
-      double *slot = partial_.data() + c * slot_;
-      std::memset(slot, 0, sizeof(double) * slot_);
       const index_t r0 = c * plan_.rows_per_chunk;
       const index_t r1 = std::min(n_, r0 + plan_.rows_per_chunk);
-      double *scratch = scratch_.data() + c * 2 * kRowTile * k_;
-      if (k_ == 1)
-        detail::fused_rows<Loss, T, 1>(X_, d_, ldx_, y_, k_, sw_, W, b, r0, r1, slot,
-                                       slot + d_ * k_, slot + d_ * k_ + k_, scratch);
-      else
-        detail::fused_rows<Loss, T, 0>(X_, d_, ldx_, y_, k_, sw_, W, b, r0, r1, slot,
-                                       slot + d_ * k_, slot + d_ * k_ + k_, scratch);
+      detail::fused_rows<Loss, T>(X_, d_, ldx_, y_, k_, sw_, Wt, b, r0, r1,
+                                  partial_.data() + c * slot_);
     }
   }
 
   // Sum the chunk partials in chunk order and normalise by the weight sum.
   // Returns the loss; G (d,k) and gb (k) receive the mean gradients.
   double reduce(double *G, double *gb) {
-    const index_t m = d_ * k_ + k_ + 1;
-    double *total = total_.data();
-    std::memcpy(total, partial_.data(), sizeof(double) * m);
-    for (index_t c = 1; c < plan_.n_chunks; ++c) {
-      const double *slot = partial_.data() + c * slot_;
-      for (index_t j = 0; j < m; ++j) total[j] += slot[j];
+    const double *total = partial_.data();
+    if (plan_.n_chunks > 1) {
+      double *t = total_.data();
+      std::memcpy(t, partial_.data(), sizeof(double) * static_cast<size_t>(slot_));
+      for (index_t c = 1; c < plan_.n_chunks; ++c) {
+        const double *slot = partial_.data() + c * slot_;
+        for (index_t j = 0; j < slot_; ++j) t[j] += slot[j];
+      }
+      total = t;
     }
-    const double inv = 1.0 / weight_sum_;
-    for (index_t j = 0; j < d_ * k_; ++j) G[j] = total[j] * inv;
-    for (index_t c = 0; c < k_; ++c) gb[c] = total[d_ * k_ + c] * inv;
-    return total[m - 1] * inv;
+    return detail::normalise(total, d_, dp_, k_, inv_weight_sum_, G, gb);
   }
 
  private:
@@ -220,12 +634,53 @@ class StreamOracle {
   const double *y_;
   index_t k_;
   const double *sw_;
-  double weight_sum_;
+  double inv_weight_sum_;
   ChunkPlan plan_;
-  index_t slot_;
+  index_t dp_, slot_;
   std::vector<double> partial_;
-  std::vector<double> scratch_;
+  std::vector<double> Wt_;
   std::vector<double> total_;
+};
+
+// The same fused pass for a problem of one chunk with k == 1 and packed short
+// rows (ldx == d == D <= kShortRow), without the chunk machinery: the partial
+// stays in registers when descend() inlines it, which is what a descent whose
+// steps take nanoseconds (the tutorial's 16 points) needs. It runs the very
+// kernel StreamOracle runs on its one chunk, so the bits are the same.
+template <class Loss, class T, int D, bool Weighted>
+class SmallOracle {
+ public:
+  static constexpr index_t kPadded = (D + kLanes - 1) / kLanes * kLanes;
+
+  // True when StreamOracle would make one chunk of these rows.
+  static bool fits(index_t n, index_t d, index_t ldx, index_t k) {
+    return k == 1 && d == D && ldx == D && plan_chunks(n, d, k).n_chunks == 1;
+  }
+
+  SmallOracle(const T *X,  // (n, D), packed rows
+              index_t n,
+              const double *y,   // (n) or nullptr
+              const double *sw,  // (n), non-null iff Weighted
+              double weight_sum)
+      : X_(X), n_(n), y_(y), sw_(sw), inv_weight_sum_(1.0 / weight_sum) {}
+
+  index_t d() const { return D; }
+  index_t k() const { return 1; }
+
+  void partials(const double *W, const double *b) {
+    detail::short_rows<Loss, T, D, Weighted, D == 1, false>(X_, D, y_, sw_, W, b, 0, n_, slot_);
+  }
+  double reduce(double *G, double *gb) {
+    return detail::normalise(slot_, D, kPadded, 1, inv_weight_sum_, G, gb);
+  }
+
+ private:
+  const T *X_;
+  index_t n_;
+  const double *y_;
+  const double *sw_;
+  double inv_weight_sum_;
+  double slot_[kPadded + 2];
 };
 
 }  // namespace fastlinreg
