@@ -392,7 +392,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             c0 = np.array(coef_init, dtype=np.float64)
             if c0.shape == (d,) and k == 1:
                 c0 = c0.reshape(1, d)
-            if c0.shape != (k, d) or not np.all(np.isfinite(c0)):
+            if c0.shape != (k, d) or not np.isfinite(c0).all():
                 raise ValueError(
                     f"coef_init must be finite with shape ({d},) for 1-D y or ({k}, {d}) "
                     f"(like coef_); got shape {c0.shape}."
@@ -404,7 +404,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             i0 = np.array(intercept_init, dtype=np.float64).reshape(-1)
             if i0.shape == (1,):
                 i0 = np.repeat(i0, k)
-            if i0.shape != (k,) or not np.all(np.isfinite(i0)):
+            if i0.shape != (k,) or not np.isfinite(i0).all():
                 raise ValueError(
                     f"intercept_init must be a finite scalar or have shape ({k},); "
                     f"got shape {np.shape(intercept_init)}."
