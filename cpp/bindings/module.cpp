@@ -249,8 +249,7 @@ void bind_typed(py::module_ &m) {
       "sufficient_stats",
       [](const ndarray<T> &X, const darray &y, const std::optional<darray> &sw,
          darray &mean_x, darray &mean_y, darray &Cxx, darray &Cxy, darray &Cyy,
-         const std::optional<py::capsule> &syrk, const std::optional<py::capsule> &gemm,
-         int n_threads) {
+         const std::optional<py::capsule> &syrk, int n_threads) {
         const index_t ldx = row_stride(X);
         const index_t n = X.shape(0), d = X.shape(1);
         require(y.ndim() == 2 && y.shape(0) == n, "y must be a (n, k) float64 array");
@@ -264,10 +263,7 @@ void bind_typed(py::module_ &m) {
         require(d < (index_t(1) << 31) && k < (index_t(1) << 31),
                 "too many columns for 32-bit BLAS");
         BlasFunctions blas;
-        if (syrk && gemm) {
-          blas.syrk = reinterpret_cast<dsyrk_fn *>(syrk->get_pointer());
-          blas.gemm = reinterpret_cast<dgemm_fn *>(gemm->get_pointer());
-        }
+        if (syrk) blas.syrk = reinterpret_cast<dsyrk_fn *>(syrk->get_pointer());
         const double *swp = sw ? sw->data() : nullptr;
         py::gil_scoped_release nogil;
         return sufficient_stats<T>(X.data(), n, d, ldx, y.data(), k, swp, blas, n_threads,
@@ -277,9 +273,10 @@ void bind_typed(py::module_ &m) {
       py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
       py::arg("mean_x").noconvert(), py::arg("mean_y").noconvert(), py::arg("Cxx").noconvert(),
       py::arg("Cxy").noconvert(), py::arg("Cyy").noconvert(), py::arg("syrk") = py::none(),
-      py::arg("gemm") = py::none(), py::arg("n_threads") = 0,
+      py::arg("n_threads") = 0,
       "Centred sufficient statistics in one read of X; returns the weight sum. "
-      "syrk/gemm: scipy.linalg.cython_blas capsules, or None for the plain loops.");
+      "syrk: scipy.linalg.cython_blas's dsyrk capsule to run the rank update in BLAS, "
+      "or None for fastlinreg's own tiled kernel.");
 
   m.def(
       "column_moments",

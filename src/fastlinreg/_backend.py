@@ -139,32 +139,30 @@ def hessian_norm_gram(stats, *, alpha, fit_intercept, shift, scale, n_jobs):
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_capsules():
-    """scipy's BLAS dsyrk/dgemm as capsules, or (None, None) without scipy."""
-    try:
-        from scipy.linalg import cython_blas
-    except ImportError:  # pragma: no cover - scipy is a dependency
-        return None, None
-    capi = cython_blas.__pyx_capi__
-    return capi["dsyrk"], capi["dgemm"]
+def _blas_syrk():
+    """scipy's BLAS dsyrk as a capsule."""
+    from scipy.linalg import cython_blas
+
+    return cython_blas.__pyx_capi__["dsyrk"]
 
 
-def sufficient_stats(X, y, sample_weight=None, *, use_blas=True, n_jobs=None):
+def sufficient_stats(X, y, sample_weight=None, *, use_blas=False, n_jobs=None):
     """Centred sufficient statistics of ``(X, y)`` in one read of X.
 
     Returns ``(weight_sum, mean_x (d), mean_y (k), Cxx (d, d), Cxy (d, k),
-    Cyy (k, k))``; ``y`` must be (n, k). With ``use_blas`` the heavy part
-    runs in scipy's BLAS (syrk/gemm); otherwise in plain C++ loops.
+    Cyy (k, k))``; ``y`` must be (n, k). The rank update runs in
+    fastlinreg's own tiled kernel; ``use_blas=True`` runs it in scipy's BLAS
+    dsyrk on the same packed blocks instead (slower for thin X, kept so the
+    benchmark can show it).
     """
     X = as_kernel_X(X)
     y = np.ascontiguousarray(y, dtype=np.float64)
     d, k = X.shape[1], y.shape[1]
     mean_x, mean_y = np.empty(d), np.empty(k)
     Cxx, Cxy, Cyy = np.empty((d, d)), np.empty((d, k)), np.empty((k, k))
-    syrk, gemm = _blas_capsules() if use_blas else (None, None)
     wsum = _core.sufficient_stats(
-        X, y, _vec(sample_weight), mean_x, mean_y, Cxx, Cxy, Cyy, syrk, gemm,
-        resolve_threads(n_jobs),
+        X, y, _vec(sample_weight), mean_x, mean_y, Cxx, Cxy, Cyy,
+        _blas_syrk() if use_blas else None, resolve_threads(n_jobs),
     )
     return wsum, mean_x, mean_y, Cxx, Cxy, Cyy
 

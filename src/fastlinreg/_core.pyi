@@ -50,7 +50,7 @@ def hessian_norm_gram(
 ) -> float: ...
 def sufficient_stats(
     X: _X, y: _F64, sample_weight: _F64 | None, mean_x: _F64, mean_y: _F64, Cxx: _F64,
-    Cxy: _F64, Cyy: _F64, syrk: object = None, gemm: object = None, n_threads: int = 0,
+    Cxy: _F64, Cyy: _F64, syrk: object = None, n_threads: int = 0,
 ) -> float: ...
 def column_moments(
     X: _X, sample_weight: _F64 | None, mean: _F64, var: _F64, n_threads: int = 0,

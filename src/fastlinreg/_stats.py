@@ -74,7 +74,7 @@ class SufficientStats:
         return self.mean_y.shape[0]
 
     @classmethod
-    def from_arrays(cls, X, y, sample_weight=None, *, use_blas=True, n_jobs=None):
+    def from_arrays(cls, X, y, sample_weight=None, *, use_blas=False, n_jobs=None):
         """Statistics of the rows of ``X`` (n, d) and ``y`` (n,) or (n, k), in
         one read of X. Arrays must already be validated (finite, numeric)."""
         y = np.asarray(y, dtype=np.float64)

@@ -10,86 +10,120 @@
 //   Cyy        = sum_i w_i (y_i - mean_y)(y_i - mean_y)^T            (k, k)
 // Rows are taken in blocks. Each block is shifted by the first row of X (a
 // value near the data, so the shifted sums lose no digits), scaled by
-// sqrt(w), converted to double in a small buffer that stays in cache, and
-// handed to BLAS syrk/gemm; without BLAS pointers a plain loop does it.
+// sqrt(w), and packed in double into a cache-sized buffer as augmented rows
+// a_i = sqrt(w_i) [x_i - s_x, y_i - s_y, 1]. One symmetric rank-update
+// S += sum_i a_i a_i^T then yields every second moment and every first
+// moment at once. The update is our own register-tiled kernel (AVX-512 where
+// the build targets it): the Gram of a tall, thin X is too narrow for BLAS
+// syrk to reach its dgemm rate. Passing a BLAS pointer runs dsyrk on the
+// same packed blocks instead, for comparison (benchmarks/bench_exact.py).
+// Each entry of S is summed over blocks and rows in order, and threads split
+// the output tiles, never the rows: the bits do not depend on the thread count.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "fastlinreg/fused.hpp"
 
 namespace fastlinreg {
 
-// Fortran BLAS entry points, as scipy.linalg.cython_blas exports them.
+// Fortran BLAS dsyrk, as scipy.linalg.cython_blas exports it.
 using dsyrk_fn = void(const char *uplo, const char *trans, const int *n, const int *k,
                       const double *alpha, const double *a, const int *lda,
                       const double *beta, double *c, const int *ldc);
-using dgemm_fn = void(const char *transa, const char *transb, const int *m, const int *n,
-                      const int *k, const double *alpha, const double *a, const int *lda,
-                      const double *b, const int *ldb, const double *beta, double *c,
-                      const int *ldc);
 
 struct BlasFunctions {
   dsyrk_fn *syrk = nullptr;
-  dgemm_fn *gemm = nullptr;
-  bool available() const { return syrk != nullptr && gemm != nullptr; }
+  bool available() const { return syrk != nullptr; }
 };
 
 namespace detail {
 
-// S (m, m), upper triangle, column-major with leading dimension m, += A A^T
-// where A is (m, rows) column-major (rows of the block, contiguous).
-inline void syrk_upper_plain(const double *A, index_t m, index_t rows, double *S,
-                             int n_threads) {
-  // Each thread owns whole columns l of S: the sum for an entry runs over the
-  // block rows in order, so the result does not depend on the thread count.
-#pragma omp parallel for schedule(static, 1) num_threads(n_threads) if (n_threads > 1)
-  for (index_t l = 0; l < m; ++l) {
-    double *Sl = S + l * m;  // column l, entries j <= l are the upper triangle
-    index_t i = 0;
-    for (; i + 4 <= rows; i += 4) {
-      const double *a0 = A + i * m, *a1 = a0 + m, *a2 = a1 + m, *a3 = a2 + m;
-      const double c0 = a0[l], c1 = a1[l], c2 = a2[l], c3 = a3[l];
-#pragma omp simd
-      for (index_t j = 0; j <= l; ++j) Sl[j] += a0[j] * c0 + a1[j] * c1 + a2[j] * c2 + a3[j] * c3;
+// Rows and columns of one output tile of the augmented Gram: kTileRows rows
+// by nv * 8 columns, accumulated in registers over all rows of a block.
+constexpr int kTileRows = 8;
+
+// S (mp, mp) row-major, tile rows [j0, j0 + 8), columns [l0, l0 + 8 NV),
+// += sum over the block's rows of a[j] * a[l]. A is (rows, mp) row-major.
+template <int NV>
+inline void gram_tile(const double *A, index_t rows, index_t mp, index_t j0, index_t l0,
+                      double *S) {
+#if defined(__AVX512F__)
+  __m512d acc[kTileRows][NV];
+  for (int r = 0; r < kTileRows; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_loadu_pd(S + (j0 + r) * mp + l0 + 8 * v);
+  for (index_t i = 0; i < rows; ++i) {
+    const double *a = A + i * mp;
+    __m512d x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = _mm512_loadu_pd(a + l0 + 8 * v);
+    for (int r = 0; r < kTileRows; ++r) {
+      const __m512d ar = _mm512_set1_pd(a[j0 + r]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_pd(ar, x[v], acc[r][v]);
     }
-    for (; i < rows; ++i) {
-      const double *a = A + i * m;
-      const double c = a[l];
+  }
+  for (int r = 0; r < kTileRows; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_pd(S + (j0 + r) * mp + l0 + 8 * v, acc[r][v]);
+#else
+  double acc[kTileRows][8 * NV];
+  for (int r = 0; r < kTileRows; ++r)
+    for (int c = 0; c < 8 * NV; ++c) acc[r][c] = S[(j0 + r) * mp + l0 + c];
+  for (index_t i = 0; i < rows; ++i) {
+    const double *a = A + i * mp;
+    for (int r = 0; r < kTileRows; ++r) {
+      const double ar = a[j0 + r];
 #pragma omp simd
-      for (index_t j = 0; j <= l; ++j) Sl[j] += a[j] * c;
+      for (int c = 0; c < 8 * NV; ++c) acc[r][c] += ar * a[l0 + c];
     }
+  }
+  for (int r = 0; r < kTileRows; ++r)
+    for (int c = 0; c < 8 * NV; ++c) S[(j0 + r) * mp + l0 + c] = acc[r][c];
+#endif
+}
+
+struct GramTile {
+  index_t j0, l0;
+  int nv;
+};
+
+// The tiles that cover the upper triangle of an (mp, mp) Gram, mp a multiple of 8.
+inline std::vector<GramTile> upper_gram_tiles(index_t mp) {
+  constexpr int kMaxNV = 3;
+  std::vector<GramTile> tiles;
+  for (index_t j0 = 0; j0 < mp; j0 += kTileRows)
+    for (index_t l0 = (j0 / 8) * 8; l0 < mp; l0 += 8 * kMaxNV) {
+      const int nv = static_cast<int>(std::min<index_t>(kMaxNV, (mp - l0) / 8));
+      tiles.push_back({j0, l0, nv});
+    }
+  return tiles;
+}
+
+inline void run_gram_tile(const GramTile &t, const double *A, index_t rows, index_t mp,
+                          double *S) {
+  switch (t.nv) {
+    case 1: gram_tile<1>(A, rows, mp, t.j0, t.l0, S); break;
+    case 2: gram_tile<2>(A, rows, mp, t.j0, t.l0, S); break;
+    default: gram_tile<3>(A, rows, mp, t.j0, t.l0, S); break;
   }
 }
 
-// C (m, k) column-major += A B^T, A (m, rows), B (k, rows), both column-major.
-inline void gemm_nt_plain(const double *A, index_t m, const double *B, index_t k,
-                          index_t rows, double *C) {
-  for (index_t i = 0; i < rows; ++i)
-    for (index_t c = 0; c < k; ++c) {
-      const double bc = B[i * k + c];
-      double *Cc = C + c * m;
-      const double *a = A + i * m;
-#pragma omp simd
-      for (index_t j = 0; j < m; ++j) Cc[j] += a[j] * bc;
-    }
-}
-
-inline void symmetrize_upper(double *S, index_t m) {
-  // S column-major upper -> full; as a row-major array it is then the same.
-  for (index_t l = 0; l < m; ++l)
-    for (index_t j = 0; j < l; ++j) S[j * m + l] = S[l * m + j];
+// Copy the upper triangle of a row-major (m, m) matrix onto its lower one.
+inline void symmetrize_upper_rowmajor(double *S, index_t m) {
+  for (index_t j = 1; j < m; ++j)
+    for (index_t l = 0; l < j; ++l) S[j * m + l] = S[l * m + j];
 }
 
 }  // namespace detail
 
-// Rows per block: the block buffer holds about 1 MiB of doubles, and at least
-// 256 rows so that syrk's inner dimension is long enough to run at speed.
-inline index_t stats_block_rows(index_t d, index_t k) {
-  const index_t width = d + k;
-  return std::clamp<index_t>((index_t(1) << 17) / std::max<index_t>(width, 1), 256, 8192);
+// Rows per block: the packed block (rows x padded width doubles) takes about
+// 512 KiB, so it stays in each core's L2 while every output tile streams it.
+inline index_t stats_block_rows(index_t width) {
+  return std::clamp<index_t>((index_t(1) << 16) / std::max<index_t>(width, 1), 64, 4096);
 }
 
 // Returns weight_sum. Outputs are overwritten (row-major arrays):
@@ -102,70 +136,74 @@ double sufficient_stats(const T *X,  // (n, d), rows contiguous, row stride ldx
                         const double *sw,  // (n) or nullptr
                         const BlasFunctions &blas, int n_threads, double *mean_x,
                         double *mean_y, double *Cxx, double *Cxy, double *Cyy) {
-  const int nt = resolve_threads(n_threads);
-  const index_t B = std::min<index_t>(stats_block_rows(d, k), std::max<index_t>(n, 1));
-  std::vector<double> A(static_cast<size_t>(B * d));   // (d, B) column-major
-  std::vector<double> Yb(static_cast<size_t>(B * k));  // (k, B) column-major
-  std::vector<double> shift_x(static_cast<size_t>(d)), shift_y(static_cast<size_t>(k));
-  for (index_t j = 0; j < d; ++j) shift_x[j] = n > 0 ? double(X[j]) : 0.0;
-  for (index_t c = 0; c < k; ++c) shift_y[c] = n > 0 ? y[c] : 0.0;
-
-  // Shifted sums: S1 = sum w (x - s), Sxx = sum w (x - s)(x - s)^T, ...
-  std::vector<double> s1x(static_cast<size_t>(d), 0.0), s1y(static_cast<size_t>(k), 0.0);
-  std::vector<double> Sxx(static_cast<size_t>(d * d), 0.0);  // column-major, upper
-  std::vector<double> Sxy(static_cast<size_t>(d * k), 0.0);  // column-major (d, k)
-  std::vector<double> Syy(static_cast<size_t>(k * k), 0.0);  // column-major, upper
+  // Augmented width: x (d), y (k), the constant column; padded to 8 doubles.
+  const index_t m = d + k + 1;
+  const index_t mp = ((m + 7) / 8) * 8;
+  const index_t B = std::min<index_t>(stats_block_rows(mp), std::max<index_t>(n, 1));
+  std::vector<double> A(static_cast<size_t>(B * mp), 0.0);  // (B, mp) packed block
+  std::vector<double> S(static_cast<size_t>(mp * mp), 0.0);  // augmented Gram, upper
+  std::vector<double> shift(static_cast<size_t>(d + k), 0.0);
+  if (n > 0) {
+    for (index_t j = 0; j < d; ++j) shift[j] = double(X[j]);
+    for (index_t c = 0; c < k; ++c) shift[d + c] = y[c];
+  }
+  const std::vector<detail::GramTile> tiles = detail::upper_gram_tiles(mp);
+  const index_t n_tiles = static_cast<index_t>(tiles.size());
+  // BLAS threads itself; an OpenMP team spinning beside it would only steal cores.
+  const bool parallel = !blas.available() && n * m * m >= (index_t(1) << 18);
+  const int nt = static_cast<int>(
+      std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), parallel ? n_tiles : 1)));
   double wsum = 0.0;
-  const int di = static_cast<int>(d), ki = static_cast<int>(k);
+  const int mpi = static_cast<int>(mp);
   const double one = 1.0;
 
+#pragma omp parallel num_threads(nt) if (nt > 1)
   for (index_t r0 = 0; r0 < n; r0 += B) {
     const index_t rows = std::min(B, n - r0);
-    const int ri = static_cast<int>(rows);
-    // Fill the block buffers: sqrt(w) * (x - shift), in double.
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && rows * d >= 65536)
+    // Pack: a_i = sqrt(w_i) [x_i - s_x, y_i - s_y, 1, 0...], in double.
+#pragma omp for schedule(static)
     for (index_t i = 0; i < rows; ++i) {
       const T *x = X + (r0 + i) * ldx;
-      const double sq = sw ? std::sqrt(sw[r0 + i]) : 1.0;
-      double *a = A.data() + i * d;
-      for (index_t j = 0; j < d; ++j) a[j] = sq * (double(x[j]) - shift_x[j]);
       const double *yi = y + (r0 + i) * k;
-      double *yb = Yb.data() + i * k;
-      for (index_t c = 0; c < k; ++c) yb[c] = sq * (yi[c] - shift_y[c]);
-    }
-    // First moments, in row order (from the cached buffer: sum sqrt(w) * a).
-    for (index_t i = 0; i < rows; ++i) {
       const double sq = sw ? std::sqrt(sw[r0 + i]) : 1.0;
-      wsum += sw ? sw[r0 + i] : 1.0;
-      const double *a = A.data() + i * d;
-      for (index_t j = 0; j < d; ++j) s1x[j] += sq * a[j];
-      const double *yb = Yb.data() + i * k;
-      for (index_t c = 0; c < k; ++c) s1y[c] += sq * yb[c];
+      double *a = A.data() + i * mp;
+      for (index_t j = 0; j < d; ++j) a[j] = sq * (double(x[j]) - shift[j]);
+      for (index_t c = 0; c < k; ++c) a[d + c] = sq * (yi[c] - shift[d + c]);
+      a[d + k] = sq;
     }
+#pragma omp master
+    for (index_t i = 0; i < rows; ++i) wsum += sw ? sw[r0 + i] : 1.0;
+    // (the `omp for` below starts after the pack's barrier; the master's sum
+    // is read only after the region)
     if (blas.available()) {
-      blas.syrk("U", "N", &di, &ri, &one, A.data(), &di, &one, Sxx.data(), &di);
-      blas.gemm("N", "T", &di, &ki, &ri, &one, A.data(), &di, Yb.data(), &ki, &one,
-                Sxy.data(), &di);
-      blas.syrk("U", "N", &ki, &ri, &one, Yb.data(), &ki, &one, Syy.data(), &ki);
+      // A as column-major (mp, rows): S += A A^T in its column-major lower
+      // triangle, which is the row-major upper one. (nt == 1 here.)
+      const int ri = static_cast<int>(rows);
+      blas.syrk("L", "N", &mpi, &ri, &one, A.data(), &mpi, &one, S.data(), &mpi);
     } else {
-      detail::syrk_upper_plain(A.data(), d, rows, Sxx.data(), nt);
-      detail::gemm_nt_plain(A.data(), d, Yb.data(), k, rows, Sxy.data());
-      detail::syrk_upper_plain(Yb.data(), k, rows, Syy.data(), 1);
+#pragma omp for schedule(static, 1)
+      for (index_t t = 0; t < n_tiles; ++t)
+        detail::run_gram_tile(tiles[t], A.data(), rows, mp, S.data());
     }
   }
-  detail::symmetrize_upper(Sxx.data(), d);
-  detail::symmetrize_upper(Syy.data(), k);
+  // S row-major holds the upper triangle (the BLAS path writes the same
+  // entries through its column-major lower triangle).
+  detail::symmetrize_upper_rowmajor(S.data(), mp);
 
-  // Centre: C = S - s1 s1^T / W, mean = shift + s1 / W.
+  // Shifted sums -> centred: C = S - s1 s1^T / W, mean = shift + s1 / W.
   const double inv = wsum > 0.0 ? 1.0 / wsum : 0.0;
-  for (index_t j = 0; j < d; ++j) mean_x[j] = shift_x[j] + s1x[j] * inv;
-  for (index_t c = 0; c < k; ++c) mean_y[c] = shift_y[c] + s1y[c] * inv;
+  const double *s1 = S.data();  // row-major: column m-1 of row j is s1[j]
+  auto at = [&](index_t j, index_t l) { return S[j * mp + l]; };
+  auto first = [&](index_t j) { return s1[j * mp + (m - 1)]; };
+  for (index_t j = 0; j < d; ++j) mean_x[j] = shift[j] + first(j) * inv;
+  for (index_t c = 0; c < k; ++c) mean_y[c] = shift[d + c] + first(d + c) * inv;
   for (index_t j = 0; j < d; ++j)
-    for (index_t l = 0; l < d; ++l) Cxx[j * d + l] = Sxx[j * d + l] - s1x[j] * s1x[l] * inv;
+    for (index_t l = 0; l < d; ++l) Cxx[j * d + l] = at(j, l) - first(j) * first(l) * inv;
   for (index_t j = 0; j < d; ++j)
-    for (index_t c = 0; c < k; ++c) Cxy[j * k + c] = Sxy[c * d + j] - s1x[j] * s1y[c] * inv;
+    for (index_t c = 0; c < k; ++c) Cxy[j * k + c] = at(j, d + c) - first(j) * first(d + c) * inv;
   for (index_t a = 0; a < k; ++a)
-    for (index_t c = 0; c < k; ++c) Cyy[a * k + c] = Syy[a * k + c] - s1y[a] * s1y[c] * inv;
+    for (index_t c = 0; c < k; ++c)
+      Cyy[a * k + c] = at(d + a, d + c) - first(d + a) * first(d + c) * inv;
   return wsum;
 }
 
