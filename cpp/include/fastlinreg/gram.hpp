@@ -9,6 +9,7 @@
 // descent on this oracle replays the streaming iterates.
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "fastlinreg/fused.hpp"
@@ -32,17 +33,40 @@ class GramOracle {
   index_t d() const { return d_; }
   index_t k() const { return k_; }
 
-  // E = Cxx W, rows work-shared.
+  // E = Cxx W. Cxx is symmetric, so E = sum_l Cxx[l, :]^T W[l, :]: axpys
+  // over contiguous rows, vectorised without horizontal sums. Threads share
+  // blocks of E's rows; each entry is summed over l in order whatever the
+  // thread count.
   void partials(const double *W, const double *b) {
+    constexpr index_t kBlock = 32;  // four AVX-512 registers of accumulators
+    const index_t n_blocks = (d_ + kBlock - 1) / kBlock;
 #pragma omp for schedule(static)
-    for (index_t j = 0; j < d_; ++j) {
-      const double *Cj = Cxx_ + j * d_;
-      double *Ej = E_.data() + j * k_;
-      for (index_t q = 0; q < k_; ++q) Ej[q] = 0.0;
+    for (index_t blk = 0; blk < n_blocks; ++blk) {
+      const index_t j0 = blk * kBlock, j1 = std::min(d_, j0 + kBlock);
+      double *E = E_.data();
+      if (k_ == 1 && j1 - j0 == kBlock) {  // a full block: accumulators stay in registers
+        double acc[kBlock] = {};
+        for (index_t l = 0; l < d_; ++l) {
+          const double *Cl = Cxx_ + l * d_ + j0;
+          const double wl = W[l];
+#pragma omp simd
+          for (index_t j = 0; j < kBlock; ++j) acc[j] += Cl[j] * wl;
+        }
+        for (index_t j = 0; j < kBlock; ++j) E[j0 + j] = acc[j];
+        continue;
+      }
+      for (index_t j = j0 * k_; j < j1 * k_; ++j) E[j] = 0.0;
       for (index_t l = 0; l < d_; ++l) {
-        const double cjl = Cj[l];
+        const double *Cl = Cxx_ + l * d_;
         const double *Wl = W + l * k_;
-        for (index_t q = 0; q < k_; ++q) Ej[q] += cjl * Wl[q];
+        if (k_ == 1) {
+          const double wl = Wl[0];
+#pragma omp simd
+          for (index_t j = j0; j < j1; ++j) E[j] += Cl[j] * wl;
+        } else {
+          for (index_t j = j0; j < j1; ++j)
+            for (index_t q = 0; q < k_; ++q) E[j * k_ + q] += Cl[j] * Wl[q];
+        }
       }
     }
 #pragma omp master
