@@ -414,6 +414,26 @@ def bench_scaling(args) -> tuple[dict, H.Table]:
     return {"d": d, "rows": rows}, table
 
 
+def _round_load(row) -> float | None:
+    """Others' load of a scaling row, live (RoundsInfo) or read back from JSON."""
+    r = row["rounds"]
+    return r.load if isinstance(r, H.RoundsInfo) else (
+        float(np.median(r["loads"])) if r["loads"] else None)
+
+
+def replot(args) -> int:
+    """Redraw the scaling PNG from an existing results JSON (no measuring)."""
+    import json
+
+    doc = json.loads((H.RESULTS_DIR / f"{args.name}.json").read_text())
+    rows = doc["scaling"]["rows"]
+    args.info, args.threads = doc["machine"], doc["machine"]["threads_used"]
+    counts = sorted(int(k.split("_")[1]) for k in rows[0]["samples"] if
+                    k.startswith("fastlinreg_"))
+    plot_scaling(args, rows, counts)
+    return 0
+
+
 def plot_scaling(args, rows, thread_counts) -> None:
     import matplotlib
 
@@ -435,6 +455,10 @@ def plot_scaling(args, rows, thread_counts) -> None:
     npy = np.array([H.median(r["samples"]["numpy"]) for r in rows]) / el * 1e9
     ax.loglog(el, npy, "x-", color="tab:red",
               label=f"numpy X.T@(X@w+b−y), {args.threads} thr")
+    busy = [i for i, r in enumerate(rows) if (_round_load(r) or 0.0) > H.QUIET_CORES]
+    for j, i in enumerate(busy):  # sizes measured while other processes were busy
+        ax.axvspan(el[i] / 1.25, el[i] * 1.25, color="tab:red", alpha=0.08, lw=0,
+                   label=f"others' load > {H.QUIET_CORES} cores" if j == 0 else None)
     ax.set_xlabel("elements of X (n·d), d=100, float64")
     ax.set_ylabel("ns per element per step")
     ax.set_title(f"GD step cost vs size — {args.info['cpu']}, {args.info['cores_available']} "
@@ -494,6 +518,8 @@ def main(argv=None) -> int:
                    help="redo rounds during which other processes were busy, for up to this "
                         "many times the time of the first rounds (default 0.75, 0 with "
                         "--quick)")
+    p.add_argument("--replot", action="store_true",
+                   help="only redraw the scaling PNG from the existing JSON")
     p.add_argument("--sections", default="cases,tutorial,scaling,memory",
                    help="comma-separated subset of: cases,tutorial,scaling,memory")
     args = p.parse_args(argv)
@@ -502,6 +528,8 @@ def main(argv=None) -> int:
         args.repeat = 3 if args.quick else 5
     if args.patience is None:
         args.patience = 0.0 if args.quick else 0.75
+    if args.replot:
+        return replot(args)
     sections = set(args.sections.split(","))
     H.warn_blas_env()
     warnings.simplefilter("error", RuntimeWarning)
