@@ -119,12 +119,13 @@ inline vd loadv(const double *p) {
 }
 inline void storev(double *p, const vd &v) { std::memcpy(p, &v, sizeof v); }
 
-// float -> double, lane by lane.
+// float -> double, lane by lane. GCC splits __builtin_convertvector into two
+// half-width conversions and an insert: three instructions where AVX has one.
 inline vd widen(const vf &v) {
 #if FASTLINREG_LANES == 8
-  // GCC splits __builtin_convertvector here into two 4-lane conversions and an
-  // insert: three instructions where AVX-512 has one.
   return (vd)_mm512_maskz_cvtps_pd(static_cast<__mmask8>(0xFF), (__m256)v);
+#elif FASTLINREG_LANES == 4
+  return (vd)_mm256_cvtps_pd((__m128)v);
 #else
   return __builtin_convertvector(v, vd);
 #endif
@@ -265,13 +266,21 @@ inline vd keep_lanes(const vd &v, int m) {
   return (vd)((vl)v & (lane < vl{} + m));
 }
 
-// Ask for the cache lines of rows [first, first + rows) of X ahead of use.
-// Without this the loads of a tile are issued only as the out-of-order window
-// reaches them, and one core keeps too few lines in flight to stream at full
-// bandwidth. Prefetches never fault, so the rows may lie past the end of X;
-// the address is formed as an integer for that reason.
-constexpr index_t kPrefetchBytes = 2048;
+// The kernels prefetch X about kPrefetchBytes ahead of their loads. Without
+// that a tile's loads are issued only as the out-of-order window reaches
+// them, and one core keeps too few lines in flight to stream at the bandwidth
+// a plain read loop reaches. Prefetches never fault, so an address may lie
+// past the end of X; it is formed as an integer for that reason.
+constexpr index_t kPrefetchBytes = 4096;
 
+// The line holding p[offset].
+template <class T>
+inline void prefetch_at(const T *p, index_t offset) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p) + std::uintptr_t(offset) * sizeof(T);
+  __builtin_prefetch(reinterpret_cast<const void *>(a), 0, 3);
+}
+
+// The lines of rows [first, first + rows) of X.
 template <class T>
 inline void prefetch_rows(const T *X, index_t first, index_t rows, index_t d, index_t ldx) {
   const auto base = reinterpret_cast<std::uintptr_t>(X) + std::uintptr_t(first * ldx) * sizeof(T);
@@ -396,13 +405,16 @@ inline void long_tile(const T *const *x,   // R row pointers, each (d)
                       double *Gt,          // (KB, dp) accumulated into
                       index_t dp,
                       double *gb,          // (KB) accumulated into
-                      double &loss) {
+                      double &loss,
+                      index_t ahead) {     // prefetch this many elements past each load; 0: none
   const index_t dfull = d / kLanes * kLanes;
   const int tail = static_cast<int>(d - dfull);
   vd acc[R][KB];
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < KB; ++q) acc[r][q] = vd{};
   for (index_t j = 0; j < dfull; j += kLanes) {
+    if (ahead)  // spread over the loop: a steady number of lines in flight
+      for (int r = 0; r < R; ++r) prefetch_at(x[r], j + ahead);
     vd xv[R];
     for (int r = 0; r < R; ++r) xv[r] = loadv(x[r] + j);
     for (int q = 0; q < KB; ++q) {
@@ -411,6 +423,8 @@ inline void long_tile(const T *const *x,   // R row pointers, each (d)
     }
   }
   if (tail) {
+    if (ahead)
+      for (int r = 0; r < R; ++r) prefetch_at(x[r], dfull + ahead);
     vd xv[R];
     for (int r = 0; r < R; ++r) xv[r] = load_part(x[r] + dfull, tail);
     for (int q = 0; q < KB; ++q)
@@ -464,20 +478,24 @@ void long_rows(const T *X, index_t d, index_t ldx,  // X (n, d), row stride ldx
   const double *yc = y ? y + c0 : nullptr;
   double gbl[KB], lossl = loss;  // running sums in registers, not through memory
   for (int q = 0; q < KB; ++q) gbl[q] = gb[q];
+  // Prefetch whole tiles ahead, at least kPrefetchBytes; the first output
+  // block reads the rows from memory, later blocks find them in cache.
   const index_t row_bytes = d * index_t(sizeof(T));
-  const index_t ahead = std::max<index_t>(kRowTile, (kPrefetchBytes + row_bytes - 1) / row_bytes);
+  const index_t ahead_rows =
+      (kPrefetchBytes + kRowTile * row_bytes - 1) / (kRowTile * row_bytes) * kRowTile;
+  const index_t ahead = c0 == 0 ? ahead_rows * ldx : 0;
   index_t i = r0;
   for (; i + kRowTile <= r1; i += kRowTile) {
     const T *x[kRowTile];
     for (int r = 0; r < kRowTile; ++r) x[r] = X + (i + r) * ldx;
-    if (c0 == 0) prefetch_rows(X, i + ahead, kRowTile, d, ldx);
     long_tile<Loss, T, kRowTile, KB, Weighted>(x, d, Wt, ldw, wtail, b, yc ? yc + i * k : nullptr,
-                                               k, Weighted ? sw + i : nullptr, Gt, dp, gbl, lossl);
+                                               k, Weighted ? sw + i : nullptr, Gt, dp, gbl, lossl,
+                                               ahead);
   }
   for (; i < r1; ++i) {
     const T *x[1] = {X + i * ldx};
     long_tile<Loss, T, 1, KB, Weighted>(x, d, Wt, ldw, wtail, b, yc ? yc + i * k : nullptr, k,
-                                        Weighted ? sw + i : nullptr, Gt, dp, gbl, lossl);
+                                        Weighted ? sw + i : nullptr, Gt, dp, gbl, lossl, 0);
   }
   for (int q = 0; q < KB; ++q) gb[q] = gbl[q];
   loss = lossl;
