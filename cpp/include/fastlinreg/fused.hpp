@@ -48,7 +48,8 @@
 #if defined(__clang__) || __GNUC__ >= 12
 #define FASTLINREG_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
-#define FASTLINREG_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, vl{__VA_ARGS__})
+#define FASTLINREG_SHUFFLE(a, b, ...) \
+  __builtin_shuffle(a, b, Vec<8>::i{__VA_ARGS__})  // used with 8 lanes only
 #endif
 
 namespace fastlinreg {
@@ -66,6 +67,10 @@ constexpr int kOutBlock = kLanes == 8 ? 4 : 2;
 constexpr index_t kChunkAlign = kLanes > kRowTile ? kLanes : kRowTile;
 // Single-output problems with at most this many columns use the short-row kernel.
 constexpr index_t kShortRow = 8;
+// Rows per tile of the short-row kernel. With one or two columns and 8 lanes,
+// half-width tiles shorten a step's dependency chain (fewer lanes to sum),
+// which is what bounds tiny problems such as the tutorial's 16 points.
+constexpr int short_lanes(index_t d) { return kLanes == 8 && d <= 2 ? 4 : kLanes; }
 
 // Deterministic row chunking that depends on the problem size only.
 struct ChunkPlan {
@@ -95,175 +100,216 @@ inline index_t padded_width(index_t d) { return (d + kLanes - 1) / kLanes * kLan
 
 namespace detail {
 
-// One vector of kLanes doubles (and the float and int64 vectors of as many
-// lanes), in GCC/Clang vector extensions: arithmetic on them is lane by lane
-// whatever the instruction set, so the order of every sum is the source's.
-typedef double vd __attribute__((vector_size(8 * FASTLINREG_LANES)));
-typedef float vf __attribute__((vector_size(4 * FASTLINREG_LANES)));
-typedef std::int64_t vl __attribute__((vector_size(8 * FASTLINREG_LANES)));
+// Vectors of L doubles (and of L floats and L int64s) in GCC/Clang vector
+// extensions: arithmetic on them is lane by lane whatever the instruction set,
+// so the order of every sum is the source's. L is kLanes, or fewer where a
+// shape is better served by narrower tiles.
+template <int L>
+struct Vec;
+template <>
+struct Vec<8> {
+  typedef double d __attribute__((vector_size(64)));
+  typedef float f __attribute__((vector_size(32)));
+  typedef std::int64_t i __attribute__((vector_size(64)));
+};
+template <>
+struct Vec<4> {
+  typedef double d __attribute__((vector_size(32)));
+  typedef float f __attribute__((vector_size(16)));
+  typedef std::int64_t i __attribute__((vector_size(32)));
+};
+template <>
+struct Vec<2> {
+  typedef double d __attribute__((vector_size(16)));
+  typedef float f __attribute__((vector_size(8)));
+  typedef std::int64_t i __attribute__((vector_size(16)));
+};
+typedef Vec<kLanes>::d vd;  // the long-row kernel's vectors
 
-inline vd splat(double v) {
-#if FASTLINREG_LANES == 8
-  return vd{v, v, v, v, v, v, v, v};
-#elif FASTLINREG_LANES == 4
-  return vd{v, v, v, v};
-#else
-  return vd{v, v};
-#endif
+template <int L>
+inline typename Vec<L>::d splat(double v) {
+  if constexpr (L == 8)
+    return typename Vec<L>::d{v, v, v, v, v, v, v, v};
+  else if constexpr (L == 4)
+    return typename Vec<L>::d{v, v, v, v};
+  else
+    return typename Vec<L>::d{v, v};
 }
 
-inline vd loadv(const double *p) {
-  vd v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+// Lane indices 0, 1, ..., L - 1.
+template <int L>
+inline typename Vec<L>::i lane_index() {
+  if constexpr (L == 8)
+    return typename Vec<L>::i{0, 1, 2, 3, 4, 5, 6, 7};
+  else if constexpr (L == 4)
+    return typename Vec<L>::i{0, 1, 2, 3};
+  else
+    return typename Vec<L>::i{0, 1};
 }
-inline void storev(double *p, const vd &v) { std::memcpy(p, &v, sizeof v); }
+
+template <int L>
+inline void storev(double *p, const typename Vec<L>::d &v) {
+  std::memcpy(p, &v, sizeof v);
+}
 
 // float -> double, lane by lane. GCC splits __builtin_convertvector into two
 // half-width conversions and an insert: three instructions where AVX has one.
-inline vd widen(const vf &v) {
+template <int L>
+inline typename Vec<L>::d widen(const typename Vec<L>::f &v) {
 #if FASTLINREG_LANES == 8
-  return (vd)_mm512_maskz_cvtps_pd(static_cast<__mmask8>(0xFF), (__m256)v);
-#elif FASTLINREG_LANES == 4
-  return (vd)_mm256_cvtps_pd((__m128)v);
-#else
-  return __builtin_convertvector(v, vd);
+  if constexpr (L == 8)
+    return (typename Vec<L>::d)_mm512_maskz_cvtps_pd(static_cast<__mmask8>(0xFF), (__m256)v);
 #endif
-}
-inline vd loadv(const float *p) {
-  vf v;
-  std::memcpy(&v, p, sizeof v);
-  return widen(v);
+#if FASTLINREG_LANES >= 4
+  if constexpr (L == 4) return (typename Vec<L>::d)_mm256_cvtps_pd((__m128)v);
+#endif
+  return __builtin_convertvector(v, typename Vec<L>::d);
 }
 
-// The first m (< kLanes) values at p, zeros in the other lanes; reads only p[0:m].
-inline vd load_part(const double *p, int m) {
-#if FASTLINREG_LANES == 8
-  return (vd)_mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << m) - 1u), p);
-#elif FASTLINREG_LANES == 4
-  const vl lane = {0, 1, 2, 3};
-  return (vd)_mm256_maskload_pd(p, (__m256i)(lane < vl{} + m));
-#else
-  vd v = {};
-  for (int l = 0; l < m; ++l) v[l] = p[l];
+template <int L>
+inline typename Vec<L>::d loadv(const double *p) {
+  typename Vec<L>::d v;
+  std::memcpy(&v, p, sizeof v);
   return v;
-#endif
 }
-inline vd load_part(const float *p, int m) {
+template <int L>
+inline typename Vec<L>::d loadv(const float *p) {
+  typename Vec<L>::f v;
+  std::memcpy(&v, p, sizeof v);
+  return widen<L>(v);
+}
+
+// The first m (< L) values at p, zeros in the other lanes; reads only p[0:m].
+template <int L, class T>
+inline typename Vec<L>::d load_part(const T *p, int m) {
 #if FASTLINREG_LANES == 8
-  return widen((vf)_mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << m) - 1u), p));
+  const auto mask = static_cast<__mmask8>((1u << m) - 1u);
+  if constexpr (L == 8 && sizeof(T) == 8)
+    return (typename Vec<L>::d)_mm512_maskz_loadu_pd(mask, p);
+  if constexpr (L == 8 && sizeof(T) == 4)
+    return widen<L>((typename Vec<L>::f)_mm256_maskz_loadu_ps(mask, p));
+  if constexpr (L == 4 && sizeof(T) == 8)
+    return (typename Vec<L>::d)_mm256_maskz_loadu_pd(mask, p);
+  if constexpr (L == 4 && sizeof(T) == 4)
+    return widen<L>((typename Vec<L>::f)_mm_maskz_loadu_ps(mask, p));
 #elif FASTLINREG_LANES == 4
-  typedef std::int32_t v4i __attribute__((vector_size(16)));
-  const v4i lane = {0, 1, 2, 3};
-  return widen((vf)_mm_maskload_ps(p, (__m128i)(lane < v4i{} + m)));
-#else
-  vd v = {};
+  if constexpr (L == 4 && sizeof(T) == 8)
+    return (typename Vec<L>::d)_mm256_maskload_pd(p, (__m256i)(lane_index<4>() < m));
+  if constexpr (L == 4 && sizeof(T) == 4) {
+    typedef std::int32_t v4i __attribute__((vector_size(16)));
+    const v4i lane = {0, 1, 2, 3};
+    return widen<L>((typename Vec<L>::f)_mm_maskload_ps(p, (__m128i)(lane < m)));
+  }
+#endif
+  typename Vec<L>::d v = {};
   for (int l = 0; l < m; ++l) v[l] = double(p[l]);
   return v;
-#endif
 }
 
 // Lane l gets p[l * stride] (l < m, zeros above): one column of a tile of rows.
-template <class T>
+template <class T, int L>
 struct ColumnLoad {
+  typedef typename Vec<L>::d vec;
   index_t stride;
 #if FASTLINREG_LANES == 8
-  __m512i offsets;
-  explicit ColumnLoad(index_t s)
-      : stride(s), offsets(_mm512_set_epi64(7 * s, 6 * s, 5 * s, 4 * s, 3 * s, 2 * s, s, 0)) {}
-  vd operator()(const T *p, int m = kLanes) const {
+  __m512i offsets8;
+#endif
+#if FASTLINREG_LANES == 8 || defined(__AVX2__)
+  __m256i offsets4;
+#endif
+  explicit ColumnLoad(index_t s) : stride(s) {
+#if FASTLINREG_LANES == 8
+    offsets8 = _mm512_set_epi64(7 * s, 6 * s, 5 * s, 4 * s, 3 * s, 2 * s, s, 0);
+#endif
+#if FASTLINREG_LANES == 8 || defined(__AVX2__)
+    offsets4 = _mm256_set_epi64x(3 * s, 2 * s, s, 0);
+#endif
+  }
+  vec operator()(const T *p, int m = L) const {
     // Masked gathers with a zero source: the unmasked forms trip GCC 12's
     // -Wmaybe-uninitialized, and a zeroed source breaks a false dependency.
-    const auto mask = static_cast<__mmask8>((1u << m) - 1u);
-    if constexpr (sizeof(T) == 8)
-      return (vd)_mm512_mask_i64gather_pd(_mm512_setzero_pd(), mask, offsets, p, 8);
-    else
-      return widen((vf)_mm512_mask_i64gather_ps(_mm256_setzero_ps(), mask, offsets, p, 4));
-  }
-#elif FASTLINREG_LANES == 4 && defined(__AVX2__)
-  __m256i offsets;
-  explicit ColumnLoad(index_t s) : stride(s), offsets(_mm256_set_epi64x(3 * s, 2 * s, s, 0)) {}
-  vd operator()(const T *p, int m = kLanes) const {
-    const vl lane = {0, 1, 2, 3};
-    const vl mask = lane < vl{} + m;
-    if constexpr (sizeof(T) == 8) {
-      return (vd)_mm256_mask_i64gather_pd(_mm256_setzero_pd(), p, offsets, (__m256d)mask, 8);
-    } else {
-      typedef std::int32_t v4i __attribute__((vector_size(16)));
-      const v4i lane4 = {0, 1, 2, 3};
-      return widen((vf)_mm256_mask_i64gather_ps(_mm_setzero_ps(), p, offsets,
-                                                (__m128)(lane4 < v4i{} + m), 4));
+#if FASTLINREG_LANES == 8
+    const auto mask8 = static_cast<__mmask8>((1u << m) - 1u);
+    if constexpr (L == 8 && sizeof(T) == 8)
+      return (vec)_mm512_mask_i64gather_pd(_mm512_setzero_pd(), mask8, offsets8, p, 8);
+    if constexpr (L == 8 && sizeof(T) == 4)
+      return widen<L>((typename Vec<L>::f)_mm512_mask_i64gather_ps(_mm256_setzero_ps(), mask8,
+                                                                   offsets8, p, 4));
+#endif
+#if FASTLINREG_LANES == 8 || defined(__AVX2__)
+    if constexpr (L == 4) {
+      const auto mask = lane_index<4>() < m;
+      if constexpr (sizeof(T) == 8) {
+        return (vec)_mm256_mask_i64gather_pd(_mm256_setzero_pd(), p, offsets4, (__m256d)mask, 8);
+      } else {
+        typedef std::int32_t v4i __attribute__((vector_size(16)));
+        const v4i lane = {0, 1, 2, 3};
+        return widen<L>((typename Vec<L>::f)_mm256_mask_i64gather_ps(_mm_setzero_ps(), p, offsets4,
+                                                                     (__m128)(lane < m), 4));
+      }
     }
-  }
-#else
-  explicit ColumnLoad(index_t s) : stride(s) {}
-  vd operator()(const T *p, int m = kLanes) const {
-    vd v = {};
+#endif
+    vec v = {};
     for (int l = 0; l < m; ++l) v[l] = double(p[l * stride]);
     return v;
   }
-#endif
 };
 
-// The sum of the lanes, in a fixed tree: lanes l and l + kLanes/2 first.
-inline double sum_lanes(const vd &v) {
-#if FASTLINREG_LANES == 8
-  return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
-#elif FASTLINREG_LANES == 4
-  return (v[0] + v[2]) + (v[1] + v[3]);
-#else
-  return v[0] + v[1];
-#endif
+// The sum of the lanes, in a fixed tree: lanes l and l + L/2 first.
+template <int L>
+inline double sum_lanes(const typename Vec<L>::d &v) {
+  if constexpr (L == 8)
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+  else if constexpr (L == 4)
+    return (v[0] + v[2]) + (v[1] + v[3]);
+  else
+    return v[0] + v[1];
 }
 
 // out[m] = sum_lanes(v[m]) for m < N, bit for bit. With 8 lanes the sums of 4
 // or 8 vectors share their shuffles: a transposing butterfly whose three
 // levels add lanes l and l + 4, then l and l + 2, then l and l + 1 (the very
 // tree of sum_lanes).
-template <int N>
-inline void sum_lanes_n(const vd *v, double *out) {
+template <int L, int N>
+inline void sum_lanes_n(const typename Vec<L>::d *v, double *out) {
+  typedef typename Vec<L>::d vec;
   int m = 0;
-#if FASTLINREG_LANES == 8
-  for (; m + 8 <= N; m += 8) {
-    vd t[4];
-    for (int h = 0; h < 4; ++h) {  // [v_a: l + (l+4), l < 4] ++ [v_b: same]
-      const vd &a = v[m + 2 * h], &b = v[m + 2 * h + 1];
-      t[h] = FASTLINREG_SHUFFLE(a, b, 0, 1, 2, 3, 8, 9, 10, 11) +
-             FASTLINREG_SHUFFLE(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+  if constexpr (L == 8) {
+    for (; m + 8 <= N; m += 8) {
+      vec t[4];
+      for (int h = 0; h < 4; ++h) {  // [v_a: l + (l+4), l < 4] ++ [v_b: same]
+        const vec &a = v[m + 2 * h], &b = v[m + 2 * h + 1];
+        t[h] = FASTLINREG_SHUFFLE(a, b, 0, 1, 2, 3, 8, 9, 10, 11) +
+               FASTLINREG_SHUFFLE(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+      }
+      vec u[2];
+      for (int h = 0; h < 2; ++h)  // two lanes per vector: l + (l+2), l < 2
+        u[h] = FASTLINREG_SHUFFLE(t[2 * h], t[2 * h + 1], 0, 1, 4, 5, 8, 9, 12, 13) +
+               FASTLINREG_SHUFFLE(t[2 * h], t[2 * h + 1], 2, 3, 6, 7, 10, 11, 14, 15);
+      const vec r = FASTLINREG_SHUFFLE(u[0], u[1], 0, 2, 4, 6, 8, 10, 12, 14) +
+                    FASTLINREG_SHUFFLE(u[0], u[1], 1, 3, 5, 7, 9, 11, 13, 15);
+      for (int q = 0; q < 8; ++q) out[m + q] = r[q];
     }
-    vd u[2];
-    for (int h = 0; h < 2; ++h)  // two lanes per vector: l + (l+2), l < 2
-      u[h] = FASTLINREG_SHUFFLE(t[2 * h], t[2 * h + 1], 0, 1, 4, 5, 8, 9, 12, 13) +
-             FASTLINREG_SHUFFLE(t[2 * h], t[2 * h + 1], 2, 3, 6, 7, 10, 11, 14, 15);
-    const vd r = FASTLINREG_SHUFFLE(u[0], u[1], 0, 2, 4, 6, 8, 10, 12, 14) +
-                 FASTLINREG_SHUFFLE(u[0], u[1], 1, 3, 5, 7, 9, 11, 13, 15);
-    for (int q = 0; q < 8; ++q) out[m + q] = r[q];
+    if (m + 4 <= N) {
+      const vec t0 = FASTLINREG_SHUFFLE(v[m], v[m + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
+                     FASTLINREG_SHUFFLE(v[m], v[m + 1], 4, 5, 6, 7, 12, 13, 14, 15);
+      const vec t1 = FASTLINREG_SHUFFLE(v[m + 2], v[m + 3], 0, 1, 2, 3, 8, 9, 10, 11) +
+                     FASTLINREG_SHUFFLE(v[m + 2], v[m + 3], 4, 5, 6, 7, 12, 13, 14, 15);
+      const vec u = FASTLINREG_SHUFFLE(t0, t1, 0, 1, 4, 5, 8, 9, 12, 13) +
+                    FASTLINREG_SHUFFLE(t0, t1, 2, 3, 6, 7, 10, 11, 14, 15);
+      const vec r = u + FASTLINREG_SHUFFLE(u, u, 1, 0, 3, 2, 5, 4, 7, 6);
+      for (int q = 0; q < 4; ++q) out[m + q] = r[2 * q];
+      m += 4;
+    }
   }
-  if (m + 4 <= N) {
-    const vd t0 = FASTLINREG_SHUFFLE(v[m], v[m + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
-                  FASTLINREG_SHUFFLE(v[m], v[m + 1], 4, 5, 6, 7, 12, 13, 14, 15);
-    const vd t1 = FASTLINREG_SHUFFLE(v[m + 2], v[m + 3], 0, 1, 2, 3, 8, 9, 10, 11) +
-                  FASTLINREG_SHUFFLE(v[m + 2], v[m + 3], 4, 5, 6, 7, 12, 13, 14, 15);
-    const vd u = FASTLINREG_SHUFFLE(t0, t1, 0, 1, 4, 5, 8, 9, 12, 13) +
-                 FASTLINREG_SHUFFLE(t0, t1, 2, 3, 6, 7, 10, 11, 14, 15);
-    const vd r = u + FASTLINREG_SHUFFLE(u, u, 1, 0, 3, 2, 5, 4, 7, 6);
-    for (int q = 0; q < 4; ++q) out[m + q] = r[2 * q];
-    m += 4;
-  }
-#endif
-  for (; m < N; ++m) out[m] = sum_lanes(v[m]);
+  for (; m < N; ++m) out[m] = sum_lanes<L>(v[m]);
 }
 
 // v in lanes l < m, +0 in the others.
-inline vd keep_lanes(const vd &v, int m) {
-#if FASTLINREG_LANES == 8
-  const vl lane = {0, 1, 2, 3, 4, 5, 6, 7};
-#elif FASTLINREG_LANES == 4
-  const vl lane = {0, 1, 2, 3};
-#else
-  const vl lane = {0, 1};
-#endif
-  return (vd)((vl)v & (lane < vl{} + m));
+template <int L>
+inline typename Vec<L>::d keep_lanes(const typename Vec<L>::d &v, int m) {
+  typedef typename Vec<L>::i ivec;
+  return (typename Vec<L>::d)((ivec)v & (lane_index<L>() < m));
 }
 
 // The kernels prefetch X about kPrefetchBytes ahead of their loads. Without
@@ -299,22 +345,24 @@ inline void prefetch_rows(const T *X, index_t first, index_t rows, index_t d, in
 
 // The loss policy's scalar formulas, lane by lane (the compiler turns plain
 // arithmetic such as the squared loss into whole-vector instructions).
-template <class Loss>
+template <class Loss, int L>
 struct LaneLoss {
-  static vd derivative(const vd &p, const vd &y) {
-    vd r;
-    for (int l = 0; l < kLanes; ++l) r[l] = Loss::derivative(p[l], y[l]);
+  typedef typename Vec<L>::d vec;
+  static vec derivative(const vec &p, const vec &y) {
+    vec r;
+    for (int l = 0; l < L; ++l) r[l] = Loss::derivative(p[l], y[l]);
     return r;
   }
-  static vd value(const vd &p, const vd &y) {
-    vd r;
-    for (int l = 0; l < kLanes; ++l) r[l] = Loss::value(p[l], y[l]);
+  static vec value(const vec &p, const vec &y) {
+    vec r;
+    for (int l = 0; l < L; ++l) r[l] = Loss::value(p[l], y[l]);
     return r;
   }
 };
 
-// Short rows: k == 1, d == D <= kShortRow. Lanes hold rows. Unit means
-// ldx == 1 (then D == 1 and a tile's column is contiguous). Writes the chunk
+// Short rows: k == 1, d == D <= kShortRow. Lanes hold rows: a tile is
+// short_lanes(D) rows. Unit means ldx == 1 (then D == 1 and a tile's column
+// is contiguous). Writes the chunk
 // partial: slot[0:D] = G, slot[padded_width(D)] = g_b, slot[... + 1] = loss.
 template <class Loss, class T, int D, bool Weighted, bool Unit, bool Prefetch = true>
 inline void short_rows(const T *X,         // (n, D), row stride ldx
@@ -326,27 +374,29 @@ inline void short_rows(const T *X,         // (n, D), row stride ldx
                        index_t r0, index_t r1,
                        double *slot) {
   static_assert(D >= 1 && D <= kShortRow, "short rows only");
-  const ColumnLoad<T> column(ldx);
-  vd w[D], g[D];
+  constexpr int L = short_lanes(D);
+  typedef typename Vec<L>::d vec;
+  const ColumnLoad<T, L> column(ldx);
+  vec w[D], g[D];
   for (int j = 0; j < D; ++j) {
-    w[j] = splat(W[j]);
-    g[j] = vd{};
+    w[j] = splat<L>(W[j]);
+    g[j] = vec{};
   }
-  const vd bv = splat(b[0]);
-  vd gb = {}, loss = {};
-  const index_t ahead = std::max<index_t>(kLanes, kPrefetchBytes / (D * index_t(sizeof(T))));
+  const vec bv = splat<L>(b[0]);
+  vec gb = {}, loss = {};
+  const index_t ahead = std::max<index_t>(L, kPrefetchBytes / (D * index_t(sizeof(T))));
   index_t i = r0;
-  for (; i + kLanes <= r1; i += kLanes) {
-    if (Prefetch) prefetch_rows(X, i + ahead, kLanes, D, ldx);
+  for (; i + L <= r1; i += L) {
+    if (Prefetch) prefetch_rows(X, i + ahead, L, D, ldx);
     const T *xi = X + i * ldx;
-    vd x[D];
-    for (int j = 0; j < D; ++j) x[j] = Unit ? loadv(xi) : column(xi + j);
-    vd p = bv;
+    vec x[D];
+    for (int j = 0; j < D; ++j) x[j] = Unit ? loadv<L>(xi) : column(xi + j);
+    vec p = bv;
     for (int j = 0; j < D; ++j) p = p + x[j] * w[j];
-    const vd yv = y ? loadv(y + i) : vd{};
-    vd dv = LaneLoss<Loss>::derivative(p, yv), lv = LaneLoss<Loss>::value(p, yv);
+    const vec yv = y ? loadv<L>(y + i) : vec{};
+    vec dv = LaneLoss<Loss, L>::derivative(p, yv), lv = LaneLoss<Loss, L>::value(p, yv);
     if constexpr (Weighted) {
-      const vd s = loadv(sw + i);
+      const vec s = loadv<L>(sw + i);
       dv = s * dv;
       lv = s * lv;
     }
@@ -357,32 +407,32 @@ inline void short_rows(const T *X,         // (n, D), row stride ldx
   if (i < r1) {  // the chunk's last, partial tile: lanes m and above add nothing
     const int m = static_cast<int>(r1 - i);
     const T *xi = X + i * ldx;
-    vd x[D];
-    for (int j = 0; j < D; ++j) x[j] = Unit ? load_part(xi, m) : column(xi + j, m);
-    vd p = bv;
+    vec x[D];
+    for (int j = 0; j < D; ++j) x[j] = Unit ? load_part<L>(xi, m) : column(xi + j, m);
+    vec p = bv;
     for (int j = 0; j < D; ++j) p = p + x[j] * w[j];
-    const vd yv = y ? load_part(y + i, m) : vd{};
-    vd dv = LaneLoss<Loss>::derivative(p, yv), lv = LaneLoss<Loss>::value(p, yv);
+    const vec yv = y ? load_part<L>(y + i, m) : vec{};
+    vec dv = LaneLoss<Loss, L>::derivative(p, yv), lv = LaneLoss<Loss, L>::value(p, yv);
     if constexpr (Weighted) {
-      const vd s = load_part(sw + i, m);
+      const vec s = load_part<L>(sw + i, m);
       dv = s * dv;
       lv = s * lv;
     }
-    dv = keep_lanes(dv, m);
-    lv = keep_lanes(lv, m);
+    dv = keep_lanes<L>(dv, m);
+    lv = keep_lanes<L>(lv, m);
     gb = gb + dv;
     loss = loss + lv;
     for (int j = 0; j < D; ++j) g[j] = g[j] + x[j] * dv;
   }
   // All lane sums in one butterfly (padded to a multiple of 4 vectors).
   constexpr int kSums = (D + 2 + 3) / 4 * 4;
-  vd all[kSums];
+  vec all[kSums];
   for (int j = 0; j < D; ++j) all[j] = g[j];
   all[D] = gb;
   all[D + 1] = loss;
-  for (int j = D + 2; j < kSums; ++j) all[j] = vd{};
+  for (int j = D + 2; j < kSums; ++j) all[j] = vec{};
   double sums[kSums];
-  sum_lanes_n<kSums>(all, sums);
+  sum_lanes_n<L, kSums>(all, sums);
   const index_t dp = padded_width(D);
   for (int j = 0; j < D; ++j) slot[j] = sums[j];
   for (index_t j = D; j < dp; ++j) slot[j] = 0.0;
@@ -416,9 +466,9 @@ inline void long_tile(const T *const *x,   // R row pointers, each (d)
     if (ahead)  // spread over the loop: a steady number of lines in flight
       for (int r = 0; r < R; ++r) prefetch_at(x[r], j + ahead);
     vd xv[R];
-    for (int r = 0; r < R; ++r) xv[r] = loadv(x[r] + j);
+    for (int r = 0; r < R; ++r) xv[r] = loadv<kLanes>(x[r] + j);
     for (int q = 0; q < KB; ++q) {
-      const vd wv = loadv(Wt + q * ldw + j);
+      const vd wv = loadv<kLanes>(Wt + q * ldw + j);
       for (int r = 0; r < R; ++r) acc[r][q] = acc[r][q] + xv[r] * wv;
     }
   }
@@ -426,12 +476,12 @@ inline void long_tile(const T *const *x,   // R row pointers, each (d)
     if (ahead)
       for (int r = 0; r < R; ++r) prefetch_at(x[r], dfull + ahead);
     vd xv[R];
-    for (int r = 0; r < R; ++r) xv[r] = load_part(x[r] + dfull, tail);
+    for (int r = 0; r < R; ++r) xv[r] = load_part<kLanes>(x[r] + dfull, tail);
     for (int q = 0; q < KB; ++q)
       for (int r = 0; r < R; ++r) acc[r][q] = acc[r][q] + xv[r] * wtail[q];
   }
   double dot[R][KB];
-  sum_lanes_n<R * KB>(&acc[0][0], &dot[0][0]);
+  sum_lanes_n<kLanes, R * KB>(&acc[0][0], &dot[0][0]);
   double dv[R][KB];
   for (int r = 0; r < R; ++r) {
     for (int q = 0; q < KB; ++q) {
@@ -450,13 +500,13 @@ inline void long_tile(const T *const *x,   // R row pointers, each (d)
   for (index_t j = 0; j < dp; j += kLanes) {
     vd xv[R];
     if (j < dfull)
-      for (int r = 0; r < R; ++r) xv[r] = loadv(x[r] + j);
+      for (int r = 0; r < R; ++r) xv[r] = loadv<kLanes>(x[r] + j);
     else
-      for (int r = 0; r < R; ++r) xv[r] = load_part(x[r] + j, tail);
+      for (int r = 0; r < R; ++r) xv[r] = load_part<kLanes>(x[r] + j, tail);
     for (int q = 0; q < KB; ++q) {
-      vd gq = loadv(Gt + q * dp + j);
+      vd gq = loadv<kLanes>(Gt + q * dp + j);
       for (int r = 0; r < R; ++r) gq = gq + xv[r] * dv[r][q];
-      storev(Gt + q * dp + j, gq);
+      storev<kLanes>(Gt + q * dp + j, gq);
     }
   }
 }
@@ -474,7 +524,7 @@ void long_rows(const T *X, index_t d, index_t ldx,  // X (n, d), row stride ldx
   const index_t dfull = d / kLanes * kLanes;
   const int tail = static_cast<int>(d - dfull);
   vd wtail[KB];
-  for (int q = 0; q < KB; ++q) wtail[q] = tail ? load_part(Wt + q * ldw + dfull, tail) : vd{};
+  for (int q = 0; q < KB; ++q) wtail[q] = tail ? load_part<kLanes>(Wt + q * ldw + dfull, tail) : vd{};
   const double *yc = y ? y + c0 : nullptr;
   double gbl[KB], lossl = loss;  // running sums in registers, not through memory
   for (int q = 0; q < KB; ++q) gbl[q] = gb[q];
