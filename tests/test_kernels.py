@@ -252,3 +252,15 @@ def test_fused_gradient_property(n, d, k, dtype, weighted, layout, seed):
     assert_close(loss, rl, RTOL[dtype], scale=R * R)
     assert_close(G, rG, RTOL[dtype], scale=np.abs(X).max() * R)
     assert_close(gb, rgb, RTOL[dtype], scale=R)
+
+
+@pytest.mark.skipif(not _core.has_openmp, reason="built without OpenMP")
+@pytest.mark.parametrize("n,d,k", [(200_003, 5, 1), (3001, 1000, 2), (100, 2100, 1)])
+def test_sufficient_stats_thread_count_does_not_change_bits(rng, n, d, k):
+    # row-chunked (small and wide Gram) and tile-shared (Gram over budget) paths
+    X, Y, sw = make_problem(rng, n, d, k, weights=True)
+    one = _backend.sufficient_stats(X, Y, sw, n_jobs=1)
+    two = _backend.sufficient_stats(X, Y, sw, n_jobs=2)
+    assert all(np.array_equal(a, b) for a, b in zip(one, two))
+    ref = SufficientStats.from_arrays(X[:, :3], Y, sw)  # and the values are right
+    assert_close(one[3][:3, :3], ref.Cxx, 1e-12, scale=1.0)

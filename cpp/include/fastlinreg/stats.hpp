@@ -126,6 +126,32 @@ inline index_t stats_block_rows(index_t width) {
   return std::clamp<index_t>((index_t(1) << 16) / std::max<index_t>(width, 1), 64, 4096);
 }
 
+namespace detail {
+
+// Pack rows [r0, r0 + rows) as a_i = sqrt(w_i) [x_i - s_x, y_i - s_y, 1, 0...]
+// into A (rows, mp), in double. Returns the rows' weight sum.
+template <class T>
+double pack_rows(const T *X, index_t ldx, index_t d, const double *y, index_t k,
+                 const double *sw, const double *shift, index_t r0, index_t rows, index_t mp,
+                 double *A) {
+  double wsum = 0.0;
+  for (index_t i = 0; i < rows; ++i) {
+    const T *x = X + (r0 + i) * ldx;
+    const double *yi = y + (r0 + i) * k;
+    const double w = sw ? sw[r0 + i] : 1.0;
+    const double sq = sw ? std::sqrt(w) : 1.0;
+    double *a = A + i * mp;
+#pragma omp simd
+    for (index_t j = 0; j < d; ++j) a[j] = sq * (double(x[j]) - shift[j]);
+    for (index_t c = 0; c < k; ++c) a[d + c] = sq * (yi[c] - shift[d + c]);
+    a[d + k] = sq;
+    wsum += w;
+  }
+  return wsum;
+}
+
+}  // namespace detail
+
 // Returns weight_sum. Outputs are overwritten (row-major arrays):
 // mean_x (d), mean_y (k), Cxx (d, d), Cxy (d, k), Cyy (k, k).
 template <class T>
@@ -139,9 +165,8 @@ double sufficient_stats(const T *X,  // (n, d), rows contiguous, row stride ldx
   // Augmented width: x (d), y (k), the constant column; padded to 8 doubles.
   const index_t m = d + k + 1;
   const index_t mp = ((m + 7) / 8) * 8;
+  const index_t gram = mp * mp;
   const index_t B = std::min<index_t>(stats_block_rows(mp), std::max<index_t>(n, 1));
-  std::vector<double> A(static_cast<size_t>(B * mp), 0.0);  // (B, mp) packed block
-  std::vector<double> S(static_cast<size_t>(mp * mp), 0.0);  // augmented Gram, upper
   std::vector<double> shift(static_cast<size_t>(d + k), 0.0);
   if (n > 0) {
     for (index_t j = 0; j < d; ++j) shift[j] = double(X[j]);
@@ -149,42 +174,63 @@ double sufficient_stats(const T *X,  // (n, d), rows contiguous, row stride ldx
   }
   const std::vector<detail::GramTile> tiles = detail::upper_gram_tiles(mp);
   const index_t n_tiles = static_cast<index_t>(tiles.size());
-  // BLAS threads itself; an OpenMP team spinning beside it would only steal cores.
-  const bool parallel = !blas.available() && n * m * m >= (index_t(1) << 18);
-  const int nt = static_cast<int>(
-      std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), parallel ? n_tiles : 1)));
-  double wsum = 0.0;
   const int mpi = static_cast<int>(mp);
   const double one = 1.0;
-
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  for (index_t r0 = 0; r0 < n; r0 += B) {
-    const index_t rows = std::min(B, n - r0);
-    // Pack: a_i = sqrt(w_i) [x_i - s_x, y_i - s_y, 1, 0...], in double.
-#pragma omp for schedule(static)
-    for (index_t i = 0; i < rows; ++i) {
-      const T *x = X + (r0 + i) * ldx;
-      const double *yi = y + (r0 + i) * k;
-      const double sq = sw ? std::sqrt(sw[r0 + i]) : 1.0;
-      double *a = A.data() + i * mp;
-      for (index_t j = 0; j < d; ++j) a[j] = sq * (double(x[j]) - shift[j]);
-      for (index_t c = 0; c < k; ++c) a[d + c] = sq * (yi[c] - shift[d + c]);
-      a[d + k] = sq;
-    }
-#pragma omp master
-    for (index_t i = 0; i < rows; ++i) wsum += sw ? sw[r0 + i] : 1.0;
-    // (the `omp for` below starts after the pack's barrier; the master's sum
-    // is read only after the region)
+  auto update = [&](const double *A, index_t rows, double *S) {
     if (blas.available()) {
       // A as column-major (mp, rows): S += A A^T in its column-major lower
-      // triangle, which is the row-major upper one. (nt == 1 here.)
+      // triangle, which is the row-major upper one.
       const int ri = static_cast<int>(rows);
-      blas.syrk("L", "N", &mpi, &ri, &one, A.data(), &mpi, &one, S.data(), &mpi);
+      blas.syrk("L", "N", &mpi, &ri, &one, A, &mpi, &one, S, &mpi);
     } else {
+      for (index_t t = 0; t < n_tiles; ++t) detail::run_gram_tile(tiles[t], A, rows, mp, S);
+    }
+  };
+
+  // Row chunks, each with its own partial Gram, summed in chunk order at the
+  // end: threads never meet inside the pass. The chunk count follows the
+  // problem size and a 64 MiB budget for the partials, never the thread count.
+  const index_t budget = std::max<index_t>(1, (index_t(64) << 20) / (gram * 8));
+  const index_t n_chunks = std::clamp<index_t>(n / (8 * B), 1, std::min<index_t>(16, budget));
+  const index_t chunk_rows = (n + n_chunks - 1) / n_chunks;
+  std::vector<double> S(static_cast<size_t>(n_chunks * gram), 0.0);
+  std::vector<double> wpart(static_cast<size_t>(n_chunks), 0.0);
+  // BLAS threads itself; an OpenMP team beside it would only steal its cores.
+  const int nt = blas.available() ? 1 : resolve_threads(n_threads);
+
+  if (n_chunks > 1 || nt == 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && n_chunks > 1)
+    for (index_t c = 0; c < n_chunks; ++c) {
+      std::vector<double> A(static_cast<size_t>(B * mp), 0.0);
+      const index_t end = std::min(n, (c + 1) * chunk_rows);
+      for (index_t r0 = c * chunk_rows; r0 < end; r0 += B) {
+        const index_t rows = std::min(B, end - r0);
+        wpart[c] += detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0, rows, mp, A.data());
+        update(A.data(), rows, S.data() + c * gram);
+      }
+    }
+  } else {
+    // One chunk (a wide X whose Gram fills the budget): the threads share
+    // each block's output tiles instead, packing it together first.
+    std::vector<double> A(static_cast<size_t>(B * mp), 0.0);
+#pragma omp parallel num_threads(nt)
+    for (index_t r0 = 0; r0 < n; r0 += B) {
+      const index_t rows = std::min(B, n - r0);
+#pragma omp for schedule(static)
+      for (index_t i = 0; i < rows; ++i)
+        detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0 + i, 1, mp, A.data() + i * mp);
+#pragma omp master
+      for (index_t i = 0; i < rows; ++i) wpart[0] += sw ? sw[r0 + i] : 1.0;
 #pragma omp for schedule(static, 1)
       for (index_t t = 0; t < n_tiles; ++t)
         detail::run_gram_tile(tiles[t], A.data(), rows, mp, S.data());
     }
+  }
+  double wsum = wpart[0];
+  for (index_t c = 1; c < n_chunks; ++c) {
+    wsum += wpart[c];
+    const double *Sc = S.data() + c * gram;
+    for (index_t j = 0; j < gram; ++j) S[j] += Sc[j];
   }
   // S row-major holds the upper triangle (the BLAS path writes the same
   // entries through its column-major lower triangle).
