@@ -72,8 +72,14 @@ struct Standardisation {
   }
 
   // Raw mean gradient (G, gb) at (W, b) -> gradient in (V, c), in place.
-  // Adds the L2 term alpha * W to the coefficient gradient first.
+  // Adds the L2 term alpha * W to the coefficient gradient first. Returns
+  // the gradient's norm.
   double to_descended(double *G, double *gb, const double *W, double alpha) const {
+    return std::sqrt(to_descended_norm2(G, gb, W, alpha));
+  }
+
+  // to_descended, returning the squared norm: a step's tests need no sqrt.
+  double to_descended_norm2(double *G, double *gb, const double *W, double alpha) const {
     double norm2 = 0.0;
     for (index_t j = 0; j < d; ++j)
       for (index_t q = 0; q < k; ++q) {
@@ -88,7 +94,7 @@ struct Standardisation {
       for (index_t q = 0; q < k; ++q) norm2 += gb[q] * gb[q];
     else
       for (index_t q = 0; q < k; ++q) gb[q] = 0.0;
-    return std::sqrt(norm2);
+    return norm2;
   }
 };
 
@@ -117,9 +123,10 @@ struct Buffer<0> {
 // oracle's d and k fixed at compile time (same steps, no heap, for tiny
 // problems).
 template <class Oracle, index_t D = 0, index_t K = 0>
-DescentResult descend(Oracle &oracle_in, const DescentParams &p, double *V_io, double *c_io,
+DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_io, double *c_io,
                       double *loss_curve, int n_threads, double work_per_pass,
                       const StopCheck &should_stop) {
+  const DescentParams p = params;  // a local copy: no reloads after each store
   // With the sizes fixed the oracle is a small value: a local copy of it can
   // live in registers.
   std::conditional_t<(D > 0), Oracle, Oracle &> oracle = oracle_in;
@@ -140,7 +147,7 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &p, double *V_io, d
   index_t until_check = check_every;
 
   DescentResult res;
-  double loss0 = 0.0;
+  double loss0 = 0.0, norm2 = 0.0;
   bool stop = p.max_iter <= 0;
   const int nt = std::max(1, n_threads);
 
@@ -161,10 +168,9 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &p, double *V_io, d
       stop = true;
       return;
     }
-    const double gnorm = st.to_descended(G, gb, W, p.alpha);
-    if (t == 0) res.grad_norm0 = gnorm;
-    res.grad_norm = gnorm;
-    if (!std::isfinite(gnorm)) {
+    norm2 = st.to_descended_norm2(G, gb, W, p.alpha);  // the norm's sqrt only where a test needs it
+    if (t == 0) res.grad_norm0 = std::sqrt(norm2);
+    if (!std::isfinite(norm2)) {
       res.status = DescentStatus::kDiverged;
       stop = true;
       return;
@@ -175,7 +181,7 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &p, double *V_io, d
     if (p.fit_intercept)
       for (index_t q = 0; q < k; ++q) c[q] -= lr * gb[q];
     res.n_iter = t + 1;
-    if (p.tol >= 0.0 && gnorm <= p.tol * res.grad_norm0) {
+    if (p.tol >= 0.0 && std::sqrt(norm2) <= p.tol * res.grad_norm0) {
       res.status = DescentStatus::kConverged;
       stop = true;
     } else if (res.n_iter >= p.max_iter) {
@@ -209,6 +215,7 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &p, double *V_io, d
       }
     }
   }
+  res.grad_norm = std::sqrt(norm2);
   std::copy(V, V + d * k, V_io);
   std::copy(c, c + k, c_io);
   return res;

@@ -71,6 +71,9 @@ constexpr index_t kShortRow = 8;
 // half-width tiles shorten a step's dependency chain (fewer lanes to sum),
 // which is what bounds tiny problems such as the tutorial's 16 points.
 constexpr int short_lanes(index_t d) { return kLanes == 8 && d <= 2 ? 4 : kLanes; }
+// Sets of running sums the short-row tiles alternate between: two halve the
+// chain of dependent additions per step where registers allow.
+constexpr int short_sets(index_t d) { return d <= 2 ? 2 : 1; }
 
 // Deterministic row chunking that depends on the problem size only.
 struct ChunkPlan {
@@ -361,9 +364,11 @@ struct LaneLoss {
 };
 
 // Short rows: k == 1, d == D <= kShortRow. Lanes hold rows: a tile is
-// short_lanes(D) rows. Unit means ldx == 1 (then D == 1 and a tile's column
-// is contiguous). Writes the chunk
-// partial: slot[0:D] = G, slot[padded_width(D)] = g_b, slot[... + 1] = loss.
+// short_lanes(D) rows, and tile t of the chunk adds into running-sum set
+// t mod short_sets(D); the sets are added in order, then summed over lanes.
+// Unit means ldx == 1 (then D == 1 and a tile's column is contiguous).
+// Writes the chunk partial: slot[0:D] = G, slot[padded_width(D)] = g_b,
+// slot[padded_width(D) + 1] = loss.
 template <class Loss, class T, int D, bool Weighted, bool Unit, bool Prefetch = true>
 inline void short_rows(const T *X,         // (n, D), row stride ldx
                        index_t ldx,
@@ -374,70 +379,72 @@ inline void short_rows(const T *X,         // (n, D), row stride ldx
                        index_t r0, index_t r1,
                        double *slot) {
   static_assert(D >= 1 && D <= kShortRow, "short rows only");
-  constexpr int L = short_lanes(D);
+  constexpr int L = short_lanes(D), S = short_sets(D);
   typedef typename Vec<L>::d vec;
+  struct Sums {
+    vec g[D], gb, loss;
+  };
   const ColumnLoad<T, L> column(ldx);
-  vec w[D], g[D];
-  for (int j = 0; j < D; ++j) {
-    w[j] = splat<L>(W[j]);
-    g[j] = vec{};
-  }
+  vec w[D];
+  for (int j = 0; j < D; ++j) w[j] = splat<L>(W[j]);
   const vec bv = splat<L>(b[0]);
-  vec gb = {}, loss = {};
+  Sums sums[S] = {};
   const index_t ahead = std::max<index_t>(L, kPrefetchBytes / (D * index_t(sizeof(T))));
-  index_t i = r0;
-  for (; i + L <= r1; i += L) {
+
+  // Rows i .. i + m - 1 (m <= L; lanes m and above add nothing) into set `acc`.
+  auto tile = [&](index_t i, int m, Sums &acc) __attribute__((always_inline)) {
     if (Prefetch) prefetch_rows(X, i + ahead, L, D, ldx);
     const T *xi = X + i * ldx;
     vec x[D];
-    for (int j = 0; j < D; ++j) x[j] = Unit ? loadv<L>(xi) : column(xi + j);
+    if (m == L)
+      for (int j = 0; j < D; ++j) x[j] = Unit ? loadv<L>(xi) : column(xi + j);
+    else
+      for (int j = 0; j < D; ++j) x[j] = Unit ? load_part<L>(xi, m) : column(xi + j, m);
     vec p = bv;
     for (int j = 0; j < D; ++j) p = p + x[j] * w[j];
-    const vec yv = y ? loadv<L>(y + i) : vec{};
+    const vec yv = y ? (m == L ? loadv<L>(y + i) : load_part<L>(y + i, m)) : vec{};
     vec dv = LaneLoss<Loss, L>::derivative(p, yv), lv = LaneLoss<Loss, L>::value(p, yv);
     if constexpr (Weighted) {
-      const vec s = loadv<L>(sw + i);
+      const vec s = m == L ? loadv<L>(sw + i) : load_part<L>(sw + i, m);
       dv = s * dv;
       lv = s * lv;
     }
-    gb = gb + dv;
-    loss = loss + lv;
-    for (int j = 0; j < D; ++j) g[j] = g[j] + x[j] * dv;
-  }
-  if (i < r1) {  // the chunk's last, partial tile: lanes m and above add nothing
-    const int m = static_cast<int>(r1 - i);
-    const T *xi = X + i * ldx;
-    vec x[D];
-    for (int j = 0; j < D; ++j) x[j] = Unit ? load_part<L>(xi, m) : column(xi + j, m);
-    vec p = bv;
-    for (int j = 0; j < D; ++j) p = p + x[j] * w[j];
-    const vec yv = y ? load_part<L>(y + i, m) : vec{};
-    vec dv = LaneLoss<Loss, L>::derivative(p, yv), lv = LaneLoss<Loss, L>::value(p, yv);
-    if constexpr (Weighted) {
-      const vec s = load_part<L>(sw + i, m);
-      dv = s * dv;
-      lv = s * lv;
+    if (m < L) {
+      dv = keep_lanes<L>(dv, m);
+      lv = keep_lanes<L>(lv, m);
     }
-    dv = keep_lanes<L>(dv, m);
-    lv = keep_lanes<L>(lv, m);
-    gb = gb + dv;
-    loss = loss + lv;
-    for (int j = 0; j < D; ++j) g[j] = g[j] + x[j] * dv;
+    acc.gb = acc.gb + dv;
+    acc.loss = acc.loss + lv;
+    for (int j = 0; j < D; ++j) acc.g[j] = acc.g[j] + x[j] * dv;
+  };
+  index_t i = r0;
+  for (; i + S * L <= r1; i += S * L)
+    for (int t = 0; t < S; ++t) tile(i + t * L, L, sums[t]);
+  for (int t = 0; t < S; ++t)  // fewer than S tiles left
+    if (i < r1) {
+      tile(i, static_cast<int>(std::min<index_t>(L, r1 - i)), sums[t]);
+      i += L;
+    }
+  for (int t = 1; t < S; ++t) {
+    for (int j = 0; j < D; ++j) sums[0].g[j] = sums[0].g[j] + sums[t].g[j];
+    sums[0].gb = sums[0].gb + sums[t].gb;
+    sums[0].loss = sums[0].loss + sums[t].loss;
   }
+
   // All lane sums in one butterfly (padded to a multiple of 4 vectors).
   constexpr int kSums = (D + 2 + 3) / 4 * 4;
   vec all[kSums];
-  for (int j = 0; j < D; ++j) all[j] = g[j];
-  all[D] = gb;
-  all[D + 1] = loss;
+  for (int j = 0; j < D; ++j) all[j] = sums[0].g[j];
+  all[D] = sums[0].gb;
+  all[D + 1] = sums[0].loss;
   for (int j = D + 2; j < kSums; ++j) all[j] = vec{};
-  double sums[kSums];
-  sum_lanes_n<L, kSums>(all, sums);
+  double out[kSums];
+  sum_lanes_n<L, kSums>(all, out);
   const index_t dp = padded_width(D);
-  for (int j = 0; j < D; ++j) slot[j] = sums[j];
+  for (int j = 0; j < D; ++j) slot[j] = out[j];
   for (index_t j = D; j < dp; ++j) slot[j] = 0.0;
-  slot[dp] = sums[D];
-  slot[dp + 1] = sums[D + 1];
+  slot[dp] = out[D];
+  slot[dp + 1] = out[D + 1];
 }
 
 // One tile of R rows (R = kRowTile, or 1 for the rows after the last whole
