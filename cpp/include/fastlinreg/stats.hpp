@@ -220,7 +220,11 @@ double sufficient_stats(const T *X,  // (n, d), rows contiguous, row stride ldx
       for (index_t i = 0; i < rows; ++i)
         detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0 + i, 1, mp, A.data() + i * mp);
 #pragma omp master
-      for (index_t i = 0; i < rows; ++i) wpart[0] += sw ? sw[r0 + i] : 1.0;
+      {
+        double block = 0.0;  // summed per block, as pack_rows does on the other path
+        for (index_t i = 0; i < rows; ++i) block += sw ? sw[r0 + i] : 1.0;
+        wpart[0] += block;
+      }
 #pragma omp for schedule(static, 1)
       for (index_t t = 0; t < n_tiles; ++t)
         detail::run_gram_tile(tiles[t], A.data(), rows, mp, S.data());
