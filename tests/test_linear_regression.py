@@ -371,3 +371,17 @@ def test_warm_start_continues(rng):
     twice.fit(X, Y[:, 0])
     assert_close(twice.coef_, once.coef_, 1e-12, scale=1.0)
     assert_close(twice.intercept_, once.intercept_, 1e-12, scale=1.0)
+
+
+@pytest.mark.parametrize("solver", ["exact", "gram", "gd", "sgd"])
+@pytest.mark.parametrize("learning_rate", ["auto", 0.01])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nonfinite_X_is_caught_by_every_solver(rng, solver, learning_rate, bad, dtype):
+    # The fast validation path leaves X's finiteness to the solver's own pass.
+    X = rng.standard_normal((50, 3)).astype(dtype)
+    X[7, 1] = bad
+    model = LinearRegression(solver=solver, learning_rate=learning_rate, max_iter=5, tol=None)
+    with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+        model.fit(X, np.ones(50))
+    assert not hasattr(model, "coef_")

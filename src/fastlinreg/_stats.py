@@ -122,6 +122,15 @@ class SufficientStats:
 
     __add__ = merge
 
+    def is_finite(self) -> bool:
+        """True when every statistic is finite (a NaN or inf in the rows makes
+        them non-finite, so this doubles as the rows' finiteness check)."""
+        return bool(
+            np.isfinite(self.weight_sum) and np.isfinite(self.mean_x).all()
+            and np.isfinite(self.mean_y).all() and np.isfinite(self.Cxx).all()
+            and np.isfinite(self.Cxy).all() and np.isfinite(self.Cyy).all()
+        )
+
     def raw_xtx(self) -> np.ndarray:
         """``Xᵀ W X`` (uncentred)."""
         return self.Cxx + self.weight_sum * np.outer(self.mean_x, self.mean_x)

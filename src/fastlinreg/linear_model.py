@@ -11,7 +11,12 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    assert_all_finite,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import _backend
 from ._stats import SufficientStats
@@ -21,6 +26,10 @@ __all__ = ["LinearRegression"]
 
 _STATUS_CONVERGED, _STATUS_DIVERGED = 1, 2
 _KERNEL_DTYPES = (np.float64, np.float32)
+_OVERFLOW = (
+    "The moments of X overflow float64: its values are too large. Rescale X (e.g. with "
+    "sklearn.preprocessing.StandardScaler)."
+)
 # Parameter sets that passed scikit-learn's validation (see _check_params).
 _VALID_PARAMS: set = set()
 # Above this many features the d x d statistics are too big to be worth it.
@@ -235,15 +244,20 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def _validate_fit_data(self, X, y):
         """validate_data(X, y), with a fast path for input that is already
-        exactly what it would return: float ndarrays of the right shapes whose
-        sums are finite. Anything else, or anything doubtful, goes through
-        scikit-learn's checks, which also word the errors."""
+        exactly what it would return: float ndarrays of the right shapes, y
+        finite. Anything else, or anything doubtful, goes through
+        scikit-learn's checks, which also word the errors.
+
+        The fast path leaves X's finiteness to the solver's own pass: a NaN or
+        inf makes the statistics, the column moments or the first loss
+        non-finite, and then :func:`_require_finite` raises scikit-learn's
+        error. That saves a whole read of X, 15-20% of an exact fit."""
         if (
             type(X) is np.ndarray and type(y) is np.ndarray
             and X.ndim == 2 and X.dtype in _KERNEL_DTYPES and X.shape[0] >= 1 and X.shape[1] >= 1
             and y.dtype.kind == "f" and y.shape[0] == X.shape[0]
             and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] >= 1))
-            and np.isfinite(X.sum()) and np.isfinite(y.sum())
+            and np.isfinite(y.sum())
         ):
             self.n_features_in_ = X.shape[1]
             self.__dict__.pop("feature_names_in_", None)
@@ -327,6 +341,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         W0, b0 = self._start(d, k, coef_init, intercept_init)
         if solver in ("exact", "gram"):
             stats = SufficientStats.from_arrays(X, Y, sw, n_jobs=self.n_jobs)
+            if not stats.is_finite():
+                _require_finite(X)  # a NaN/inf in X (when the fast path skipped it)
+                raise ValueError(_OVERFLOW)
             result = self._solve_from_stats(solver, stats, W0, b0)
         elif solver == "sgd":
             result = self._run_sgd(X, Y, sw, wsum, None, epochs=self.max_iter, W0=W0, b0=b0)
@@ -421,6 +438,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             mean, var = stats.mean_x, np.diag(stats.Cxx) / stats.weight_sum
         else:
             _, mean, var = _backend.column_moments(X, sw, n_jobs=self.n_jobs)
+            if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+                _require_finite(X)  # a NaN/inf in X (when the fast path skipped it)
+                raise ValueError(_OVERFLOW)
         if self.fit_intercept:
             shift, spread = mean, np.sqrt(var)
         else:
@@ -520,6 +540,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def _divergence_error(self, X, Y, sw, stats, lr, step, last_loss, what="step"):
         if stats is None:
             stats = SufficientStats.from_arrays(X, Y, sw, n_jobs=self.n_jobs)
+        if not stats.is_finite():
+            _require_finite(X)  # a NaN/inf in X, not the step, is to blame
+            raise ValueError(_OVERFLOW)
         L = _plain_gd_lipschitz(stats, self.alpha, self.fit_intercept)
         safe = 2.0 / L if L > 0 else None
         how = "became non-finite" if not np.isfinite(last_loss) else "grew without bound"
@@ -599,6 +622,11 @@ def _restore_on_error(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
+
+
+def _require_finite(X):
+    """Raise scikit-learn's ValueError if X holds a NaN or an infinity."""
+    assert_all_finite(X, input_name="X")
 
 
 def _to_descended(W, b, shift, scale, fit_intercept):
