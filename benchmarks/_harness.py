@@ -436,6 +436,18 @@ def _git_commit() -> str | None:
     return head.stdout.strip() + (" (src/cpp modified)" if dirty.stdout.strip() else "")
 
 
+def _built_time(pkg) -> str | None:
+    """When the installed compiled module was built (its file's mtime): the
+    repository's HEAD at run time need not be what was installed."""
+    import glob
+
+    libs = glob.glob(os.path.join(os.path.dirname(pkg.__file__), "_core*"))
+    if not libs:
+        return None
+    t = _dt.datetime.fromtimestamp(os.path.getmtime(libs[0]), _dt.timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def blas_info() -> list[dict]:
     """threadpoolctl's view of the BLAS libraries loaded, marking numpy's."""
     from threadpoolctl import threadpool_info
@@ -490,6 +502,7 @@ def machine_info(threads: int) -> dict:
             "sklearn": _version("sklearn"),
         },
         "fastlinreg_path": os.path.dirname(fastlinreg.__file__),
+        "fastlinreg_built": _built_time(fastlinreg),
         "fastlinreg_openmp": openmp,
         "git_commit": _git_commit(),
     }
@@ -569,7 +582,9 @@ def write_results(name: str, title: str, info: dict, payload: dict, tables: Sequ
     jpath, mpath = out_dir / f"{name}.json", out_dir / f"{name}.md"
     jpath.write_text(json.dumps(doc, indent=1, default=_jsonable) + "\n")
     md = [f"# {title}", "", f"- Date: {now}", f"- Machine: {machine_line(info)}",
-          f"- fastlinreg: {info['versions']['fastlinreg']} at commit {info.get('git_commit')}",
+          f"- fastlinreg: {info['versions']['fastlinreg']}, compiled module built "
+          f"{info.get('fastlinreg_built')}; repository HEAD at run time: "
+          f"{info.get('git_commit')}",
           f"- Command: `{command}`",
           "- Every figure is a ratio of two measurements taken in this one run "
           "(absolute times are in the JSON next to this file).", ""]
