@@ -10,16 +10,21 @@
 // chunk partials are reduced in chunk order: the bits of the result do not
 // depend on how many threads ran.
 //
-// Inside a chunk the order of every sum is fixed by the source, through
-// 8-lane vectors whose lanes are plain doubles (GCC/Clang vector extensions:
-// the same lanes on any instruction set), so it depends on the shape alone:
+// Inside a chunk the order of every sum is fixed by the source and depends
+// on the shape alone. The kernels work on vectors of doubles in GCC/Clang
+// vector extensions (arithmetic lane by lane), kLanes wide: the native width,
+// 8 with AVX-512, 4 with AVX, 2 otherwise.
 //  * short rows (k == 1, d <= kShortRow): lane l holds row i + l of a tile of
-//    8 rows; p = b + x_0 w_0 + x_1 w_1 + ... per lane, and every lane keeps
-//    its own running G, g_b and loss, summed over lanes at the chunk's end.
-//  * long rows (any other shape): tiles of kRowTile rows; each dot product is
-//    8 lane sums over j = l (mod 8), summed over lanes per row, then + b;
-//    G (kept per chunk as (k, d) with d padded to 8) gets the tile's rows in
-//    row order, g_b and the loss get them row by row.
+//    short_lanes(d) rows; p = b + x_0 w_0 + x_1 w_1 + ... per lane; tiles add
+//    into short_sets(d) alternating sets of per-lane running G, g_b and loss,
+//    which are added in order and summed over lanes at the chunk's end.
+//  * long rows (any other shape): tiles of kRowTile rows against blocks of up
+//    to kOutBlock outputs; each dot product is kLanes lane sums over
+//    j = l (mod kLanes), summed over lanes, then + b; G (kept per chunk as
+//    (k, d), d padded to whole lanes) gets the tile's rows in row order, g_b
+//    and the loss get them row by row.
+// The lane width is fixed when the module is compiled: the bits may differ
+// between builds for different instruction sets, never between runs.
 #pragma once
 
 #include <algorithm>
@@ -58,7 +63,7 @@ using index_t = std::int64_t;
 
 // Rows per tile of the long-row kernel: their dot products share each load of W.
 constexpr int kRowTile = 4;
-// Lanes of the partial sums (and rows per tile of the short-row kernel).
+// Lanes of the partial sums: the native vector width for doubles.
 constexpr int kLanes = FASTLINREG_LANES;
 // Outputs per block of the long-row kernel: kRowTile * kOutBlock running dot
 // products fit in the vector registers (32 with AVX-512, 16 otherwise).
