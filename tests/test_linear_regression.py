@@ -236,9 +236,11 @@ def test_ridge_gd_converges_to_exact(rng):
 
 
 def test_solver_auto_choice(rng):
-    X, Y, _ = make_problem(rng, 100, 4)
+    X, Y, _ = make_problem(rng, 2000, 4)
     assert LinearRegression().fit(X, Y[:, 0]).solver_ == "exact"
     assert LinearRegression(learning_rate=0.01, tol=None).fit(X, Y[:, 0]).solver_ == "gram"
+    x, y = load_tutorial()  # tiny: X stays in L1, a fused step is as cheap as a replayed one
+    assert LinearRegression(learning_rate=0.01, tol=None).fit(x.reshape(-1, 1), y).solver_ == "gd"
     Xw, Yw, _ = make_problem(rng, 10, 40)
     assert LinearRegression(learning_rate=0.01, tol=None).fit(Xw, Yw[:, 0]).solver_ == "gd"
 

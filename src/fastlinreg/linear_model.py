@@ -68,9 +68,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         - ``"auto"``: with ``learning_rate="auto"`` the documented result is the
           optimum, so ``"exact"`` (``"gd"`` above 4096 features). With a float
           ``learning_rate`` the documented result is that step's GD trajectory,
-          so ``"gram"`` when ``n_samples >= n_features`` and the one-off d²
-          statistics are cheaper than the steps (``n_features <= 25 * max_iter``),
-          else ``"gd"``. The choice is stored in ``solver_``.
+          so ``"gram"`` when ``n_samples >= n_features``, X has at least 4096
+          elements (smaller ones stay in L1 cache, where a fused step costs no
+          more than a replayed one) and the one-off d² statistics are cheaper
+          than the steps (``n_features <= 25 * max_iter``), else ``"gd"``
+          (the tutorial's 16 points run ``"gd"``). The choice is stored in
+          ``solver_``.
     learning_rate : "auto" or float, default="auto"
         Gradient-descent step. A float runs plain gradient descent on (coef,
         intercept): exactly the tutorial's iterates. ``"auto"`` runs gradient
@@ -389,7 +392,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             return self.solver
         if isinstance(self.learning_rate, str):
             return "exact" if d <= _MAX_GRAM_FEATURES else "gd"
-        if n >= d and d <= _MAX_GRAM_FEATURES and d <= 25 * self.max_iter:
+        # Below ~4096 elements X sits in L1 and a fused step is as cheap as a
+        # replayed one, so the statistics pass would be pure overhead.
+        if n >= d and n * d >= 4096 and d <= _MAX_GRAM_FEATURES and d <= 25 * self.max_iter:
             return "gram"
         return "gd"
 
