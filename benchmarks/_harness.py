@@ -707,3 +707,19 @@ def command_line() -> str:
     env = " ".join(f"{v}={os.environ[v]}" for v in BLAS_ENV_VARS if v in os.environ)
     script = os.path.relpath(sys.argv[0], REPO_ROOT) if sys.argv else "?"
     return " ".join(filter(None, [env, "python", script, *sys.argv[1:]]))
+
+
+def base_parser(doc: str, *, threads_help: str, repeat_help: str):
+    """The options every benchmark script takes (--quick, --threads, --repeat,
+    --patience); scripts add their own --sections and the like."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smaller arrays (under a minute)")
+    p.add_argument("--threads", type=int, default=default_threads(), help=threads_help)
+    p.add_argument("--repeat", type=int, default=None, help=repeat_help)
+    p.add_argument("--patience", type=float, default=None,
+                   help="redo rounds during which other processes were busy, for up to this "
+                        "many times the time of the first rounds (default 0.75, 0 with "
+                        "--quick)")
+    return p

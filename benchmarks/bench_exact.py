@@ -15,7 +15,6 @@ in this run; see ``benchmarks/README.md``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -279,17 +278,11 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="smaller arrays (under a minute)")
-    p.add_argument("--threads", type=int, default=H.default_threads(),
-                   help="threads for fastlinreg (n_jobs) and the BLAS (default: the cores "
-                        "available)")
-    p.add_argument("--repeat", type=int, default=None,
-                   help="interleaved rounds per measurement (default 3)")
-    p.add_argument("--patience", type=float, default=None,
-                   help="redo rounds during which other processes were busy, for up to this "
-                        "many times the time of the first rounds (default 0.75, 0 with "
-                        "--quick)")
+    p = H.base_parser(
+        __doc__,
+        threads_help="threads for fastlinreg (n_jobs) and the BLAS (default: the cores available)",
+        repeat_help="interleaved rounds per measurement (default 3)",
+    )
     p.add_argument("--sections", default="exact,stats",
                    help="comma-separated subset of: exact,stats")
     args = p.parse_args(argv)

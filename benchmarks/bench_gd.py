@@ -14,7 +14,6 @@ measurements taken in this run; see ``benchmarks/README.md``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -507,17 +506,12 @@ def bench_memory(args) -> tuple[list[dict], H.Table]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="smaller arrays (under a minute)")
-    p.add_argument("--threads", type=int, default=H.default_threads(),
-                   help="threads for fastlinreg (n_jobs), numpy's BLAS and torch "
-                        "(default: the cores available)")
-    p.add_argument("--repeat", type=int, default=None,
-                   help="interleaved rounds per measurement (default 5, 3 with --quick)")
-    p.add_argument("--patience", type=float, default=None,
-                   help="redo rounds during which other processes were busy, for up to this "
-                        "many times the time of the first rounds (default 0.75, 0 with "
-                        "--quick)")
+    p = H.base_parser(
+        __doc__,
+        threads_help="threads for fastlinreg (n_jobs), numpy's BLAS and torch (default: the "
+                     "cores available)",
+        repeat_help="interleaved rounds per measurement (default 5, 3 with --quick)",
+    )
     p.add_argument("--replot", action="store_true",
                    help="only redraw the scaling PNG from the existing JSON")
     p.add_argument("--sections", default="cases,tutorial,scaling,memory",
