@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 // Lanes per vector: the native width for doubles (AVX-512: 8, AVX: 4, else 2).
@@ -54,7 +55,7 @@
 #define FASTLINREG_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
 #define FASTLINREG_SHUFFLE(a, b, ...) \
-  __builtin_shuffle(a, b, Vec<8>::i{__VA_ARGS__})  // used with 8 lanes only
+  __builtin_shuffle(a, b, typename IndexOf<std::decay_t<decltype(a)>>::type{__VA_ARGS__})
 #endif
 
 namespace fastlinreg {
@@ -77,8 +78,9 @@ constexpr index_t kShortRow = 8;
 // which is what bounds tiny problems such as the tutorial's 16 points.
 constexpr int short_lanes(index_t d) { return kLanes == 8 && d <= 2 ? 4 : kLanes; }
 // Sets of running sums the short-row tiles alternate between: two halve the
-// chain of dependent additions per step where registers allow.
-constexpr int short_sets(index_t d) { return d <= 2 ? 2 : 1; }
+// chain of dependent additions per step where registers allow (with SSE2's
+// 2-lane tiles GCC spills them: twice the time of one set).
+constexpr int short_sets(index_t d) { return d <= 2 && kLanes > 2 ? 2 : 1; }
 
 // Deterministic row chunking that depends on the problem size only.
 struct ChunkPlan {
@@ -133,6 +135,22 @@ struct Vec<2> {
   typedef std::int64_t i __attribute__((vector_size(16)));
 };
 typedef Vec<kLanes>::d vd;  // the long-row kernel's vectors
+
+// The int64 vector of as many lanes as a double vector (shuffle indices).
+template <class V>
+struct IndexOf;
+template <>
+struct IndexOf<Vec<8>::d> {
+  typedef Vec<8>::i type;
+};
+template <>
+struct IndexOf<Vec<4>::d> {
+  typedef Vec<4>::i type;
+};
+template <>
+struct IndexOf<Vec<2>::d> {
+  typedef Vec<2>::i type;
+};
 
 template <int L>
 inline typename Vec<L>::d splat(double v) {
@@ -262,6 +280,45 @@ struct ColumnLoad {
     return v;
   }
 };
+
+// x[j] = column j of a full L x L tile of packed rows (ldx == L): L
+// contiguous loads and a transpose in registers, cheaper than L gathers. The
+// values are the gathers', so the sums that use them are too.
+template <int L, class T>
+inline void load_square_tile(const T *tile, typename Vec<L>::d *x) {
+  typedef typename Vec<L>::d vec;
+  vec r[L];
+  for (int q = 0; q < L; ++q) r[q] = loadv<L>(tile + L * q);
+  if constexpr (L == 8) {
+    vec t[8], u[8];
+    for (int q = 0; q < 4; ++q) {  // t[2q], t[2q+1]: even / odd columns of rows 2q, 2q+1
+      t[2 * q] = FASTLINREG_SHUFFLE(r[2 * q], r[2 * q + 1], 0, 8, 2, 10, 4, 12, 6, 14);
+      t[2 * q + 1] = FASTLINREG_SHUFFLE(r[2 * q], r[2 * q + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+    }
+    for (int h = 0; h < 2; ++h)  // u[4h + e + 2f]: columns e + 2f and e + 2f + 4 of rows 4h..4h+3
+      for (int e = 0; e < 2; ++e) {
+        const vec &a = t[4 * h + e], &c = t[4 * h + e + 2];
+        u[4 * h + e] = FASTLINREG_SHUFFLE(a, c, 0, 1, 8, 9, 4, 5, 12, 13);
+        u[4 * h + e + 2] = FASTLINREG_SHUFFLE(a, c, 2, 3, 10, 11, 6, 7, 14, 15);
+      }
+    for (int q = 0; q < 4; ++q) {
+      x[q] = FASTLINREG_SHUFFLE(u[q], u[4 + q], 0, 1, 2, 3, 8, 9, 10, 11);
+      x[q + 4] = FASTLINREG_SHUFFLE(u[q], u[4 + q], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+  } else if constexpr (L == 4) {
+    const vec t0 = FASTLINREG_SHUFFLE(r[0], r[1], 0, 4, 2, 6);
+    const vec t1 = FASTLINREG_SHUFFLE(r[0], r[1], 1, 5, 3, 7);
+    const vec t2 = FASTLINREG_SHUFFLE(r[2], r[3], 0, 4, 2, 6);
+    const vec t3 = FASTLINREG_SHUFFLE(r[2], r[3], 1, 5, 3, 7);
+    x[0] = FASTLINREG_SHUFFLE(t0, t2, 0, 1, 4, 5);
+    x[1] = FASTLINREG_SHUFFLE(t1, t3, 0, 1, 4, 5);
+    x[2] = FASTLINREG_SHUFFLE(t0, t2, 2, 3, 6, 7);
+    x[3] = FASTLINREG_SHUFFLE(t1, t3, 2, 3, 6, 7);
+  } else {
+    x[0] = FASTLINREG_SHUFFLE(r[0], r[1], 0, 2);
+    x[1] = FASTLINREG_SHUFFLE(r[0], r[1], 1, 3);
+  }
+}
 
 // The sum of the lanes, in a fixed tree: lanes l and l + L/2 first.
 template <int L>
@@ -401,7 +458,13 @@ inline void short_rows(const T *X,         // (n, D), row stride ldx
     if (Prefetch) prefetch_rows(X, i + ahead, L, D, ldx);
     const T *xi = X + i * ldx;
     vec x[D];
-    if (m == L)
+    if constexpr (D == L) {
+      if (m == L && ldx == D) {
+        load_square_tile<L>(xi, x);
+      } else {
+        for (int j = 0; j < D; ++j) x[j] = column(xi + j, m);
+      }
+    } else if (m == L)
       for (int j = 0; j < D; ++j) x[j] = Unit ? loadv<L>(xi) : column(xi + j);
     else
       for (int j = 0; j < D; ++j) x[j] = Unit ? load_part<L>(xi, m) : column(xi + j, m);
