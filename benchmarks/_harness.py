@@ -723,3 +723,17 @@ def base_parser(doc: str, *, threads_help: str, repeat_help: str):
                         "many times the time of the first rounds (default 0.75, 0 with "
                         "--quick)")
     return p
+
+
+def finish(args, title, info, payload, tables, t_start) -> int:
+    """Print the tables, write the JSON and markdown results, report where."""
+    payload["wall_s"] = time.perf_counter() - t_start
+    print()
+    for t in tables:
+        print(t.text(), end="\n\n")
+    jpath, mpath = write_results(
+        args.name, title + (" (--quick)" if args.quick else ""), info, payload, tables,
+        command_line(),
+    )
+    print(f"wrote {jpath} and {mpath} ({payload['wall_s']:.0f} s)")
+    return 0

@@ -315,17 +315,7 @@ def main(argv=None) -> int:
         payload["stats"], t = bench_stats(args)
         tables.append(t)
         payload["section_wall_s"]["stats"] = time.perf_counter() - t0
-    payload["wall_s"] = time.perf_counter() - t_start
-
-    print()
-    for t in tables:
-        print(t.text(), end="\n\n")
-    jpath, mpath = H.write_results(
-        args.name, "bench_exact: exact least squares" + (" (--quick)" if args.quick else ""),
-        info, payload, tables, H.command_line(),
-    )
-    print(f"wrote {jpath} and {mpath} ({payload['wall_s']:.0f} s)")
-    return 0
+    return H.finish(args, "bench_exact: exact least squares", info, payload, tables, t_start)
 
 
 if __name__ == "__main__":

@@ -554,17 +554,7 @@ def main(argv=None) -> int:
             tables.append(t)
             payload["section_wall_s"][name] = time.perf_counter() - t0
             print(f"    ({name}: {payload['section_wall_s'][name]:.0f} s)", flush=True)
-    payload["wall_s"] = time.perf_counter() - t_start
-
-    print()
-    for t in tables:
-        print(t.text(), end="\n\n")
-    jpath, mpath = H.write_results(
-        args.name, "bench_gd: fused gradient-descent step" + (" (--quick)" if args.quick else ""),
-        info, payload, tables, H.command_line(),
-    )
-    print(f"wrote {jpath} and {mpath} ({payload['wall_s']:.0f} s)")
-    return 0
+    return H.finish(args, "bench_gd: fused gradient-descent step", info, payload, tables, t_start)
 
 
 if __name__ == "__main__":

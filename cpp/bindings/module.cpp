@@ -8,6 +8,8 @@
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <tuple>
+#include <utility>
 #include <string>
 
 #include "fastlinreg/kernels.hpp"
@@ -76,19 +78,25 @@ GramView make_gram(double weight_sum, const darray &mean_x, const darray &mean_y
   return GramView{d, k, weight_sum, mean_x.data(), mean_y.data(), Cxx.data(), Cxy.data(), Cyy.data()};
 }
 
+// The (shift, scale) pointers of a standardised descent, checked: (d) each, or null.
+std::pair<const double *, const double *> standardisation(index_t d,
+                                                          const std::optional<darray> &shift,
+                                                          const std::optional<darray> &scale) {
+  if (shift) check_vec(*shift, d, "shift");
+  if (scale) check_vec(*scale, d, "scale");
+  return {shift ? shift->data() : nullptr, scale ? scale->data() : nullptr};
+}
+
 DescentParams make_params(index_t d, index_t max_iter, double learning_rate, double tol,
                           double alpha, bool fit_intercept, const std::optional<darray> &shift,
                           const std::optional<darray> &scale) {
-  if (shift) check_vec(*shift, d, "shift");
-  if (scale) check_vec(*scale, d, "scale");
   DescentParams p;
   p.max_iter = max_iter;
   p.learning_rate = learning_rate;
   p.tol = tol;
   p.alpha = alpha;
   p.fit_intercept = fit_intercept;
-  p.shift = shift ? shift->data() : nullptr;
-  p.scale = scale ? scale->data() : nullptr;
+  std::tie(p.shift, p.scale) = standardisation(d, shift, scale);
   return p;
 }
 
@@ -203,10 +211,7 @@ void bind_typed(py::module_ &m) {
         p.no_improvement = no_improvement;
         p.ref_loss = ref_loss;
         p.fit_intercept = fit_intercept;
-        if (shift) check_vec(*shift, v.d, "shift");
-        if (scale) check_vec(*scale, v.d, "scale");
-        p.shift = shift ? shift->data() : nullptr;
-        p.scale = scale ? scale->data() : nullptr;
+        std::tie(p.shift, p.scale) = standardisation(v.d, shift, scale);
         SgdResult r;
         {
           py::gil_scoped_release nogil;
