@@ -35,9 +35,10 @@ def ref_resid(X, Y, W, b):
 
 @pytest.mark.parametrize("layout", ["F", "rows", "cols"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fused_gradient_any_layout(rng, layout, dtype):
-    X, Y, sw = make_problem(rng, 203, 11, 2, dtype, layout=layout, weights=True)
-    W, b = rng.standard_normal((11, 2)), rng.standard_normal(2)
+@pytest.mark.parametrize("d", [11, 301])  # 301: long tiles, which prefetch along each row
+def test_fused_gradient_any_layout(rng, layout, dtype, d):
+    X, Y, sw = make_problem(rng, 203, d, 2, dtype, layout=layout, weights=True)
+    W, b = rng.standard_normal((d, 2)), rng.standard_normal(2)
     loss, G, gb = _backend.fused_gradient(X, Y, W, b, sw)
     C = np.ascontiguousarray(X)
     loss_c, G_c, gb_c = _backend.fused_gradient(C, Y, W, b, sw)
