@@ -8,7 +8,7 @@ from conftest import RTOL, assert_close, make_problem, ref_fused, ref_gd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlinreg import SufficientStats, _backend, _core
+from fastlinreg import LinearRegression, SufficientStats, _backend, _core
 
 SHAPES = [
     (1, 1), (1, 5), (2, 1), (3, 2), (5, 3), (17, 1), (17, 7), (33, 8), (101, 9),
@@ -265,3 +265,20 @@ def test_sufficient_stats_thread_count_does_not_change_bits(rng, n, d, k):
     assert all(np.array_equal(a, b) for a, b in zip(one, two))
     ref = SufficientStats.from_arrays(X[:, :3], Y, sw)  # and the values are right
     assert_close(one[3][:3, :3], ref.Cxx, 1e-12, scale=1.0)
+
+
+@pytest.mark.skipif(not _core.has_openmp, reason="built without OpenMP")
+@pytest.mark.parametrize("solver,n,d", [("gd", 20_000, 20), ("gram", 400, 300)])
+def test_more_threads_than_cores_keep_the_bits(rng, solver, n, d):
+    # Six threads on this machine's cores: threads that wait at the step
+    # barrier sleep rather than spin, and must still see every step's model.
+    X, Y, _ = make_problem(rng, n, d, 1)
+    fits = [
+        LinearRegression(solver=solver, learning_rate=0.01, max_iter=300, tol=None,
+                         n_jobs=nj).fit(X, Y[:, 0])
+        for nj in (1, 6)
+    ]
+    assert fits[0].n_iter_ == fits[1].n_iter_ == 300
+    assert np.array_equal(fits[0].coef_, fits[1].coef_)
+    assert fits[0].intercept_ == fits[1].intercept_
+    assert np.array_equal(fits[0].loss_curve_, fits[1].loss_curve_)

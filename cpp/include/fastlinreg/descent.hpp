@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fastlinreg/fused.hpp"
+#include "fastlinreg/parallel.hpp"
 
 namespace fastlinreg {
 
@@ -118,8 +119,9 @@ struct Buffer<0> {
 // Run gradient descent with the oracle. V (d, k) and c (k) hold the start on
 // entry and the last iterate on exit (unchanged rows of a diverged run are
 // not meaningful: the caller discards them). loss_curve has max_iter slots.
-// The oracle provides partials(W, b) (work-shared inside a parallel region)
-// and reduce(G, gb) -> loss (one thread). D and K, when non-zero, are the
+// The oracle provides prepare(W, b) (one thread), share() (its part of the
+// pass, on every thread of the team, without a barrier), partials(W, b)
+// (both) and reduce(G, gb) -> loss (one thread, once every share is done). D and K, when non-zero, are the
 // oracle's d and k fixed at compile time (same steps, no heap, for tiny
 // problems).
 template <class Oracle, index_t D = 0, index_t K = 0>
@@ -204,14 +206,24 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_
       oracle.partials(W, b);
       finish_step(t);
     }
-  } else {
+  } else if constexpr (D == 0) {
+    // One team for the whole loop; each step the threads share the pass,
+    // meet, thread 0 reduces and updates and prepares the next pass, and
+    // they meet again. The meetings are a SpinThenSleepBarrier, not `omp
+    // barrier`: see parallel.hpp for why.
+    SpinThenSleepBarrier meet(nt);
+    oracle.prepare(W, b);
 #pragma omp parallel num_threads(nt)
     {
+      const bool lead = omp_get_thread_num() == 0;
       for (index_t t = 0; !stop; ++t) {
-        oracle.partials(W, b);  // ends with the barrier of its `omp for`
-#pragma omp master
-        finish_step(t);
-#pragma omp barrier
+        oracle.share();
+        meet.wait();
+        if (lead) {
+          finish_step(t);
+          if (!stop) oracle.prepare(W, b);
+        }
+        meet.wait();
       }
     }
   }

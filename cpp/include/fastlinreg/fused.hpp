@@ -743,8 +743,11 @@ inline double normalise(const double *total, index_t d, index_t dp, index_t k, d
 }  // namespace detail
 
 // Gradient oracle over rows of X in memory: the fused pass, chunked.
-// partials() is work-shared (`omp for`) when called inside a parallel region
-// and serial outside one; reduce() runs on one thread.
+// A pass is prepare(W, b) on one thread, then share() on every thread of the
+// team (an `omp for nowait` over the chunks: serial outside a parallel
+// region), then, once all shares are done, reduce() on one thread.
+// partials(W, b) is the first two in any team; the caller waits for the team
+// (the end of its parallel region, or a barrier) before reduce().
 template <class Loss, class T>
 class StreamOracle {
  public:
@@ -767,19 +770,31 @@ class StreamOracle {
   double work_per_pass() const { return double(n_) * double(d_) * double(k_); }
 
   void partials(const double *W, const double *b) {
-    const double *Wt = W;
-    if (k_ > 1) {
-      // The kernel reads W^T: one thread transposes, the others wait.
 #pragma omp single
+    prepare(W, b);
+    share();
+  }
+
+  // Record the model of the next pass. The kernel reads W^T: for k > 1 that
+  // is a transpose (one thread, before the shares).
+  void prepare(const double *W, const double *b) {
+    Wt_cur_ = W;
+    b_cur_ = b;
+    if (k_ > 1) {
       for (index_t j = 0; j < d_; ++j)
         for (index_t q = 0; q < k_; ++q) Wt_[q * d_ + j] = W[j * k_ + q];
-      Wt = Wt_.data();
+      Wt_cur_ = Wt_.data();
     }
-#pragma omp for schedule(static)
+  }
+
+  // This thread's chunks of the pass: statically assigned, so a thread reads
+  // the same rows every step (they stay in its cache when they fit).
+  void share() {
+#pragma omp for schedule(static) nowait
     for (index_t c = 0; c < plan_.n_chunks; ++c) {
       const index_t r0 = c * plan_.rows_per_chunk;
       const index_t r1 = std::min(n_, r0 + plan_.rows_per_chunk);
-      detail::fused_rows<Loss, T>(X_, d_, ldx_, y_, k_, sw_, Wt, b, r0, r1,
+      detail::fused_rows<Loss, T>(X_, d_, ldx_, y_, k_, sw_, Wt_cur_, b_cur_, r0, r1,
                                   partial_.data() + c * slot_);
     }
   }
@@ -812,6 +827,8 @@ class StreamOracle {
   std::vector<double> partial_;
   std::vector<double> Wt_;
   std::vector<double> total_;
+  const double *Wt_cur_ = nullptr;  // the model prepare() recorded
+  const double *b_cur_ = nullptr;
 };
 
 // The same fused pass for a problem of one chunk with k == 1 and packed short

@@ -33,14 +33,28 @@ class GramOracle {
   index_t d() const { return d_; }
   index_t k() const { return k_; }
 
+  // The same protocol as StreamOracle: prepare (one thread), share (every
+  // thread of the team), reduce (one thread, after all shares).
+  void partials(const double *W, const double *b) {
+#pragma omp single
+    prepare(W, b);
+    share();
+  }
+
+  void prepare(const double *W, const double *b) {
+    W_ = W;
+    b_ = b;
+  }
+
   // E = Cxx W. Cxx is symmetric, so E = sum_l Cxx[l, :]^T W[l, :]: axpys
   // over contiguous rows, vectorised without horizontal sums. Threads share
   // blocks of E's rows; each entry is summed over l in order whatever the
   // thread count.
-  void partials(const double *W, const double *b) {
+  void share() {
     constexpr index_t kBlock = 32;  // four AVX-512 registers of accumulators
     const index_t n_blocks = (d_ + kBlock - 1) / kBlock;
-#pragma omp for schedule(static)
+    const double *W = W_;
+#pragma omp for schedule(static) nowait
     for (index_t blk = 0; blk < n_blocks; ++blk) {
       const index_t j0 = blk * kBlock, j1 = std::min(d_, j0 + kBlock);
       double *E = E_.data();
@@ -68,11 +82,6 @@ class GramOracle {
             for (index_t q = 0; q < k_; ++q) E[j * k_ + q] += Cl[j] * Wl[q];
         }
       }
-    }
-#pragma omp master
-    {
-      W_ = W;
-      b_ = b;
     }
   }
 
