@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from conftest import RTOL, assert_close, make_problem, ref_fused, ref_gd
@@ -282,3 +287,24 @@ def test_more_threads_than_cores_keep_the_bits(rng, solver, n, d):
     assert np.array_equal(fits[0].coef_, fits[1].coef_)
     assert fits[0].intercept_ == fits[1].intercept_
     assert np.array_equal(fits[0].loss_curve_, fits[1].loss_curve_)
+
+
+@pytest.mark.skipif(not _core.has_openmp, reason="built without OpenMP")
+def test_a_team_smaller_than_asked_for_does_not_hang():
+    # OMP_THREAD_LIMIT=1 gives the descent a team of one whatever n_jobs asks:
+    # its step barrier must count the threads it got, not the ones it asked for.
+    code = textwrap.dedent("""
+        import numpy as np
+        from fastlinreg import LinearRegression
+        rng = np.random.default_rng(0)
+        X, y = rng.standard_normal((20_000, 20)), rng.standard_normal(20_000)
+        a, b = (LinearRegression(solver="gd", learning_rate=0.01, max_iter=50, tol=None,
+                                 n_jobs=nj).fit(X, y) for nj in (4, 1))
+        assert np.array_equal(a.coef_, b.coef_), "bits differ"
+        print("ok")
+    """)
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

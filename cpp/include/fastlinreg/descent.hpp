@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -199,33 +200,54 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_
     st.to_model(V, c, W, b);
   };
 
-  if (D > 0 || nt == 1) {
-    // No team: a serial loop has no per-step fork/join or barrier cost, which
-    // dominates tiny problems such as the tutorial's 16 points.
-    for (index_t t = 0; !stop; ++t) {
-      oracle.partials(W, b);
-      finish_step(t);
-    }
-  } else if constexpr (D == 0) {
-    // One team for the whole loop; each step the threads share the pass,
-    // meet, thread 0 reduces and updates and prepares the next pass, and
-    // they meet again. The meetings are a SpinThenSleepBarrier, not `omp
-    // barrier`: see parallel.hpp for why.
-    SpinThenSleepBarrier meet(nt);
-    oracle.prepare(W, b);
+  index_t t = 0;
+  if constexpr (D == 0) {
+    if (nt > 1 && has_openmp()) {
+      // One team for the loop; each step the threads share the pass, meet,
+      // thread 0 reduces, updates and prepares the next pass, and they meet
+      // again. The meetings are a SpinThenSleepBarrier, not `omp barrier`
+      // (see parallel.hpp).
+      //
+      // Thread 0 times its own share of each pass and its wait for the
+      // others. A team of m threads beats one thread only while the wait
+      // stays under (m - 1) shares; when it does not, over the recent steps
+      // (another process holds a core, and the others get it late), the
+      // team ends and the loop goes on below on thread 0 alone. The chunks
+      // and their order do not change, so neither do the bits.
+      SpinThenSleepBarrier meet;
+      bool solo = false;
+      oracle.prepare(W, b);
 #pragma omp parallel num_threads(nt)
-    {
-      const bool lead = omp_get_thread_num() == 0;
-      for (index_t t = 0; !stop; ++t) {
-        oracle.share();
-        meet.wait();
-        if (lead) {
-          finish_step(t);
-          if (!stop) oracle.prepare(W, b);
+      {
+#pragma omp single
+        meet.set_threads(omp_get_num_threads());  // the team may be smaller than asked
+        const bool lead = omp_get_thread_num() == 0;
+        const double others = double(omp_get_num_threads() - 1);
+        double share_s = 0.0, wait_s = 0.0;  // recent steps, decayed by 3/4 a step
+        while (!stop && !solo) {
+          const auto t0 = std::chrono::steady_clock::now();
+          oracle.share();
+          const auto t1 = std::chrono::steady_clock::now();
+          meet.wait();
+          if (lead) {
+            const auto t2 = std::chrono::steady_clock::now();
+            share_s = 0.75 * share_s + std::chrono::duration<double>(t1 - t0).count();
+            wait_s = 0.75 * wait_s + std::chrono::duration<double>(t2 - t1).count();
+            finish_step(t++);
+            if (!stop) oracle.prepare(W, b);
+            solo = t >= 4 && wait_s > others * share_s;
+          }
+          meet.wait();
         }
-        meet.wait();
       }
     }
+  }
+  // No team (or the rest of a run whose team ended): a serial loop has no
+  // per-step barrier, which is what tiny problems such as the tutorial's 16
+  // points need.
+  for (; !stop; ++t) {
+    oracle.partials(W, b);
+    finish_step(t);
   }
   res.grad_norm = std::sqrt(norm2);
   std::copy(V, V + d * k, V_io);

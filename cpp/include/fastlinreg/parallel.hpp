@@ -50,7 +50,11 @@ class SpinThenSleepBarrier {
   // How long an early thread spins before it sleeps.
   static constexpr std::chrono::microseconds kSpin{50};
 
+  SpinThenSleepBarrier() = default;
   explicit SpinThenSleepBarrier(int n_threads) : n_(n_threads) {}
+
+  // The number of threads that meet; set before any of them waits.
+  void set_threads(int n_threads) { n_ = n_threads; }
 
   // Returns once all n_threads threads have called it. What each thread wrote
   // before its call is visible to every thread after it.
@@ -86,7 +90,7 @@ class SpinThenSleepBarrier {
 #endif
   }
 
-  const int n_;
+  int n_ = 1;
   std::atomic<int> arrived_{0};
   std::atomic<unsigned> generation_{0};
   std::atomic<int> sleepers_{0};
