@@ -1,6 +1,7 @@
 """Gradient-descent benchmark: fastlinreg's fused step against the read floor,
 numpy and PyTorch; the tutorial's 16-point fit against PyTensor and numpy;
-scaling with problem size and threads; peak memory of a fit.
+scaling with problem size and threads; threads against a busy neighbour
+process; peak memory of a fit.
 
 Run from the repository root::
 
@@ -472,6 +473,72 @@ def plot_scaling(args, rows, thread_counts) -> None:
     print(f"    wrote {path}", flush=True)
 
 
+def bench_neighbour(args) -> tuple[dict, H.Table]:
+    """Threads against a busy neighbour: one other process spinning on a core.
+
+    The per-step barrier must not make a multi-threaded fit slower than a
+    one-thread fit when a core is taken: the late thread has no core, and a
+    partner spinning at the barrier keeps it off the other one. Measured
+    quiet, then with the neighbour, at sizes from cache to memory.
+    """
+    import subprocess
+
+    d, T = 100, args.threads
+    if T < 2:
+        print("[neighbour] skipped: needs --threads >= 2", flush=True)
+        return {"skipped": "threads < 2"}, H.Table("Busy neighbour: skipped (one thread)", [""])
+    sizes = [3e5, 3e6] if args.quick else [3e5, 3e6, 3e7]
+    print(f"[neighbour] d={d}, n·d {', '.join(f'{e:.0e}' for e in sizes)}, one busy process",
+          flush=True)
+    rows = []
+    for el in sizes:
+        n = int(el) // d
+        X = H.random_matrix(n, d, "float64", seed=11)
+        y = np.random.default_rng(12).standard_normal(n)
+        samplers, ks = {}, {}
+        for nj in (1, T):
+            def fit_steps(s, nj=nj, X=X, y=y):
+                gd_model(s, nj).fit(X, y)
+
+            ks[nj] = H.steps_for_budget(fit_steps, 2, 0.05 if args.quick else 0.2, lo=10,
+                                        hi=50_000)
+            samplers[f"fastlinreg_{nj}"] = H.sample_step(fit_steps, 2, ks[nj])
+        quiet, quiet_rounds = H.interleaved(samplers, args.repeat, patience=args.patience)
+        spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.2)  # let it be scheduled
+            busy, busy_rounds = H.interleaved(samplers, args.repeat)
+        finally:
+            spin.kill()
+            spin.wait()
+        rows.append({"elements": n * d, "n": n, "k2": ks, "quiet": quiet, "busy": busy,
+                     "quiet_load_cores": quiet_rounds.load,
+                     "busy_load_cores": busy_rounds.load})
+        print(f"    n·d={n * d:.0e}: {T} thr ÷ 1 thr quiet "
+              f"{H.median_ratio(quiet[f'fastlinreg_{T}'], quiet['fastlinreg_1']):.2f}, "
+              f"busy {H.median_ratio(busy[f'fastlinreg_{T}'], busy['fastlinreg_1']):.2f} "
+              f"(others' load {H.fmt_load(busy_rounds.load)})", flush=True)
+
+    table = H.Table(
+        f"Busy neighbour: n_jobs={T} step ÷ n_jobs=1 step, d={d} float64, quiet and with one "
+        "other process spinning on a core",
+        ["n·d", "size(X)", "quiet", "busy neighbour", "others' load (quiet / busy)"],
+    )
+    for row in rows:
+        q = H.median_ratio(row["quiet"][f"fastlinreg_{T}"], row["quiet"]["fastlinreg_1"])
+        b = H.median_ratio(row["busy"][f"fastlinreg_{T}"], row["busy"]["fastlinreg_1"])
+        table.add(f"{row['elements']:.0e}".replace("+0", ""), H.bytes_h(row["elements"] * 8),
+                  f"{q:.2f}", f"{b:.2f}",
+                  f"{H.fmt_load(row['quiet_load_cores'])} / {H.fmt_load(row['busy_load_cores'])}")
+    table.notes += [
+        "below 1: the threads help; 1: as fast as one thread. With a core taken, one thread's "
+        "worth is the most the machine has to give, so the aim is not to lose to it.",
+        "the descent's threads meet at a barrier that spins at most 50 µs, then sleeps "
+        "(cpp/include/fastlinreg/parallel.hpp); libgomp's `omp barrier` spins for milliseconds.",
+    ]
+    return {"d": d, "rows": rows}, table
+
+
 def bench_memory(args) -> tuple[list[dict], H.Table]:
     scale = 25 if args.quick else 1
     specs = [
@@ -514,8 +581,8 @@ def main(argv=None) -> int:
     )
     p.add_argument("--replot", action="store_true",
                    help="only redraw the scaling PNG from the existing JSON")
-    p.add_argument("--sections", default="cases,tutorial,scaling,memory",
-                   help="comma-separated subset of: cases,tutorial,scaling,memory")
+    p.add_argument("--sections", default="cases,tutorial,scaling,neighbour,memory",
+                   help="comma-separated subset of: cases,tutorial,scaling,neighbour,memory")
     args = p.parse_args(argv)
     args.name = "gd_quick" if args.quick else "gd"
     if args.repeat is None:
@@ -546,6 +613,7 @@ def main(argv=None) -> int:
     runners = {"cases": lambda: bench_cases(args, torch),
                "tutorial": lambda: bench_tutorial(args, pytensor_mods),
                "scaling": lambda: bench_scaling(args),
+               "neighbour": lambda: bench_neighbour(args),
                "memory": lambda: bench_memory(args)}
     for name, run in runners.items():
         if name in sections:
