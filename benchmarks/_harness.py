@@ -204,9 +204,11 @@ class RoundsInfo:
     rounds_run: int
     quiet_kept: int
 
+    measured: bool = True  # False: psutil is missing, the loads are unknown (0 in ``loads``)
+
     @property
     def load(self) -> float | None:
-        return float(np.median(self.loads)) if self.loads else None
+        return float(np.median(self.loads)) if self.loads and self.measured else None
 
 
 def interleaved(samplers: dict[str, Sampler], rounds: int, settle_after: Sequence[str] = (),
@@ -249,7 +251,8 @@ def interleaved(samplers: dict[str, Sampler], rounds: int, settle_after: Sequenc
     kept = sorted(sorted(range(len(records)), key=lambda i: records[i][0])[:rounds])
     out = {name: [records[i][1][name] for i in kept] for name in samplers}
     loads = [records[i][0] for i in kept]
-    return out, RoundsInfo(loads, len(records), sum(x <= QUIET_CORES for x in loads))
+    measured = LoadMonitor.available()
+    return out, RoundsInfo(loads, len(records), sum(x <= QUIET_CORES for x in loads), measured)
 
 
 def median_ratio(num: Sequence[float], den: Sequence[float]) -> float:
@@ -289,6 +292,14 @@ class LoadMonitor:
             if wall > 0:
                 self.cores = max(0.0, (busy - own) / wall)
         return False
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            return False
+        return True
 
     @staticmethod
     def _sample():

@@ -534,7 +534,10 @@ def bench_neighbour(args) -> tuple[dict, H.Table]:
         "below 1: the threads help; 1: as fast as one thread. With a core taken, one thread's "
         "worth is the most the machine has to give, so the aim is not to lose to it.",
         "the descent's threads meet at a barrier that spins at most 50 µs, then sleeps "
-        "(cpp/include/fastlinreg/parallel.hpp); libgomp's `omp barrier` spins for milliseconds.",
+        "(cpp/include/fastlinreg/parallel.hpp; libgomp's `omp barrier` spins for "
+        "milliseconds), and when thread 0's recent waits for the others exceed what they "
+        "save, it runs the rest of the fit alone (cpp/include/fastlinreg/descent.hpp). The "
+        "steps before that switch are in the per-step figure.",
     ]
     return {"d": d, "rows": rows}, table
 
