@@ -210,41 +210,81 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_
       //
       // Thread 0 times its own share of each pass and its wait for the
       // others. A team of m threads beats one thread only while the wait
-      // stays under (m - 1) shares; when it does not, over the recent steps
-      // (another process holds a core, and the others get it late), the
-      // team ends and the loop goes on below on thread 0 alone. The chunks
-      // and their order do not change, so neither do the bits.
+      // stays under (m - 1) shares. When it does not, over the recent steps
+      // (another process holds a core, and the others get it late), thread 0
+      // runs a spell of whole passes alone while the others sleep at the
+      // next meeting, then the team tries again. The spell lasts 32 times
+      // the time thread 0 lost waiting in the team that failed (at least
+      // kMinSpell steps), twice that after each further team that fails
+      // within kProbation steps: a lasting neighbour costs a few slow steps
+      // now and then (1/33 of the time, then less and less), a passing one a
+      // short spell. The team stays in one parallel region throughout (a
+      // region's start and end are libgomp barriers, which spin). The chunks
+      // and their order are the same either way, so the bits are too.
+      //
+      // Thread 0 decides and the others follow through `next` and
+      // `after_spell`, which thread 0 writes only between meetings that the
+      // others have not yet passed: the others may run late, and must not
+      // read a decision thread 0 makes while they are still on the last one.
+      constexpr index_t kMinSpell = 16, kProbation = 64;
+      enum class Next { kStep, kSpell, kEnd };
       SpinThenSleepBarrier meet;
-      bool solo = false;
+      Next next = Next::kStep, after_spell = Next::kStep;
       oracle.prepare(W, b);
 #pragma omp parallel num_threads(nt)
       {
-#pragma omp single
-        meet.set_threads(omp_get_num_threads());  // the team may be smaller than asked
         const bool lead = omp_get_thread_num() == 0;
         const double others = double(omp_get_num_threads() - 1);
-        double share_s = 0.0, wait_s = 0.0;  // recent steps, decayed by 3/4 a step
-        while (!stop && !solo) {
+        double share_s = 0.0, wait_s = 0.0;  // recent team steps, decayed by 3/4 a step
+        double lost_s = 0.0;                 // thread 0's waits in the current team
+        index_t t_team = 0;                  // the step the current team started at
+        int fails = 0;
+        while (true) {
           const auto t0 = std::chrono::steady_clock::now();
           oracle.share();
           const auto t1 = std::chrono::steady_clock::now();
           meet.wait();
           if (lead) {
             const auto t2 = std::chrono::steady_clock::now();
+            const double waited = std::chrono::duration<double>(t2 - t1).count();
             share_s = 0.75 * share_s + std::chrono::duration<double>(t1 - t0).count();
-            wait_s = 0.75 * wait_s + std::chrono::duration<double>(t2 - t1).count();
+            wait_s = 0.75 * wait_s + waited;
+            lost_s += waited;
             finish_step(t++);
             if (!stop) oracle.prepare(W, b);
-            solo = t >= 4 && wait_s > others * share_s;
+            next = stop ? Next::kEnd
+                 : t - t_team >= 4 && wait_s > others * share_s ? Next::kSpell
+                                                                : Next::kStep;
           }
           meet.wait();
+          const Next now = next;  // thread 0 writes it next after the next first meeting
+          if (now == Next::kEnd) break;
+          if (now == Next::kStep) continue;
+          if (lead) {  // the spell; the others wait at the meeting below
+            fails = t - t_team < kProbation ? std::min(fails + 1, 20) : 1;
+            const double spell_s = 32.0 * lost_s * double(index_t(1) << (fails - 1));
+            const auto start = std::chrono::steady_clock::now();
+            for (index_t i = 0; !stop; ++i) {
+              if (i >= kMinSpell &&
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                          .count() >= spell_s)
+                break;
+              oracle.share_all();
+              finish_step(t++);
+              if (!stop) oracle.prepare(W, b);
+            }
+            after_spell = stop ? Next::kEnd : Next::kStep;
+            share_s = wait_s = lost_s = 0.0;
+            t_team = t;
+          }
+          meet.wait();
+          if (after_spell == Next::kEnd) break;  // written next in a spell after the next meetings
         }
       }
     }
   }
-  // No team (or the rest of a run whose team ended): a serial loop has no
-  // per-step barrier, which is what tiny problems such as the tutorial's 16
-  // points need.
+  // No team: a serial loop has no per-step barrier, which is what tiny
+  // problems such as the tutorial's 16 points need.
   for (; !stop; ++t) {
     oracle.partials(W, b);
     finish_step(t);

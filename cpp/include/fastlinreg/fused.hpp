@@ -791,12 +791,13 @@ class StreamOracle {
   // the same rows every step (they stay in its cache when they fit).
   void share() {
 #pragma omp for schedule(static) nowait
-    for (index_t c = 0; c < plan_.n_chunks; ++c) {
-      const index_t r0 = c * plan_.rows_per_chunk;
-      const index_t r1 = std::min(n_, r0 + plan_.rows_per_chunk);
-      detail::fused_rows<Loss, T>(X_, d_, ldx_, y_, k_, sw_, Wt_cur_, b_cur_, r0, r1,
-                                  partial_.data() + c * slot_);
-    }
+    for (index_t c = 0; c < plan_.n_chunks; ++c) chunk(c);
+  }
+
+  // All of the pass on the calling thread, with no work-sharing construct
+  // (for one thread of a team while the others wait elsewhere).
+  void share_all() {
+    for (index_t c = 0; c < plan_.n_chunks; ++c) chunk(c);
   }
 
   // Sum the chunk partials in chunk order and normalise by the weight sum.
@@ -816,6 +817,14 @@ class StreamOracle {
   }
 
  private:
+  // The fused sums of chunk c into its partial.
+  void chunk(index_t c) {
+    const index_t r0 = c * plan_.rows_per_chunk;
+    const index_t r1 = std::min(n_, r0 + plan_.rows_per_chunk);
+    detail::fused_rows<Loss, T>(X_, d_, ldx_, y_, k_, sw_, Wt_cur_, b_cur_, r0, r1,
+                                partial_.data() + c * slot_);
+  }
+
   const T *X_;
   index_t n_, d_, ldx_;
   const double *y_;

@@ -51,38 +51,14 @@ class GramOracle {
   // blocks of E's rows; each entry is summed over l in order whatever the
   // thread count.
   void share() {
-    constexpr index_t kBlock = 32;  // four AVX-512 registers of accumulators
-    const index_t n_blocks = (d_ + kBlock - 1) / kBlock;
-    const double *W = W_;
 #pragma omp for schedule(static) nowait
-    for (index_t blk = 0; blk < n_blocks; ++blk) {
-      const index_t j0 = blk * kBlock, j1 = std::min(d_, j0 + kBlock);
-      double *E = E_.data();
-      if (k_ == 1 && j1 - j0 == kBlock) {  // a full block: accumulators stay in registers
-        double acc[kBlock] = {};
-        for (index_t l = 0; l < d_; ++l) {
-          const double *Cl = Cxx_ + l * d_ + j0;
-          const double wl = W[l];
-#pragma omp simd
-          for (index_t j = 0; j < kBlock; ++j) acc[j] += Cl[j] * wl;
-        }
-        for (index_t j = 0; j < kBlock; ++j) E[j0 + j] = acc[j];
-        continue;
-      }
-      for (index_t j = j0 * k_; j < j1 * k_; ++j) E[j] = 0.0;
-      for (index_t l = 0; l < d_; ++l) {
-        const double *Cl = Cxx_ + l * d_;
-        const double *Wl = W + l * k_;
-        if (k_ == 1) {
-          const double wl = Wl[0];
-#pragma omp simd
-          for (index_t j = j0; j < j1; ++j) E[j] += Cl[j] * wl;
-        } else {
-          for (index_t j = j0; j < j1; ++j)
-            for (index_t q = 0; q < k_; ++q) E[j * k_ + q] += Cl[j] * Wl[q];
-        }
-      }
-    }
+    for (index_t blk = 0; blk < n_blocks(); ++blk) block(blk);
+  }
+
+  // All of the pass on the calling thread, with no work-sharing construct
+  // (for one thread of a team while the others wait elsewhere).
+  void share_all() {
+    for (index_t blk = 0; blk < n_blocks(); ++blk) block(blk);
   }
 
   double reduce(double *G, double *gb) const {
@@ -104,6 +80,40 @@ class GramOracle {
   }
 
  private:
+  static constexpr index_t kBlock = 32;  // four AVX-512 registers of accumulators
+  index_t n_blocks() const { return (d_ + kBlock - 1) / kBlock; }
+
+  // Rows [32 blk, 32 blk + 32) of E.
+  void block(index_t blk) {
+    const double *W = W_;
+    const index_t j0 = blk * kBlock, j1 = std::min(d_, j0 + kBlock);
+    double *E = E_.data();
+    if (k_ == 1 && j1 - j0 == kBlock) {  // a full block: accumulators stay in registers
+      double acc[kBlock] = {};
+      for (index_t l = 0; l < d_; ++l) {
+        const double *Cl = Cxx_ + l * d_ + j0;
+        const double wl = W[l];
+#pragma omp simd
+        for (index_t j = 0; j < kBlock; ++j) acc[j] += Cl[j] * wl;
+      }
+      for (index_t j = 0; j < kBlock; ++j) E[j0 + j] = acc[j];
+      return;
+    }
+    for (index_t j = j0 * k_; j < j1 * k_; ++j) E[j] = 0.0;
+    for (index_t l = 0; l < d_; ++l) {
+      const double *Cl = Cxx_ + l * d_;
+      const double *Wl = W + l * k_;
+      if (k_ == 1) {
+        const double wl = Wl[0];
+#pragma omp simd
+        for (index_t j = j0; j < j1; ++j) E[j] += Cl[j] * wl;
+      } else {
+        for (index_t j = j0; j < j1; ++j)
+          for (index_t q = 0; q < k_; ++q) E[j * k_ + q] += Cl[j] * Wl[q];
+      }
+    }
+  }
+
   index_t d_, k_;
   double weight_sum_;
   const double *mean_x_, *mean_y_, *Cxx_, *Cxy_, *Cyy_;

@@ -50,17 +50,13 @@ class SpinThenSleepBarrier {
   // How long an early thread spins before it sleeps.
   static constexpr std::chrono::microseconds kSpin{50};
 
-  SpinThenSleepBarrier() = default;
-  explicit SpinThenSleepBarrier(int n_threads) : n_(n_threads) {}
-
-  // The number of threads that meet; set before any of them waits.
-  void set_threads(int n_threads) { n_ = n_threads; }
-
-  // Returns once all n_threads threads have called it. What each thread wrote
-  // before its call is visible to every thread after it.
+  // Returns once every thread of the calling team (omp_get_num_threads(),
+  // which may be fewer than a parallel region asked for) has called it. What
+  // each thread wrote before its call is visible to every thread after it.
   void wait() {
+    const int n = omp_get_num_threads();
     const unsigned gen = generation_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
       arrived_.store(0, std::memory_order_relaxed);
       generation_.store(gen + 1, std::memory_order_seq_cst);
       if (sleepers_.load(std::memory_order_seq_cst) > 0) {
@@ -90,7 +86,6 @@ class SpinThenSleepBarrier {
 #endif
   }
 
-  int n_ = 1;
   std::atomic<int> arrived_{0};
   std::atomic<unsigned> generation_{0};
   std::atomic<int> sleepers_{0};
