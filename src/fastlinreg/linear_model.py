@@ -117,7 +117,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     n_jobs : int or None, default=None
         Threads. ``None`` follows OpenMP's default (``OMP_NUM_THREADS`` and
         threadpoolctl's limits); ``-1`` uses every core. The result is bitwise
-        the same for any thread count.
+        the same for any thread count. Where other processes hold cores and
+        the threads of a gradient-descent fit arrive late, it runs spells of
+        steps on one thread instead.
     random_state : int, RandomState instance or None, default=None
         Seeds ``init="random"``.
 
