@@ -120,9 +120,9 @@ struct Buffer<0> {
 // Run gradient descent with the oracle. V (d, k) and c (k) hold the start on
 // entry and the last iterate on exit (unchanged rows of a diverged run are
 // not meaningful: the caller discards them). loss_curve has max_iter slots.
-// The oracle provides prepare(W, b) (one thread), share() (its part of the
-// pass, on every thread of the team, without a barrier), partials(W, b)
-// (both) and reduce(G, gb) -> loss (one thread, once every share is done). D and K, when non-zero, are the
+// The oracle follows UnitPass's protocol (parallel.hpp): prepare, share,
+// share_all, partials and reduce(G, gb) -> loss; one that only runs serially
+// (D > 0) needs only partials and reduce. D and K, when non-zero, are the
 // oracle's d and k fixed at compile time (same steps, no heap, for tiny
 // problems).
 template <class Oracle, index_t D = 0, index_t K = 0>

@@ -767,14 +767,12 @@ inline double normalise(const double *total, index_t d, index_t dp, index_t k, d
 
 }  // namespace detail
 
-// Gradient oracle over rows of X in memory: the fused pass, chunked.
-// A pass is prepare(W, b) on one thread, then share() on every thread of the
-// team (an `omp for nowait` over the chunks: serial outside a parallel
-// region), then, once all shares are done, reduce() on one thread.
-// partials(W, b) is the first two in any team; the caller waits for the team
-// (the end of its parallel region, or a barrier) before reduce().
+// Gradient oracle over rows of X in memory: the fused pass, chunked. Its
+// units of work are the chunks, shared as UnitPass (parallel.hpp) describes.
 template <class Loss, class T>
-class StreamOracle {
+class StreamOracle : public UnitPass<StreamOracle<Loss, T>> {
+  friend class UnitPass<StreamOracle<Loss, T>>;
+
  public:
   StreamOracle(const T *X,  // (n, d), rows contiguous, row stride ldx
                index_t n, index_t d, index_t ldx,
@@ -794,12 +792,6 @@ class StreamOracle {
   // Elements of X read per pass: sets the cadence of signal checks.
   double work_per_pass() const { return double(n_) * double(d_) * double(k_); }
 
-  void partials(const double *W, const double *b) {
-#pragma omp single
-    prepare(W, b);
-    share();
-  }
-
   // Record the model of the next pass. The kernel reads W^T: for k > 1 that
   // is a transpose (one thread, before the shares).
   void prepare(const double *W, const double *b) {
@@ -812,18 +804,6 @@ class StreamOracle {
     }
   }
 
-  // This thread's chunks of the pass: statically assigned, so a thread reads
-  // the same rows every step (they stay in its cache when they fit).
-  void share() {
-#pragma omp for schedule(static) nowait
-    for (index_t c = 0; c < plan_.n_chunks; ++c) chunk(c);
-  }
-
-  // All of the pass on the calling thread, with no work-sharing construct
-  // (for one thread of a team while the others wait elsewhere).
-  void share_all() {
-    for (index_t c = 0; c < plan_.n_chunks; ++c) chunk(c);
-  }
 
   // Sum the chunk partials in chunk order and normalise by the weight sum.
   // Returns the loss; G (d,k) and gb (k) receive the mean gradients.
@@ -842,8 +822,11 @@ class StreamOracle {
   }
 
  private:
+  // Chunks are shared statically, so a thread reads the same rows every step
+  // (they stay in its cache when they fit).
+  index_t n_units() const { return plan_.n_chunks; }
   // The fused sums of chunk c into its partial.
-  void chunk(index_t c) {
+  void unit(index_t c) {
     const index_t r0 = c * plan_.rows_per_chunk;
     const index_t r1 = std::min(n_, r0 + plan_.rows_per_chunk);
     detail::fused_rows<Loss, T>(X_, d_, ldx_, y_, k_, sw_, Wt_cur_, b_cur_, r0, r1,

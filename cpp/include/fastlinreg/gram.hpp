@@ -16,7 +16,9 @@
 
 namespace fastlinreg {
 
-class GramOracle {
+class GramOracle : public UnitPass<GramOracle> {
+  friend class UnitPass<GramOracle>;
+
  public:
   // zero_y: act as if y = 0 (for power iteration on the Hessian).
   GramOracle(index_t d, index_t k, double weight_sum,
@@ -33,32 +35,10 @@ class GramOracle {
   index_t d() const { return d_; }
   index_t k() const { return k_; }
 
-  // The same protocol as StreamOracle: prepare (one thread), share (every
-  // thread of the team), reduce (one thread, after all shares).
-  void partials(const double *W, const double *b) {
-#pragma omp single
-    prepare(W, b);
-    share();
-  }
-
+  // Record the model of the next pass (the pass protocol is UnitPass's).
   void prepare(const double *W, const double *b) {
     W_ = W;
     b_ = b;
-  }
-
-  // E = Cxx W. Cxx is symmetric, so E = sum_l Cxx[l, :]^T W[l, :]: axpys
-  // over contiguous rows, vectorised without horizontal sums. Threads share
-  // blocks of E's rows; each entry is summed over l in order whatever the
-  // thread count.
-  void share() {
-#pragma omp for schedule(static) nowait
-    for (index_t blk = 0; blk < n_blocks(); ++blk) block(blk);
-  }
-
-  // All of the pass on the calling thread, with no work-sharing construct
-  // (for one thread of a team while the others wait elsewhere).
-  void share_all() {
-    for (index_t blk = 0; blk < n_blocks(); ++blk) block(blk);
   }
 
   double reduce(double *G, double *gb) const {
@@ -81,10 +61,13 @@ class GramOracle {
 
  private:
   static constexpr index_t kBlock = 32;  // four AVX-512 registers of accumulators
-  index_t n_blocks() const { return (d_ + kBlock - 1) / kBlock; }
-
+  // E = Cxx W. Cxx is symmetric, so E = sum_l Cxx[l, :]^T W[l, :]: axpys
+  // over contiguous rows, vectorised without horizontal sums. Threads share
+  // blocks of E's rows; each entry is summed over l in order whatever the
+  // thread count.
+  index_t n_units() const { return (d_ + kBlock - 1) / kBlock; }
   // Rows [32 blk, 32 blk + 32) of E.
-  void block(index_t blk) {
+  void unit(index_t blk) {
     const double *W = W_;
     const index_t j0 = blk * kBlock, j1 = std::min(d_, j0 + kBlock);
     double *E = E_.data();

@@ -1,6 +1,8 @@
 // OpenMP guard: the kernels compile and run single-threaded without OpenMP.
 #pragma once
 
+#include <cstdint>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -33,6 +35,37 @@ inline int resolve_threads(int n_threads) {
   const int t = omp_get_max_threads();
   return t > 0 ? t : 1;
 }
+
+// The pass protocol of a gradient oracle whose pass is n_units() independent
+// units of work (Derived::unit(u) each, writing only its own results):
+//   prepare(W, b)  one thread records the model (Derived's own);
+//   share()        every thread of the team its static share of the units,
+//                  with no barrier (serial outside a parallel region);
+//   share_all()    all the units on the calling thread, no work-sharing
+//                  construct (one thread of a team while the others wait);
+//   partials(W, b) prepare on one thread, then share, in any team;
+//   reduce(...)    one thread, once every share is done (Derived's own).
+template <class Derived>
+class UnitPass {
+ public:
+  void partials(const double *W, const double *b) {
+#pragma omp single
+    self().prepare(W, b);
+    share();
+  }
+  void share() {
+    const std::int64_t n = self().n_units();
+#pragma omp for schedule(static) nowait
+    for (std::int64_t u = 0; u < n; ++u) self().unit(u);
+  }
+  void share_all() {
+    const std::int64_t n = self().n_units();
+    for (std::int64_t u = 0; u < n; ++u) self().unit(u);
+  }
+
+ private:
+  Derived &self() { return static_cast<Derived &>(*this); }
+};
 
 // A barrier for the threads of one team that meet once or twice a step for
 // thousands of steps (the descent loop). A thread that arrives early spins
