@@ -1,7 +1,6 @@
 // Explicit float/double instantiations of the kernels, and loss dispatch.
 #include "fastlinreg/kernels.hpp"
 
-#include <stdexcept>
 
 namespace fastlinreg {
 
@@ -25,16 +24,13 @@ StreamOracle<Loss, T> make_oracle(const DataView<T> &v) {
 template <class T>
 double fused_gradient(LossKind loss, const DataView<T> &v, const double *W, const double *b,
                       double *G, double *gb, int n_threads) {
-  switch (loss) {
-    case LossKind::kSquared: {
-      auto oracle = make_oracle<SquaredLoss>(v);
-      const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
+  return dispatch_loss(loss, [&](auto policy) {
+    auto oracle = make_oracle<decltype(policy)>(v);
+    const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
 #pragma omp parallel num_threads(nt) if (nt > 1)
-      oracle.partials(W, b);
-      return oracle.reduce(G, gb);
-    }
-  }
-  throw std::invalid_argument("unknown loss");
+    oracle.partials(W, b);
+    return oracle.reduce(G, gb);
+  });
 }
 
 template <class T>
@@ -81,24 +77,20 @@ template <class T>
 DescentResult descend_stream(LossKind loss, const DataView<T> &v, const DescentParams &params,
                              double *V, double *c, double *loss_curve, int n_threads,
                              const StopCheck &should_stop) {
-  switch (loss) {
-    case LossKind::kSquared: {
-      auto oracle = make_oracle<SquaredLoss>(v);
-      const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
-      DescentResult res;
-      if (nt == 1) {
-        // Tiny problems: the per-step bookkeeping is most of a step.
-        if (v.d == 1 && descend_small<SquaredLoss, T, 1>(v, params, V, c, loss_curve,
-                                                          should_stop, res))
-          return res;
-        if (v.d == 2 && descend_small<SquaredLoss, T, 2>(v, params, V, c, loss_curve,
-                                                          should_stop, res))
-          return res;
-      }
-      return descend(oracle, params, V, c, loss_curve, nt, oracle.work_per_pass(), should_stop);
+  return dispatch_loss(loss, [&](auto policy) {
+    using Loss = decltype(policy);
+    auto oracle = make_oracle<Loss>(v);
+    const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
+    DescentResult res;
+    if (nt == 1) {
+      // Tiny problems: the per-step bookkeeping is most of a step.
+      if (v.d == 1 && descend_small<Loss, T, 1>(v, params, V, c, loss_curve, should_stop, res))
+        return res;
+      if (v.d == 2 && descend_small<Loss, T, 2>(v, params, V, c, loss_curve, should_stop, res))
+        return res;
     }
-  }
-  throw std::invalid_argument("unknown loss");
+    return descend(oracle, params, V, c, loss_curve, nt, oracle.work_per_pass(), should_stop);
+  });
 }
 
 DescentResult descend_gram(const GramView &s, const DescentParams &params, double *V, double *c,

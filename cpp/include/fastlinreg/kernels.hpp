@@ -12,8 +12,6 @@
 
 namespace fastlinreg {
 
-enum class LossKind : int { kSquared = 0 };
-
 // Rows of a (weighted) regression problem held in memory.
 template <class T>
 struct DataView {

@@ -1,21 +1,76 @@
 // Loss policies: one fused kernel body serves every loss.
-// Each policy maps a prediction p and a target y to the loss value and its
-// derivative with respect to p; the kernel never knows which loss it runs.
+//
+// A policy maps a row's k predictions p (the linear model x^T W + b) and its
+// k targets y to the row's loss value and the loss's derivative with respect
+// to each prediction:
+//   row(p, y, k, dp) -> value,   dp[q] = d value / d p[q]      (k each)
+// The kernels never know which loss they run. A policy whose outputs do not
+// couple (each value depends on p[q], y[q] alone) says so with
+// kElementwise = true and also offers the scalar value(p, y) and
+// derivative(p, y): the vectorised kernels apply those lane by lane. A
+// coupled loss (softmax) supplies row() only.
+//
+// kCurvature bounds the second derivative of value in p (the largest
+// eigenvalue of its k x k Hessian): the loss's Hessian in W is then at most
+// kCurvature * X^T X / n, which sets the automatic step 1/L.
+//
+// Every function is usable from host and device code, so a CUDA kernel runs
+// the same policy as the C++ one.
+//
+// Adding a loss: write its policy here, give it a LossKind, and add one case
+// to dispatch_loss(). Nothing else in the kernels changes.
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#if defined(__CUDACC__)
+#define FASTLINREG_HD __host__ __device__
+#else
+#define FASTLINREG_HD
+#endif
 
 namespace fastlinreg {
+
+// Which loss a call runs: the value Python passes (fastlinreg._losses).
+enum class LossKind : int { kSquared = 0 };
 
 // Squared error: value = (p - y)^2 / 2, derivative = p - y.
 // The descent loss sum(value) / n is the tutorial's cost sum((Xw+b-y)^2) / (2n).
 struct SquaredLoss {
+  static constexpr LossKind kind = LossKind::kSquared;
   static constexpr const char *name = "squared";
-  static inline double derivative(double p, double y) { return p - y; }
-  static inline double value(double p, double y) {
+  static constexpr bool kElementwise = true;
+  static constexpr double kCurvature = 1.0;
+
+  FASTLINREG_HD static inline double derivative(double p, double y) { return p - y; }
+  FASTLINREG_HD static inline double value(double p, double y) {
     const double r = p - y;
     return 0.5 * r * r;
   }
+  FASTLINREG_HD static inline double row(const double *p, const double *y, std::int64_t k,
+                                         double *dp) {
+    double v = 0.0;
+    for (std::int64_t q = 0; q < k; ++q) {
+      const double yq = y ? y[q] : 0.0;
+      dp[q] = derivative(p[q], yq);
+      v += value(p[q], yq);
+    }
+    return v;
+  }
 };
+
+// Runs f(Policy{}) for the policy of `kind`: the one place a LossKind
+// becomes a type.
+template <class F>
+decltype(auto) dispatch_loss(LossKind kind, F &&f) {
+  switch (kind) {
+    case LossKind::kSquared:
+      return f(SquaredLoss{});
+  }
+  throw std::invalid_argument("unknown loss kind " + std::to_string(static_cast<int>(kind)));
+}
 
 }  // namespace fastlinreg
