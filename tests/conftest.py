@@ -88,3 +88,31 @@ def assert_close(actual, expected, rtol, scale=None):
     ref = max(float(np.max(np.abs(expected), initial=0.0)), scale or 0.0, 1e-300)
     err = float(np.max(np.abs(actual - expected), initial=0.0))
     assert err <= rtol * ref, f"max abs error {err:.3e} > {rtol:.1e} * {ref:.3e}"
+
+
+# ---------------------------------------------------------------- backends
+from fastlinreg._losses import SQUARED  # noqa: E402
+from fastlinreg.backends import DescentConfig, Problem, backend_status, get_backend  # noqa: E402
+
+BACKENDS = list(backend_status())
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Every known backend; one that can't run here is skipped with its reason."""
+    why = backend_status()[request.param]
+    if why is not None:
+        pytest.skip(f"backend {request.param!r}: {why}")
+    return get_backend(request.param)
+
+
+def problem(backend, X, Y=None, sw=None, n_jobs=None):
+    """The backend's Problem for rows (X, Y, sw) and the squared loss."""
+    X = backend.prepare_X(X)
+    ws = float(X.shape[0] if sw is None else np.sum(sw))
+    return Problem(X, Y, sw, ws, SQUARED, n_jobs)
+
+
+def descent(max_iter, learning_rate, *, tol=None, alpha=0.0, fit_intercept=True, shift=None,
+            scale=None):
+    return DescentConfig(max_iter, learning_rate, tol, alpha, fit_intercept, shift, scale)

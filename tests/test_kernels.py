@@ -1,4 +1,5 @@
-"""The compiled kernels against plain float64 numpy references."""
+"""Every backend's operations against plain float64 numpy references (the
+compiled kernels through the cpu backend, and the reference backend itself)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import RTOL, assert_close, make_problem, ref_fused, ref_gd
+from conftest import RTOL, assert_close, descent, make_problem, problem, ref_fused, ref_gd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastlinreg import LinearRegression, SufficientStats, _backend, _core
+from fastlinreg import LinearRegression, SufficientStats, _core
+from fastlinreg.backends import cpu
 
 SHAPES = [
     (1, 1), (1, 5), (2, 1), (3, 2), (5, 3), (17, 1), (17, 7), (33, 8), (101, 9),
@@ -24,10 +26,10 @@ SHAPES = [
 @pytest.mark.parametrize("n,d", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [1, 3])
-def test_fused_gradient_matches_numpy(rng, n, d, dtype, k):
+def test_fused_gradient_matches_numpy(backend, rng, n, d, dtype, k):
     X, Y, _ = make_problem(rng, n, d, k, dtype)
     W, b = rng.standard_normal((d, k)), rng.standard_normal(k)
-    loss, G, gb = _backend.fused_gradient(X, Y, W, b)
+    loss, G, gb = backend.fused_pass(problem(backend, X, Y), W, b)
     rl, rG, rgb = ref_fused(X, Y, W, b)
     assert_close(loss, rl, RTOL[dtype])
     assert_close(G, rG, RTOL[dtype], scale=np.abs(X).max() * np.abs(ref_resid(X, Y, W, b)).max())
@@ -41,12 +43,12 @@ def ref_resid(X, Y, W, b):
 @pytest.mark.parametrize("layout", ["F", "rows", "cols"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("d", [11, 301])  # 301: long tiles, which prefetch along each row
-def test_fused_gradient_any_layout(rng, layout, dtype, d):
+def test_fused_gradient_any_layout(backend, rng, layout, dtype, d):
     X, Y, sw = make_problem(rng, 203, d, 2, dtype, layout=layout, weights=True)
     W, b = rng.standard_normal((d, 2)), rng.standard_normal(2)
-    loss, G, gb = _backend.fused_gradient(X, Y, W, b, sw)
+    loss, G, gb = backend.fused_pass(problem(backend, X, Y, sw), W, b)
     C = np.ascontiguousarray(X)
-    loss_c, G_c, gb_c = _backend.fused_gradient(C, Y, W, b, sw)
+    loss_c, G_c, gb_c = backend.fused_pass(problem(backend, C, Y, sw), W, b)
     rl, rG, rgb = ref_fused(X, Y, W, b, sw)
     assert_close(loss, rl, RTOL[dtype])
     assert_close(G, rG, RTOL[dtype], scale=10.0)
@@ -56,22 +58,22 @@ def test_fused_gradient_any_layout(rng, layout, dtype, d):
 
 def test_row_strided_X_is_not_copied(rng):
     X, _, _ = make_problem(rng, 50, 4, layout="rows")
-    assert _backend.as_kernel_X(X) is X
+    assert cpu.prepare_X(X) is X
     C = np.ascontiguousarray(rng.standard_normal((50, 4)), dtype=np.float32)
-    assert _backend.as_kernel_X(C) is C
+    assert cpu.prepare_X(C) is C
     F = np.asfortranarray(C)
-    assert _backend.as_kernel_X(F).flags.c_contiguous
+    assert cpu.prepare_X(F).flags.c_contiguous
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_weights_equal_repeated_rows(rng, dtype):
+def test_weights_equal_repeated_rows(backend, rng, dtype):
     X, Y, _ = make_problem(rng, 40, 5, 2, dtype)
     reps = rng.integers(0, 4, size=40)
     reps[0] = 1
     W, b = rng.standard_normal((5, 2)), rng.standard_normal(2)
-    lw, Gw, gbw = _backend.fused_gradient(X, Y, W, b, reps.astype(np.float64))
+    lw, Gw, gbw = backend.fused_pass(problem(backend, X, Y, reps.astype(np.float64)), W, b)
     Xr, Yr = np.repeat(X, reps, axis=0), np.repeat(Y, reps, axis=0)
-    lr, Gr, gbr = _backend.fused_gradient(Xr, Yr, W, b)
+    lr, Gr, gbr = backend.fused_pass(problem(backend, Xr, Yr), W, b)
     assert_close(lw, lr, 1e-12)
     assert_close(Gw, Gr, 1e-12, scale=1.0)
     assert_close(gbw, gbr, 1e-12, scale=1.0)
@@ -83,73 +85,64 @@ def test_weights_equal_repeated_rows(rng, dtype):
 def test_thread_count_does_not_change_bits(rng, n, d, k, dtype):
     X, Y, sw = make_problem(rng, n, d, k, dtype, weights=True)
     W, b = rng.standard_normal((d, k)), rng.standard_normal(k)
-    out1 = _backend.fused_gradient(X, Y, W, b, sw, n_jobs=1)
-    out2 = _backend.fused_gradient(X, Y, W, b, sw, n_jobs=2)
-    out3 = _backend.fused_gradient(X, Y, W, b, sw, n_jobs=3)
+    out1, out2, out3 = (cpu.fused_pass(problem(cpu, X, Y, sw, n_jobs=nj), W, b)
+                        for nj in (1, 2, 3))
     for o in (out2, out3):
         assert out1[0] == o[0]
         assert np.array_equal(out1[1], o[1]) and np.array_equal(out1[2], o[2])
     # And the whole loop: 20 steps, 1 vs 2 threads.
-    runs = []
-    for nj in (1, 2):
-        V, c = np.zeros((d, k)), np.zeros(k)
-        res = _backend.descend_stream(
-            X, Y, V, c, sample_weight=sw, weight_sum=float(sw.sum()), max_iter=20,
-            learning_rate=0.05, tol=-1.0, alpha=0.1, fit_intercept=True, shift=None, scale=None,
-            n_jobs=nj,
-        )
-        runs.append((V, c, res[-1]))
-    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
-    assert np.array_equal(runs[0][2], runs[1][2])
+    runs = [cpu.descend(problem(cpu, X, Y, sw, n_jobs=nj), descent(20, 0.05, alpha=0.1),
+                        np.zeros((d, k)), np.zeros(k)) for nj in (1, 2)]
+    assert np.array_equal(runs[0].W, runs[1].W) and np.array_equal(runs[0].b, runs[1].b)
+    assert np.array_equal(runs[0].curve, runs[1].curve)
 
 
 def test_chunk_plan_depends_on_shape_only():
-    plans = {_core.plan_chunks(10**6, 100, 1) for _ in range(3)}
+    plans = {_core.chunk_plan(10**6, 100, 1) for _ in range(3)}
     assert len(plans) == 1
-    n_chunks, rows = _core.plan_chunks(10**6, 100, 1)
+    n_chunks, rows = _core.chunk_plan(10**6, 100, 1)
     assert n_chunks * rows >= 10**6 > (n_chunks - 1) * rows
 
 
 @pytest.mark.parametrize("n,d,k", [(1, 1, 1), (16, 1, 1), (37, 5, 2), (503, 12, 1)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weights", [False, True])
-def test_descend_stream_matches_numpy_loop(rng, n, d, k, dtype, weights):
+def test_descend_stream_matches_numpy_loop(backend, rng, n, d, k, dtype, weights):
     X, Y, sw = make_problem(rng, n, d, k, dtype, weights=weights)
     W0, b0 = rng.standard_normal((d, k)), rng.standard_normal(k)
-    V, c = W0.copy(), b0.copy()
-    ws = float(n if sw is None else sw.sum())
-    n_iter, status, _, _, _, curve = _backend.descend_stream(
-        X, Y, V, c, sample_weight=sw, weight_sum=ws, max_iter=50, learning_rate=0.05, tol=-1.0,
-        alpha=0.01, fit_intercept=True, shift=None, scale=None, n_jobs=None,
-    )
+    out = backend.descend(problem(backend, X, Y, sw), descent(50, 0.05, alpha=0.01), W0, b0)
     rW, rb, rl = ref_gd(X, Y, W0, b0, 0.05, 50, sw, alpha=0.01)
-    assert n_iter == 50 and status == 0
+    assert out.n_iter == 50 and out.status == 0
     tol = 1e-9 if dtype == np.float64 else 1e-5
-    assert_close(V, rW, tol, scale=1.0)
-    assert_close(c, rb, tol, scale=1.0)
-    assert_close(curve, rl, tol)
+    assert_close(out.W, rW, tol, scale=1.0)
+    assert_close(out.b, rb, tol, scale=1.0)
+    assert_close(out.curve, rl, tol)
 
 
-def test_descend_without_intercept_keeps_it_zero(rng):
+def test_descend_without_intercept_keeps_it_zero(backend, rng):
     X, Y, _ = make_problem(rng, 60, 3)
-    V, c = np.zeros((3, 1)), np.zeros(1)
-    _backend.descend_stream(
-        X, Y, V, c, sample_weight=None, weight_sum=60.0, max_iter=30, learning_rate=0.1, tol=-1.0,
-        alpha=0.0, fit_intercept=False, shift=None, scale=None, n_jobs=None,
-    )
+    out = backend.descend(problem(backend, X, Y), descent(30, 0.1, fit_intercept=False),
+                          np.zeros((3, 1)), np.ones(1))
     rW, _, _ = ref_gd(X, Y, np.zeros((3, 1)), np.zeros(1), 0.1, 30, fit_intercept=False)
-    assert c[0] == 0.0
-    assert_close(V, rW, 1e-10, scale=1.0)
+    assert out.b[0] == 0.0
+    assert_close(out.W, rW, 1e-10, scale=1.0)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("use_blas", [True, False])
+@pytest.mark.parametrize("rank_update", ["own", "blas", "backend"])
 @pytest.mark.parametrize("n,d,k", [(1, 1, 1), (2, 3, 1), (300, 1, 1), (1000, 17, 3), (5000, 40, 1),
                                    (600, 301, 2)])
-def test_sufficient_stats_match_numpy(rng, dtype, use_blas, n, d, k):
+def test_sufficient_stats_match_numpy(backend, rng, dtype, rank_update, n, d, k):
+    if rank_update != "backend" and backend is not cpu:
+        pytest.skip("the rank update choice is the cpu backend's")
     X, Y, sw = make_problem(rng, n, d, k, dtype, weights=True)
     X = X + np.asarray(1000.0, dtype=dtype)  # large means: centred form keeps the digits
-    s = SufficientStats.from_arrays(X, Y, sw, use_blas=use_blas)
+    pr = problem(backend, X, Y, sw)
+    if rank_update == "blas":
+        parts = cpu.sufficient_stats(pr, _syrk=cpu.blas_syrk())
+    else:
+        parts = backend.sufficient_stats(pr)
+    s = SufficientStats(*parts, n_samples=n)
     X64 = np.asarray(X, dtype=np.float64)
     ws = sw.sum()
     mx = (sw[:, None] * X64).sum(0) / ws
@@ -182,10 +175,10 @@ def test_stats_merge_equals_concatenation(rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weights", [False, True])
-def test_column_moments(rng, dtype, weights):
+def test_column_moments(backend, rng, dtype, weights):
     X, _, sw = make_problem(rng, 777, 9, dtype=dtype, weights=weights)
     X = X * np.arange(1, 10, dtype=dtype) + np.asarray(50.0, dtype=dtype)
-    ws, mean, var = _backend.column_moments(X, sw)
+    ws, mean, var = backend.column_moments(problem(backend, X, None, sw))
     w = np.ones(777) if sw is None else sw
     X64 = X.astype(np.float64)
     rm = (w[:, None] * X64).sum(0) / w.sum()
@@ -197,32 +190,29 @@ def test_column_moments(rng, dtype, weights):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [1, 3])
-def test_linear_predict(rng, dtype, k):
+def test_linear_predict(backend, rng, dtype, k):
     X, _, _ = make_problem(rng, 1001, 13, dtype=dtype, layout="rows")
     W, b = rng.standard_normal((13, k)), rng.standard_normal(k)
-    assert_close(_backend.linear_predict(X, W, b), X.astype(np.float64) @ W + b, 1e-12, scale=1.0)
+    assert_close(backend.predict(X, W, b), X.astype(np.float64) @ W + b, 1e-12, scale=1.0)
 
 
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_hessian_norm_matches_eigvalsh(rng, fit_intercept):
+def test_curvature_matches_eigvalsh(backend, rng, fit_intercept):
     X, Y, sw = make_problem(rng, 500, 6, weights=True)
     X = X * np.array([1.0, 10.0, 100.0, 1e3, 0.1, 1.0]) + 5.0
     X[:, 5] = X[:, 4] * 0.5 + 0.1 * X[:, 5]  # correlated columns
-    ws = sw.sum()
-    _, mean, var = _backend.column_moments(X, sw)
+    _, mean, var = backend.column_moments(problem(backend, X, None, sw))
     shift = mean if fit_intercept else None
     spread = np.sqrt(var) if fit_intercept else np.sqrt(var + mean**2)
     Z = (X - (mean if fit_intercept else 0.0)) / spread
-    H = Z.T @ (sw[:, None] * Z) / ws + 0.3 / spread**2 * np.eye(6)
+    H = Z.T @ (sw[:, None] * Z) / sw.sum() + 0.3 / spread**2 * np.eye(6)
     expected = np.linalg.eigvalsh(H)[-1]
     if fit_intercept:
         expected = max(expected, 1.0)
-    got = _backend.hessian_norm_stream(X, sample_weight=sw, weight_sum=ws, alpha=0.3,
-                                       fit_intercept=fit_intercept, shift=shift, scale=spread,
-                                       n_jobs=None)
-    stats = SufficientStats.from_arrays(X, Y, sw)
-    got_gram = _backend.hessian_norm_gram(stats, alpha=0.3, fit_intercept=fit_intercept,
-                                          shift=shift, scale=spread, n_jobs=None)
+    config = descent(0, 0.0, alpha=0.3, fit_intercept=fit_intercept, shift=shift, scale=spread)
+    got = backend.curvature(problem(backend, X, Y, sw), config)  # y is not read
+    stats = SufficientStats(*backend.sufficient_stats(problem(backend, X, Y, sw)))
+    got_gram = backend.curvature_gram(stats, config)
     assert_close(got, expected, 1e-3)
     assert_close(got_gram, got, 1e-9)
 
@@ -233,13 +223,25 @@ def test_kernels_reject_wrong_arrays(rng):
     W, b = np.zeros((3, 1)), np.zeros(1)
     G, gb = np.zeros((3, 1)), np.zeros(1)
     with pytest.raises(TypeError):  # int X is never converted silently
-        _core.fused_gradient(X.astype(np.int64), Y, None, 10.0, W, b, G, gb)
+        _core.Problem(X.astype(np.int64), Y, None, 10.0)
+    with pytest.raises(TypeError):  # nor is a list
+        _core.Problem(X.tolist(), Y, None, 10.0)
     with pytest.raises(ValueError, match="shape"):
-        _core.fused_gradient(X, np.zeros((9, 1)), None, 10.0, W, b, G, gb)
+        _core.Problem(X, np.zeros((9, 1)), None, 10.0)
     with pytest.raises(ValueError, match="contiguous rows"):
-        _core.fused_gradient(X[:, ::2], Y, None, 10.0, W[:2], b, G[:2], gb)
+        _core.Problem(X[:, ::2], Y, None, 10.0)
     with pytest.raises(ValueError, match="positive"):
-        _core.fused_gradient(X, Y, None, 0.0, W, b, G, gb)
+        _core.Problem(X, Y, None, 0.0)
+    with pytest.raises(ValueError, match="loss"):
+        _core.Problem(X, Y, None, 10.0, loss=99)
+    pr = _core.Problem(X, Y, None, 10.0)
+    with pytest.raises(ValueError, match="W"):
+        _core.fused_gradient(pr, np.zeros((2, 1)), b, G, gb)
+    with pytest.raises(ValueError, match="outputs"):
+        _core.fused_gradient(pr, np.zeros((3, 2)), np.zeros(2), np.zeros((3, 2)), np.zeros(2))
+    with pytest.raises(ValueError, match="writable"):
+        G.flags.writeable = False
+        _core.fused_gradient(pr, W, b, G, gb)
 
 
 @settings(max_examples=60, deadline=None)
@@ -252,7 +254,7 @@ def test_fused_gradient_property(n, d, k, dtype, weighted, layout, seed):
     rng = np.random.default_rng(seed)
     X, Y, sw = make_problem(rng, n, d, k, dtype, layout=layout, weights=weighted)
     W, b = rng.standard_normal((d, k)), rng.standard_normal(k)
-    loss, G, gb = _backend.fused_gradient(X, Y, W, b, sw)
+    loss, G, gb = cpu.fused_pass(problem(cpu, X, Y, sw), W, b)
     rl, rG, rgb = ref_fused(X, Y, W, b, sw)
     R = np.abs(ref_resid(X, Y, W, b)).max()
     assert_close(loss, rl, RTOL[dtype], scale=R * R)
@@ -265,8 +267,7 @@ def test_fused_gradient_property(n, d, k, dtype, weighted, layout, seed):
 def test_sufficient_stats_thread_count_does_not_change_bits(rng, n, d, k):
     # row-chunked (small and wide Gram) and tile-shared (Gram over budget) paths
     X, Y, sw = make_problem(rng, n, d, k, weights=True)
-    one = _backend.sufficient_stats(X, Y, sw, n_jobs=1)
-    two = _backend.sufficient_stats(X, Y, sw, n_jobs=2)
+    one, two = (cpu.sufficient_stats(problem(cpu, X, Y, sw, n_jobs=nj)) for nj in (1, 2))
     assert all(np.array_equal(a, b) for a, b in zip(one, two))
     ref = SufficientStats.from_arrays(X[:, :3], Y, sw)  # and the values are right
     assert_close(one[3][:3, :3], ref.Cxx, 1e-12, scale=1.0)

@@ -1,19 +1,21 @@
 // fastlinreg._core: a thin pybind11 layer over cpp/include/fastlinreg/kernels.hpp.
-// It only checks dtypes and shapes, takes pointers, and releases the GIL
-// around each kernel. Python allocates every output and passes it in.
-// Float and double overloads share one name and are bound with .noconvert(),
-// so no array is ever converted (copied) here.
+//
+// It checks dtypes and shapes once, where a checked object is made (Problem,
+// Stats, the parameter structs), takes pointers, and releases the GIL around
+// each kernel. Python allocates every output and passes it in. Arrays are
+// bound with .noconvert() and never converted (copied) here: X must be
+// float32 or float64 with contiguous rows, everything else C-contiguous
+// float64.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <optional>
-#include <tuple>
-#include <utility>
 #include <string>
+#include <utility>
+#include <variant>
 
 #include "fastlinreg/kernels.hpp"
-#include "fastlinreg/sgd.hpp"
 
 namespace py = pybind11;
 using namespace fastlinreg;
@@ -21,26 +23,12 @@ using namespace fastlinreg;
 namespace {
 
 template <class T>
-using ndarray = py::array_t<T, py::array::forcecast>;  // with .noconvert(): exact dtype only
+using xarray = py::array_t<T, py::array::forcecast>;  // with .noconvert(): exact dtype only
 using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using OptArray = std::optional<darray>;
 
 void require(bool ok, const std::string &msg) {
   if (!ok) throw py::value_error(msg);
-}
-
-// Element strides of a 2-D X whose rows are contiguous (a row stride is fine).
-template <class T>
-index_t row_stride(const ndarray<T> &X) {
-  require(X.ndim() == 2, "X must be 2-D");
-  const index_t n = X.shape(0), d = X.shape(1);
-  const auto isz = static_cast<index_t>(sizeof(T));
-  const index_t s0 = X.strides(0), s1 = X.strides(1);
-  require(d <= 1 || s1 == isz,
-          "X must have contiguous rows; pass np.ascontiguousarray(X) (the Python layer does)");
-  if (n <= 1) return d;
-  require(s0 > 0 && s0 % isz == 0 && s0 / isz >= d,
-          "X rows must be laid out forward in memory; pass np.ascontiguousarray(X)");
-  return s0 / isz;
 }
 
 void check_vec(const darray &a, index_t len, const char *name) {
@@ -54,53 +42,157 @@ void check_mat(const darray &a, index_t r, index_t c, const char *name) {
               std::to_string(r) + ", " + std::to_string(c) + ")");
 }
 
+void check_writable(const darray &a, const char *name) {
+  require(a.writeable(), std::string(name) + " must be writable");
+}
+
+// The row stride, in elements, of a 2-D X whose rows are contiguous.
 template <class T>
-DataView<T> make_view(const ndarray<T> &X, const std::optional<darray> &y,
-                      const std::optional<darray> &sw, index_t k, double weight_sum) {
-  const index_t ldx = row_stride(X);
-  const index_t n = X.shape(0);
-  if (y) check_mat(*y, n, k, "y");
-  if (sw) check_vec(*sw, n, "sample_weight");
-  require(weight_sum > 0.0, "the sum of sample weights must be positive");
-  return DataView<T>{X.data(), n, static_cast<index_t>(X.shape(1)), ldx,
-                     y ? y->data() : nullptr, k, sw ? sw->data() : nullptr, weight_sum};
+index_t row_stride(const xarray<T> &X) {
+  require(X.ndim() == 2, "X must be 2-D");
+  const index_t n = X.shape(0), d = X.shape(1);
+  const auto isz = static_cast<index_t>(sizeof(T));
+  const index_t s0 = X.strides(0), s1 = X.strides(1);
+  require(d <= 1 || s1 == isz,
+          "X must have contiguous rows; pass np.ascontiguousarray(X) (the Python layer does)");
+  if (n <= 1) return d;
+  require(s0 > 0 && s0 % isz == 0 && s0 / isz >= d,
+          "X rows must be laid out forward in memory; pass np.ascontiguousarray(X)");
+  return s0 / isz;
 }
 
-GramView make_gram(double weight_sum, const darray &mean_x, const darray &mean_y,
-                   const darray &Cxx, const darray &Cxy, const darray &Cyy) {
-  const index_t d = mean_x.ndim() == 1 ? mean_x.shape(0) : -1;
-  const index_t k = mean_y.ndim() == 1 ? mean_y.shape(0) : -1;
-  require(d >= 0 && k >= 1, "mean_x and mean_y must be 1-D float64 arrays");
-  check_mat(Cxx, d, d, "Cxx");
-  check_mat(Cxy, d, k, "Cxy");
-  check_mat(Cyy, k, k, "Cyy");
-  require(weight_sum > 0.0, "the sum of sample weights must be positive");
-  return GramView{d, k, weight_sum, mean_x.data(), mean_y.data(), Cxx.data(), Cxy.data(), Cyy.data()};
+// Rows of a problem and its loss, checked once: X float32 or float64 (n, d)
+// with contiguous rows; y (n, k) float64 or None; sample_weight (n) or None.
+class Problem {
+ public:
+  Problem(py::array X, OptArray y, OptArray sw, double weight_sum, int loss)
+      : X_(std::move(X)), y_(std::move(y)), sw_(std::move(sw)) {
+    if (py::isinstance<xarray<float>>(X_))  // equivalent dtypes: a memmap's too
+      view_ = make_view<float>();
+    else if (py::isinstance<xarray<double>>(X_))
+      view_ = make_view<double>();
+    else
+      throw py::type_error("X must be a float32 or float64 ndarray (the Python layer converts)");
+    const index_t n = X_.shape(0);
+    if (y_) require(y_->ndim() == 2 && y_->shape(0) == n,
+                    "y must be a C-contiguous float64 array of shape (n_samples, n_targets)");
+    if (sw_) check_vec(*sw_, n, "sample_weight");
+    require(weight_sum > 0.0, "the sum of sample weights must be positive");
+    dispatch_loss(static_cast<LossKind>(loss), [](auto) { return 0; });  // a known kind
+    std::visit(
+        [&](auto &v) {
+          v.y = y_ ? y_->data() : nullptr;
+          v.k = y_ ? y_->shape(1) : 1;
+          v.sw = sw_ ? sw_->data() : nullptr;
+          v.weight_sum = weight_sum;
+          v.loss = static_cast<LossKind>(loss);
+        },
+        view_);
+  }
+
+  index_t n() const { return std::visit([](auto &v) { return v.n; }, view_); }
+  index_t d() const { return std::visit([](auto &v) { return v.d; }, view_); }
+  bool has_y() const { return y_.has_value(); }
+  index_t k() const { return std::visit([](auto &v) { return v.k; }, view_); }
+
+  // Runs f(view) with the typed view, its k set to `k` (checked against y
+  // when the call reads y).
+  template <class F>
+  decltype(auto) with_view(index_t k, F &&f, bool reads_y = true) const {
+    require(k >= 1, "the model needs at least one output");
+    require(!reads_y || !y_ || y_->shape(1) == k,
+            "the model has " + std::to_string(k) + " outputs but y has " +
+                std::to_string(y_ ? y_->shape(1) : 0) + " columns");
+    return std::visit(
+        [&](auto v) {
+          v.k = k;
+          return f(v);
+        },
+        view_);
+  }
+
+ private:
+  template <class T>
+  DataView<T> make_view() const {
+    const auto X = py::reinterpret_borrow<xarray<T>>(X_);
+    DataView<T> v;
+    v.ldx = row_stride<T>(X);
+    v.X = X.data();
+    v.n = X.shape(0);
+    v.d = X.shape(1);
+    return v;
+  }
+
+  py::array X_;
+  OptArray y_, sw_;
+  std::variant<DataView<float>, DataView<double>> view_;
+};
+
+// Centred sufficient statistics (the arrays of fastlinreg.SufficientStats),
+// checked once. Writable arrays can also receive a pass's output.
+class Stats {
+ public:
+  Stats(double weight_sum, darray mean_x, darray mean_y, darray Cxx, darray Cxy, darray Cyy)
+      : mean_x_(std::move(mean_x)), mean_y_(std::move(mean_y)), Cxx_(std::move(Cxx)),
+        Cxy_(std::move(Cxy)), Cyy_(std::move(Cyy)) {
+    const index_t d = mean_x_.ndim() == 1 ? mean_x_.shape(0) : -1;
+    const index_t k = mean_y_.ndim() == 1 ? mean_y_.shape(0) : -1;
+    require(d >= 0 && k >= 1, "mean_x and mean_y must be 1-D float64 arrays");
+    check_mat(Cxx_, d, d, "Cxx");
+    check_mat(Cxy_, d, k, "Cxy");
+    check_mat(Cyy_, k, k, "Cyy");
+    view_ = GramView{d, k, weight_sum, mean_x_.data(), mean_y_.data(),
+                     Cxx_.data(), Cxy_.data(), Cyy_.data()};
+  }
+
+  const GramView &view() const { return view_; }
+  // The view for a solve: the weight sum must be positive.
+  const GramView &solvable() const {
+    require(view_.weight_sum > 0.0, "the sum of sample weights must be positive");
+    return view_;
+  }
+  double *out(darray &a, const char *name) {
+    check_writable(a, name);
+    return a.mutable_data();
+  }
+  darray mean_x_, mean_y_, Cxx_, Cxy_, Cyy_;
+
+ private:
+  GramView view_;
+};
+
+// A run's parameters with the standardisation arrays they point into.
+template <class Params>
+struct Checked {
+  Params p;
+  OptArray shift, scale;
+
+  Params resolved(index_t d) const {
+    if (shift) check_vec(*shift, d, "shift");
+    if (scale) check_vec(*scale, d, "scale");
+    Params r = p;
+    r.standardisation = {shift ? shift->data() : nullptr, scale ? scale->data() : nullptr};
+    return r;
+  }
+};
+using PyDescentParams = Checked<DescentParams>;
+using PySgdParams = Checked<SgdParams>;
+
+// (W (d, k), b (k)) of a model, checked against d and writable for a loop.
+std::pair<double *, double *> model_out(darray &W, darray &b, index_t d, index_t k) {
+  check_mat(W, d, k, "W");
+  check_vec(b, k, "b");
+  check_writable(W, "W");
+  check_writable(b, "b");
+  return {W.mutable_data(), b.mutable_data()};
 }
 
-// The (shift, scale) pointers of a standardised descent, checked: (d) each, or null.
-std::pair<const double *, const double *> standardisation(index_t d,
-                                                          const std::optional<darray> &shift,
-                                                          const std::optional<darray> &scale) {
-  if (shift) check_vec(*shift, d, "shift");
-  if (scale) check_vec(*scale, d, "scale");
-  return {shift ? shift->data() : nullptr, scale ? scale->data() : nullptr};
+index_t outputs_of(const darray &b) {
+  require(b.ndim() == 1 && b.shape(0) >= 1, "b must be a non-empty 1-D float64 array");
+  return b.shape(0);
 }
 
-DescentParams make_params(index_t d, index_t max_iter, double learning_rate, double tol,
-                          double alpha, bool fit_intercept, const std::optional<darray> &shift,
-                          const std::optional<darray> &scale) {
-  DescentParams p;
-  p.max_iter = max_iter;
-  p.learning_rate = learning_rate;
-  p.tol = tol;
-  p.alpha = alpha;
-  p.fit_intercept = fit_intercept;
-  std::tie(p.shift, p.scale) = standardisation(d, shift, scale);
-  return p;
-}
-
-// Checks for Ctrl-C from inside the loop: takes the GIL for the check only.
+// Checks for Ctrl-C from inside a loop: takes the GIL for the check only.
 // Runs on the thread that called the kernel (the OpenMP master), which is
 // the thread Python delivers signals to.
 bool python_interrupted() {
@@ -108,198 +200,16 @@ bool python_interrupted() {
   return PyErr_CheckSignals() != 0;
 }
 
-py::tuple descent_result(const DescentResult &r) {
+template <class Result>
+Result raise_if_interrupted(const Result &r) {
   if (r.status == DescentStatus::kInterrupted) throw py::error_already_set();
-  return py::make_tuple(r.n_iter, static_cast<int>(r.status), r.grad_norm0, r.grad_norm,
-                        r.last_loss);
+  return r;
 }
 
-template <class T>
-void bind_typed(py::module_ &m) {
-  m.def(
-      "fused_gradient",
-      [](const ndarray<T> &X, const std::optional<darray> &y, const std::optional<darray> &sw,
-         double weight_sum, const darray &W, const darray &b, darray &G, darray &gb,
-         int n_threads) {
-        const index_t k = b.ndim() == 1 ? b.shape(0) : -1;
-        require(k >= 1, "b must be a 1-D float64 array");
-        auto v = make_view(X, y, sw, k, weight_sum);
-        check_mat(W, v.d, k, "W");
-        check_mat(G, v.d, k, "G");
-        check_vec(gb, k, "gb");
-        py::gil_scoped_release nogil;
-        return fused_gradient<T>(LossKind::kSquared, v, W.data(), b.data(), G.mutable_data(),
-                                 gb.mutable_data(), n_threads);
-      },
-      py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
-      py::arg("weight_sum"), py::arg("W").noconvert(), py::arg("b").noconvert(),
-      py::arg("G").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads") = 0,
-      "One fused pass: returns the mean loss, writes the mean gradients G (d, k), gb (k).");
-
-  m.def(
-      "linear_predict",
-      [](const ndarray<T> &X, const darray &W, const darray &b, darray &P, int n_threads) {
-        const index_t ldx = row_stride(X);
-        const index_t n = X.shape(0), d = X.shape(1);
-        const index_t k = b.ndim() == 1 ? b.shape(0) : -1;
-        require(k >= 1, "b must be a 1-D float64 array");
-        check_mat(W, d, k, "W");
-        check_mat(P, n, k, "P");
-        py::gil_scoped_release nogil;
-        linear_predict<T>(X.data(), n, d, ldx, W.data(), b.data(), k, P.mutable_data(), n_threads);
-      },
-      py::arg("X").noconvert(), py::arg("W").noconvert(), py::arg("b").noconvert(),
-      py::arg("P").noconvert(), py::arg("n_threads") = 0,
-      "Predictions P = X W + b (n, k), accumulated in double.");
-
-  m.def(
-      "descend_stream",
-      [](const ndarray<T> &X, const darray &y, const std::optional<darray> &sw, double weight_sum,
-         darray &V, darray &c, darray &loss_curve, index_t max_iter, double learning_rate,
-         double tol, double alpha, bool fit_intercept, const std::optional<darray> &shift,
-         const std::optional<darray> &scale, int n_threads) {
-        const index_t k = c.ndim() == 1 ? c.shape(0) : -1;
-        require(k >= 1, "c must be a 1-D float64 array");
-        auto v = make_view(X, y, sw, k, weight_sum);
-        check_mat(V, v.d, k, "V");
-        check_vec(loss_curve, std::max<index_t>(max_iter, 0), "loss_curve");
-        const auto p = make_params(v.d, max_iter, learning_rate, tol, alpha, fit_intercept,
-                                   shift, scale);
-        DescentResult r;
-        {
-          py::gil_scoped_release nogil;
-          r = descend_stream<T>(LossKind::kSquared, v, p, V.mutable_data(), c.mutable_data(),
-                                loss_curve.mutable_data(), n_threads, python_interrupted);
-        }
-        return descent_result(r);
-      },
-      py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
-      py::arg("weight_sum"), py::arg("V").noconvert(), py::arg("c").noconvert(),
-      py::arg("loss_curve").noconvert(), py::arg("max_iter"), py::arg("learning_rate"),
-      py::arg("tol"), py::arg("alpha"), py::arg("fit_intercept"), py::arg("shift").noconvert(),
-      py::arg("scale").noconvert(), py::arg("n_threads") = 0,
-      "Gradient descent over X, all steps in C++ with the GIL released. Updates V, c and "
-      "loss_curve in place; returns (n_iter, status, grad_norm0, grad_norm, last_loss).");
-
-  m.def(
-      "descend_sgd",
-      [](const ndarray<T> &X, const darray &y, const std::optional<darray> &sw, double weight_sum,
-         darray &V, darray &c, darray &loss_curve, index_t max_epochs, index_t batch_size,
-         bool shuffle, std::uint64_t seed, double eta0, double power_t, index_t epoch_offset,
-         double alpha, double tol, index_t n_iter_no_change, double best_loss,
-         index_t no_improvement, double ref_loss, bool fit_intercept, const std::optional<darray> &shift,
-         const std::optional<darray> &scale) {
-        const index_t k = c.ndim() == 1 ? c.shape(0) : -1;
-        require(k >= 1, "c must be a 1-D float64 array");
-        auto v = make_view(X, y, sw, k, weight_sum);
-        require(v.n >= 1, "X needs at least one row");
-        require(batch_size >= 1, "batch_size must be at least 1");
-        check_mat(V, v.d, k, "V");
-        check_vec(loss_curve, std::max<index_t>(max_epochs, 0), "loss_curve");
-        SgdParams p;
-        p.max_epochs = max_epochs;
-        p.batch_size = batch_size;
-        p.shuffle = shuffle;
-        p.seed = seed;
-        p.eta0 = eta0;
-        p.power_t = power_t;
-        p.epoch_offset = epoch_offset;
-        p.alpha = alpha;
-        p.tol = tol;
-        p.n_iter_no_change = n_iter_no_change;
-        p.best_loss = best_loss;
-        p.no_improvement = no_improvement;
-        p.ref_loss = ref_loss;
-        p.fit_intercept = fit_intercept;
-        std::tie(p.shift, p.scale) = standardisation(v.d, shift, scale);
-        SgdResult r;
-        {
-          py::gil_scoped_release nogil;
-          r = descend_sgd<T>(v.X, v.n, v.d, v.ldx, v.y, k, v.sw, v.weight_sum, p,
-                             V.mutable_data(), c.mutable_data(), loss_curve.mutable_data(),
-                             python_interrupted);
-        }
-        if (r.status == DescentStatus::kInterrupted) throw py::error_already_set();
-        return py::make_tuple(r.n_epochs, static_cast<int>(r.status), r.best_loss,
-                              r.no_improvement, r.ref_loss);
-      },
-      py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
-      py::arg("weight_sum"), py::arg("V").noconvert(), py::arg("c").noconvert(),
-      py::arg("loss_curve").noconvert(), py::arg("max_epochs"), py::arg("batch_size"),
-      py::arg("shuffle"), py::arg("seed"), py::arg("eta0"), py::arg("power_t"),
-      py::arg("epoch_offset"), py::arg("alpha"), py::arg("tol"), py::arg("n_iter_no_change"),
-      py::arg("best_loss"), py::arg("no_improvement"), py::arg("ref_loss"),
-      py::arg("fit_intercept"),
-      py::arg("shift").noconvert(), py::arg("scale").noconvert(),
-      "Mini-batch SGD with the fused pass per batch. Updates V, c, loss_curve in place; "
-      "returns (n_epochs, status, best_loss, no_improvement, ref_loss).");
-
-  m.def(
-      "hessian_norm_stream",
-      [](const ndarray<T> &X, const std::optional<darray> &sw, double weight_sum, double alpha,
-         bool fit_intercept, const std::optional<darray> &shift,
-         const std::optional<darray> &scale, int n_threads) {
-        auto v = make_view(X, std::nullopt, sw, 1, weight_sum);
-        const auto p = make_params(v.d, 0, 0.0, -1.0, alpha, fit_intercept, shift, scale);
-        py::gil_scoped_release nogil;
-        return hessian_norm_stream<T>(v, p, n_threads);
-      },
-      py::arg("X").noconvert(), py::arg("sample_weight").noconvert(), py::arg("weight_sum"),
-      py::arg("alpha"), py::arg("fit_intercept"), py::arg("shift").noconvert(),
-      py::arg("scale").noconvert(), py::arg("n_threads") = 0,
-      "Largest Hessian eigenvalue of the mean squared loss in the standardised space "
-      "(power iteration with the fused pass).");
-
-  m.def(
-      "sufficient_stats",
-      [](const ndarray<T> &X, const darray &y, const std::optional<darray> &sw,
-         darray &mean_x, darray &mean_y, darray &Cxx, darray &Cxy, darray &Cyy,
-         const std::optional<py::capsule> &syrk, int n_threads) {
-        const index_t ldx = row_stride(X);
-        const index_t n = X.shape(0), d = X.shape(1);
-        require(y.ndim() == 2 && y.shape(0) == n, "y must be a (n, k) float64 array");
-        const index_t k = y.shape(1);
-        if (sw) check_vec(*sw, n, "sample_weight");
-        check_vec(mean_x, d, "mean_x");
-        check_vec(mean_y, k, "mean_y");
-        check_mat(Cxx, d, d, "Cxx");
-        check_mat(Cxy, d, k, "Cxy");
-        check_mat(Cyy, k, k, "Cyy");
-        require(d < (index_t(1) << 31) && k < (index_t(1) << 31),
-                "too many columns for 32-bit BLAS");
-        BlasFunctions blas;
-        if (syrk) blas.syrk = reinterpret_cast<dsyrk_fn *>(syrk->get_pointer());
-        const double *swp = sw ? sw->data() : nullptr;
-        py::gil_scoped_release nogil;
-        return sufficient_stats<T>(X.data(), n, d, ldx, y.data(), k, swp, blas, n_threads,
-                                   mean_x.mutable_data(), mean_y.mutable_data(),
-                                   Cxx.mutable_data(), Cxy.mutable_data(), Cyy.mutable_data());
-      },
-      py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
-      py::arg("mean_x").noconvert(), py::arg("mean_y").noconvert(), py::arg("Cxx").noconvert(),
-      py::arg("Cxy").noconvert(), py::arg("Cyy").noconvert(), py::arg("syrk") = py::none(),
-      py::arg("n_threads") = 0,
-      "Centred sufficient statistics in one read of X; returns the weight sum. "
-      "syrk: scipy.linalg.cython_blas's dsyrk capsule to run the rank update in BLAS, "
-      "or None for fastlinreg's own tiled kernel.");
-
-  m.def(
-      "column_moments",
-      [](const ndarray<T> &X, const std::optional<darray> &sw, darray &mean, darray &var,
-         int n_threads) {
-        const index_t ldx = row_stride(X);
-        const index_t n = X.shape(0), d = X.shape(1);
-        if (sw) check_vec(*sw, n, "sample_weight");
-        check_vec(mean, d, "mean");
-        check_vec(var, d, "var");
-        const double *swp = sw ? sw->data() : nullptr;
-        py::gil_scoped_release nogil;
-        return column_moments<T>(X.data(), n, d, ldx, swp, n_threads, mean.mutable_data(),
-                                 var.mutable_data());
-      },
-      py::arg("X").noconvert(), py::arg("sample_weight").noconvert(), py::arg("mean").noconvert(),
-      py::arg("var").noconvert(), py::arg("n_threads") = 0,
-      "Weighted column means and variances in one pass; returns the weight sum.");
+template <class Params>
+void bind_standardisation(py::class_<Checked<Params>> &cls) {
+  cls.def_readwrite("shift", &Checked<Params>::shift, "(d) column shift, or None")
+      .def_readwrite("scale", &Checked<Params>::scale, "(d) column scale, or None");
 }
 
 }  // namespace
@@ -307,62 +217,254 @@ void bind_typed(py::module_ &m) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastlinreg's compiled kernels (fused gradient pass, descent loops, statistics).";
   m.attr("__version__") = FASTLINREG_VERSION;
-  m.attr("has_openmp") = has_openmp();
-  m.def("max_threads", [] { return resolve_threads(0); },
+  m.attr("has_openmp") = built_with_openmp();
+  m.attr("simd_lanes") = simd_lanes();
+  m.def("max_threads", &default_threads,
         "Threads a kernel uses by default (OMP_NUM_THREADS / threadpoolctl aware).");
+  m.def("chunk_plan", &chunk_plan, py::arg("n"), py::arg("d"), py::arg("k"),
+        "(n_chunks, rows_per_chunk) of a fused pass: depends on the shape only, never on "
+        "the thread count.");
+
+  py::class_<Problem>(m, "Problem",
+                      "Rows of a problem and its loss, checked once: X float32/float64 (n, d) "
+                      "with contiguous rows, y (n, k) float64 or None, sample_weight (n) or "
+                      "None, the weight sum and the loss kind.")
+      .def(py::init<py::array, OptArray, OptArray, double, int>(), py::arg("X").noconvert(),
+           py::arg("y").noconvert(), py::arg("sample_weight").noconvert(), py::arg("weight_sum"),
+           py::arg("loss") = 0)
+      .def_property_readonly("n", &Problem::n)
+      .def_property_readonly("d", &Problem::d)
+      .def_property_readonly("k", &Problem::k);
+
+  py::class_<Stats>(m, "Stats", "Centred sufficient statistics, checked once (see stats.hpp).")
+      .def(py::init<double, darray, darray, darray, darray, darray>(), py::arg("weight_sum"),
+           py::arg("mean_x").noconvert(), py::arg("mean_y").noconvert(),
+           py::arg("Cxx").noconvert(), py::arg("Cxy").noconvert(), py::arg("Cyy").noconvert());
+
+  py::class_<PyDescentParams> dp(m, "DescentParams", "Parameters of a descent loop.");
+  dp.def(py::init<>())
+      .def_property(
+          "max_iter", [](const PyDescentParams &s) { return s.p.max_iter; },
+          [](PyDescentParams &s, index_t v) {
+            require(v >= 0, "max_iter must be >= 0");
+            s.p.max_iter = v;
+          })
+      .def_property(
+          "learning_rate", [](const PyDescentParams &s) { return s.p.learning_rate; },
+          [](PyDescentParams &s, double v) { s.p.learning_rate = v; })
+      .def_property(
+          "tol", [](const PyDescentParams &s) { return s.p.tol; },
+          [](PyDescentParams &s, double v) { s.p.tol = v; }, "< 0: run max_iter steps")
+      .def_property(
+          "alpha", [](const PyDescentParams &s) { return s.p.alpha; },
+          [](PyDescentParams &s, double v) { s.p.alpha = v; })
+      .def_property(
+          "fit_intercept", [](const PyDescentParams &s) { return s.p.fit_intercept; },
+          [](PyDescentParams &s, bool v) { s.p.fit_intercept = v; });
+  bind_standardisation<DescentParams>(dp);
+
+  py::class_<PySgdParams> sp(m, "SgdParams", "Parameters of mini-batch SGD epochs.");
+  sp.def(py::init<>());
+#define FASTLINREG_SGD_FIELD(name)                                                       \
+  sp.def_property(                                                                       \
+      #name, [](const PySgdParams &s) { return s.p.name; },                              \
+      [](PySgdParams &s, decltype(SgdParams::name) v) { s.p.name = v; })
+  FASTLINREG_SGD_FIELD(max_epochs);
+  FASTLINREG_SGD_FIELD(batch_size);
+  FASTLINREG_SGD_FIELD(shuffle);
+  FASTLINREG_SGD_FIELD(seed);
+  FASTLINREG_SGD_FIELD(eta0);
+  FASTLINREG_SGD_FIELD(epoch_offset);
+  FASTLINREG_SGD_FIELD(alpha);
+  FASTLINREG_SGD_FIELD(tol);
+  FASTLINREG_SGD_FIELD(n_iter_no_change);
+  FASTLINREG_SGD_FIELD(ref_loss);
+  FASTLINREG_SGD_FIELD(best_loss);
+  FASTLINREG_SGD_FIELD(no_improvement);
+  FASTLINREG_SGD_FIELD(fit_intercept);
+#undef FASTLINREG_SGD_FIELD
+  bind_standardisation<SgdParams>(sp);
+
+  py::class_<DescentResult>(m, "DescentResult")
+      .def_readonly("n_iter", &DescentResult::n_iter)
+      .def_property_readonly("status",
+                             [](const DescentResult &r) { return static_cast<int>(r.status); })
+      .def_readonly("last_loss", &DescentResult::last_loss);
+  py::class_<SgdResult>(m, "SgdResult")
+      .def_readonly("n_epochs", &SgdResult::n_epochs)
+      .def_property_readonly("status",
+                             [](const SgdResult &r) { return static_cast<int>(r.status); })
+      .def_readonly("best_loss", &SgdResult::best_loss)
+      .def_readonly("no_improvement", &SgdResult::no_improvement)
+      .def_readonly("ref_loss", &SgdResult::ref_loss);
+
   m.def(
-      "plan_chunks",
-      [](index_t n, index_t d, index_t k) {
-        const auto p = plan_chunks(n, d, k);
-        return py::make_tuple(p.n_chunks, p.rows_per_chunk);
+      "fused_gradient",
+      [](const Problem &pr, const darray &W, const darray &b, darray &G, darray &gb,
+         int n_threads) {
+        const index_t k = outputs_of(b);
+        return pr.with_view(k, [&](auto v) {
+          check_mat(W, v.d, k, "W");
+          auto [Gp, gbp] = model_out(G, gb, v.d, k);
+          py::gil_scoped_release nogil;
+          return fused_gradient(v, W.data(), b.data(), Gp, gbp, n_threads);
+        });
       },
-      py::arg("n"), py::arg("d"), py::arg("k"),
-      "The row chunking of a fused pass (depends on the shape only, never on threads).");
-  bind_typed<float>(m);
-  bind_typed<double>(m);
+      py::arg("problem"), py::arg("W").noconvert(), py::arg("b").noconvert(),
+      py::arg("G").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads") = 0,
+      "One fused pass: returns the mean loss, writes the mean gradients G (d, k), gb (k).");
+
+  m.def(
+      "linear_predict",
+      [](const Problem &pr, const darray &W, const darray &b, darray &P, int n_threads) {
+        const index_t k = outputs_of(b);
+        pr.with_view(k, [&](auto v) {
+          check_mat(W, v.d, k, "W");
+          check_mat(P, v.n, k, "P");
+          check_writable(P, "P");
+          py::gil_scoped_release nogil;
+          linear_predict(v, W.data(), b.data(), P.mutable_data(), n_threads);
+          return 0;
+        }, /*reads_y=*/false);
+      },
+      py::arg("problem"), py::arg("W").noconvert(), py::arg("b").noconvert(),
+      py::arg("P").noconvert(), py::arg("n_threads") = 0,
+      "Predictions P = X W + b (n, k), accumulated in double.");
+
+  m.def(
+      "descend_stream",
+      [](const Problem &pr, const PyDescentParams &params, darray &W, darray &b,
+         darray &loss_curve, int n_threads) {
+        const index_t k = outputs_of(b);
+        return pr.with_view(k, [&](auto v) {
+          require(pr.has_y(), "descend_stream needs y");
+          auto [Wp, bp] = model_out(W, b, v.d, k);
+          const DescentParams p = params.resolved(v.d);
+          check_vec(loss_curve, p.max_iter, "loss_curve");
+          check_writable(loss_curve, "loss_curve");
+          DescentResult r;
+          {
+            py::gil_scoped_release nogil;
+            r = descend_stream(v, p, Wp, bp, loss_curve.mutable_data(), n_threads,
+                               python_interrupted);
+          }
+          return raise_if_interrupted(r);
+        });
+      },
+      py::arg("problem"), py::arg("params"), py::arg("W").noconvert(), py::arg("b").noconvert(),
+      py::arg("loss_curve").noconvert(), py::arg("n_threads") = 0,
+      "Gradient descent over X, all steps in C++ with the GIL released. W, b: the start in, "
+      "the last iterate out; loss_curve[:n_iter] filled.");
 
   m.def(
       "descend_gram",
-      [](double weight_sum, const darray &mean_x, const darray &mean_y, const darray &Cxx,
-         const darray &Cxy, const darray &Cyy, darray &V, darray &c, darray &loss_curve,
-         index_t max_iter, double learning_rate, double tol, double alpha, bool fit_intercept,
-         const std::optional<darray> &shift, const std::optional<darray> &scale, int n_threads) {
-        const auto s = make_gram(weight_sum, mean_x, mean_y, Cxx, Cxy, Cyy);
-        check_mat(V, s.d, s.k, "V");
-        check_vec(c, s.k, "c");
-        check_vec(loss_curve, std::max<index_t>(max_iter, 0), "loss_curve");
-        const auto p = make_params(s.d, max_iter, learning_rate, tol, alpha, fit_intercept,
-                                   shift, scale);
+      [](const Stats &stats, const PyDescentParams &params, darray &W, darray &b,
+         darray &loss_curve, int n_threads) {
+        const GramView &s = stats.solvable();
+        auto [Wp, bp] = model_out(W, b, s.d, s.k);
+        const DescentParams p = params.resolved(s.d);
+        check_vec(loss_curve, p.max_iter, "loss_curve");
+        check_writable(loss_curve, "loss_curve");
         DescentResult r;
         {
           py::gil_scoped_release nogil;
-          r = descend_gram(s, p, V.mutable_data(), c.mutable_data(), loss_curve.mutable_data(),
-                           n_threads, python_interrupted);
+          r = descend_gram(s, p, Wp, bp, loss_curve.mutable_data(), n_threads,
+                           python_interrupted);
         }
-        return descent_result(r);
+        return raise_if_interrupted(r);
       },
-      py::arg("weight_sum"), py::arg("mean_x").noconvert(), py::arg("mean_y").noconvert(),
-      py::arg("Cxx").noconvert(), py::arg("Cxy").noconvert(), py::arg("Cyy").noconvert(),
-      py::arg("V").noconvert(), py::arg("c").noconvert(), py::arg("loss_curve").noconvert(),
-      py::arg("max_iter"), py::arg("learning_rate"), py::arg("tol"), py::arg("alpha"),
-      py::arg("fit_intercept"), py::arg("shift").noconvert(), py::arg("scale").noconvert(),
-      py::arg("n_threads") = 0,
+      py::arg("stats"), py::arg("params"), py::arg("W").noconvert(), py::arg("b").noconvert(),
+      py::arg("loss_curve").noconvert(), py::arg("n_threads") = 0,
       "Gradient descent replayed from sufficient statistics: the same iterates as "
       "descend_stream at O(d^2 k) per step.");
 
   m.def(
-      "hessian_norm_gram",
-      [](double weight_sum, const darray &mean_x, const darray &mean_y, const darray &Cxx,
-         const darray &Cxy, const darray &Cyy, double alpha, bool fit_intercept,
-         const std::optional<darray> &shift, const std::optional<darray> &scale, int n_threads) {
-        const auto s = make_gram(weight_sum, mean_x, mean_y, Cxx, Cxy, Cyy);
-        const auto p = make_params(s.d, 0, 0.0, -1.0, alpha, fit_intercept, shift, scale);
-        py::gil_scoped_release nogil;
-        return hessian_norm_gram(s, p, n_threads);
+      "descend_sgd",
+      [](const Problem &pr, const PySgdParams &params, darray &W, darray &b,
+         darray &loss_curve) {
+        const index_t k = outputs_of(b);
+        return pr.with_view(k, [&](auto v) {
+          require(pr.has_y(), "descend_sgd needs y");
+          require(v.n >= 1, "X needs at least one row");
+          auto [Wp, bp] = model_out(W, b, v.d, k);
+          const SgdParams p = params.resolved(v.d);
+          require(p.batch_size >= 1, "batch_size must be at least 1");
+          require(p.max_epochs >= 0, "max_epochs must be >= 0");
+          check_vec(loss_curve, p.max_epochs, "loss_curve");
+          check_writable(loss_curve, "loss_curve");
+          SgdResult r;
+          {
+            py::gil_scoped_release nogil;
+            r = descend_sgd(v, p, Wp, bp, loss_curve.mutable_data(), python_interrupted);
+          }
+          return raise_if_interrupted(r);
+        });
       },
-      py::arg("weight_sum"), py::arg("mean_x").noconvert(), py::arg("mean_y").noconvert(),
-      py::arg("Cxx").noconvert(), py::arg("Cxy").noconvert(), py::arg("Cyy").noconvert(),
-      py::arg("alpha"), py::arg("fit_intercept"), py::arg("shift").noconvert(),
-      py::arg("scale").noconvert(), py::arg("n_threads") = 0,
-      "hessian_norm_stream's power iteration, on sufficient statistics.");
+      py::arg("problem"), py::arg("params"), py::arg("W").noconvert(), py::arg("b").noconvert(),
+      py::arg("loss_curve").noconvert(),
+      "Mini-batch SGD epochs with the fused pass per batch. W, b: the start in, the last "
+      "iterate out; loss_curve[:n_epochs] filled.");
+
+  m.def(
+      "curvature_stream",
+      [](const Problem &pr, const PyDescentParams &params, int n_threads) {
+        return pr.with_view(1, [&](auto v) {
+          v.y = nullptr;
+          const DescentParams p = params.resolved(v.d);
+          py::gil_scoped_release nogil;
+          return curvature_stream(v, p, n_threads);
+        }, /*reads_y=*/false);
+      },
+      py::arg("problem"), py::arg("params"), py::arg("n_threads") = 0,
+      "The largest curvature of the problem's loss along the coefficients in the descended "
+      "space (power iteration with the fused pass; y is not read).");
+
+  m.def(
+      "curvature_gram",
+      [](const Stats &stats, const PyDescentParams &params, int n_threads) {
+        const GramView &s = stats.solvable();
+        const DescentParams p = params.resolved(s.d);
+        py::gil_scoped_release nogil;
+        return curvature_gram(s, p, n_threads);
+      },
+      py::arg("stats"), py::arg("params"), py::arg("n_threads") = 0,
+      "curvature_stream's power iteration, on sufficient statistics (squared loss).");
+
+  m.def(
+      "sufficient_stats",
+      [](const Problem &pr, Stats &out, int n_threads, const std::optional<py::capsule> &syrk) {
+        require(pr.has_y(), "sufficient_stats needs y");
+        const GramView &s = out.view();
+        return pr.with_view(s.k, [&](auto v) {
+          require(s.d == v.d, "the statistics' shapes do not match X");
+          require(v.d < (index_t(1) << 31) && v.k < (index_t(1) << 31),
+                  "too many columns for 32-bit BLAS");
+          double *mx = out.out(out.mean_x_, "mean_x"), *my = out.out(out.mean_y_, "mean_y");
+          double *cxx = out.out(out.Cxx_, "Cxx"), *cxy = out.out(out.Cxy_, "Cxy");
+          double *cyy = out.out(out.Cyy_, "Cyy");
+          dsyrk_fn *blas = syrk ? reinterpret_cast<dsyrk_fn *>(syrk->get_pointer()) : nullptr;
+          py::gil_scoped_release nogil;
+          return sufficient_stats(v, blas, n_threads, mx, my, cxx, cxy, cyy);
+        });
+      },
+      py::arg("problem"), py::arg("out"), py::arg("n_threads") = 0, py::arg("syrk") = py::none(),
+      "Centred sufficient statistics in one read of X, written into out's arrays; returns the "
+      "weight sum. syrk: a dsyrk capsule (scipy.linalg.cython_blas) to run the rank update in "
+      "BLAS instead of the own kernel, for the benchmark's comparison.");
+
+  m.def(
+      "column_moments",
+      [](const Problem &pr, darray &mean, darray &var, int n_threads) {
+        return pr.with_view(1, [&](auto v) {
+          check_vec(mean, v.d, "mean");
+          check_vec(var, v.d, "var");
+          check_writable(mean, "mean");
+          check_writable(var, "var");
+          py::gil_scoped_release nogil;
+          return column_moments(v, n_threads, mean.mutable_data(), var.mutable_data());
+        }, /*reads_y=*/false);
+      },
+      py::arg("problem"), py::arg("mean").noconvert(), py::arg("var").noconvert(),
+      py::arg("n_threads") = 0, "Weighted column means and variances in one pass; returns the "
+      "weight sum.");
 }

@@ -1,6 +1,13 @@
-// Explicit float/double instantiations of the kernels, and loss dispatch.
+// The kernels' entry points (kernels.hpp), explicitly instantiated for float
+// and double X: the one translation unit that turns a LossKind into a policy.
 #include "fastlinreg/kernels.hpp"
 
+#include "fastlinreg/descent.hpp"
+#include "fastlinreg/fused.hpp"
+#include "fastlinreg/gram.hpp"
+#include "fastlinreg/losses.hpp"
+#include "fastlinreg/sgd.hpp"
+#include "fastlinreg/stats.hpp"
 
 namespace fastlinreg {
 
@@ -19,12 +26,39 @@ StreamOracle<Loss, T> make_oracle(const DataView<T> &v) {
   return StreamOracle<Loss, T>(v.X, v.n, v.d, v.ldx, v.y, v.k, v.sw, v.weight_sum);
 }
 
+// Descent over a one-chunk, single-output problem with packed short rows,
+// with d fixed at compile time: same steps as the general loop, in registers.
+template <class Loss, class T, int D>
+bool descend_small(const DataView<T> &v, const DescentParams &params, double *W, double *b,
+                   double *loss_curve, const StopCheck &should_stop, DescentResult &res) {
+  if constexpr (!Loss::kElementwise) return false;
+  if (!SmallOracle<Loss, T, D, false>::fits(v.n, v.d, v.ldx, v.k)) return false;
+  const double work = double(v.n) * double(D);
+  if (v.sw) {
+    SmallOracle<Loss, T, D, true> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
+    res = descend<decltype(oracle), D, 1>(oracle, params, W, b, loss_curve, 1, work, should_stop);
+  } else {
+    SmallOracle<Loss, T, D, false> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
+    res = descend<decltype(oracle), D, 1>(oracle, params, W, b, loss_curve, 1, work, should_stop);
+  }
+  return true;
+}
+
 }  // namespace
 
+std::pair<index_t, index_t> chunk_plan(index_t n, index_t d, index_t k) {
+  const ChunkPlan p = plan_chunks(n, d, k);
+  return {p.n_chunks, p.rows_per_chunk};
+}
+
+int simd_lanes() { return kLanes; }
+int default_threads() { return resolve_threads(0); }
+bool built_with_openmp() { return has_openmp(); }
+
 template <class T>
-double fused_gradient(LossKind loss, const DataView<T> &v, const double *W, const double *b,
-                      double *G, double *gb, int n_threads) {
-  return dispatch_loss(loss, [&](auto policy) {
+double fused_gradient(const DataView<T> &v, const double *W, const double *b, double *G,
+                      double *gb, int n_threads) {
+  return dispatch_loss(v.loss, [&](auto policy) {
     auto oracle = make_oracle<decltype(policy)>(v);
     const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -34,8 +68,10 @@ double fused_gradient(LossKind loss, const DataView<T> &v, const double *W, cons
 }
 
 template <class T>
-void linear_predict(const T *X, index_t n, index_t d, index_t ldx, const double *W, const double *b,
-                    index_t k, double *P, int n_threads) {
+void linear_predict(const DataView<T> &v, const double *W, const double *b, double *P,
+                    int n_threads) {
+  const T *X = v.X;
+  const index_t n = v.n, d = v.d, ldx = v.ldx, k = v.k;
   const int nt = useful_threads(n_threads, double(n) * double(d) * double(k), n);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (index_t i = 0; i < n; ++i) {
@@ -49,89 +85,95 @@ void linear_predict(const T *X, index_t n, index_t d, index_t ldx, const double 
     } else {
       for (index_t q = 0; q < k; ++q) p[q] = b[q];
       for (index_t j = 0; j < d; ++j) {
-        const double v = double(x[j]);
-        for (index_t q = 0; q < k; ++q) p[q] += v * W[j * k + q];
+        const double xj = double(x[j]);
+        for (index_t q = 0; q < k; ++q) p[q] += xj * W[j * k + q];
       }
     }
   }
 }
 
-// Descent over a one-chunk, single-output problem with packed short rows,
-// with d fixed at compile time: same steps as the general loop, in registers.
-template <class Loss, class T, int D>
-bool descend_small(const DataView<T> &v, const DescentParams &params, double *V, double *c,
-                   double *loss_curve, const StopCheck &should_stop, DescentResult &res) {
-  if (!SmallOracle<Loss, T, D, false>::fits(v.n, v.d, v.ldx, v.k)) return false;
-  const double work = double(v.n) * double(D);
-  if (v.sw) {
-    SmallOracle<Loss, T, D, true> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
-    res = descend<decltype(oracle), D, 1>(oracle, params, V, c, loss_curve, 1, work, should_stop);
-  } else {
-    SmallOracle<Loss, T, D, false> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
-    res = descend<decltype(oracle), D, 1>(oracle, params, V, c, loss_curve, 1, work, should_stop);
-  }
-  return true;
-}
-
 template <class T>
-DescentResult descend_stream(LossKind loss, const DataView<T> &v, const DescentParams &params,
-                             double *V, double *c, double *loss_curve, int n_threads,
+DescentResult descend_stream(const DataView<T> &v, const DescentParams &params, double *W,
+                             double *b, double *loss_curve, int n_threads,
                              const StopCheck &should_stop) {
-  return dispatch_loss(loss, [&](auto policy) {
+  return dispatch_loss(v.loss, [&](auto policy) {
     using Loss = decltype(policy);
     auto oracle = make_oracle<Loss>(v);
     const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
     DescentResult res;
     if (nt == 1) {
       // Tiny problems: the per-step bookkeeping is most of a step.
-      if (v.d == 1 && descend_small<Loss, T, 1>(v, params, V, c, loss_curve, should_stop, res))
+      if (v.d == 1 && descend_small<Loss, T, 1>(v, params, W, b, loss_curve, should_stop, res))
         return res;
-      if (v.d == 2 && descend_small<Loss, T, 2>(v, params, V, c, loss_curve, should_stop, res))
+      if (v.d == 2 && descend_small<Loss, T, 2>(v, params, W, b, loss_curve, should_stop, res))
         return res;
     }
-    return descend(oracle, params, V, c, loss_curve, nt, oracle.work_per_pass(), should_stop);
+    return descend(oracle, params, W, b, loss_curve, nt, oracle.work_per_pass(), should_stop);
   });
 }
 
-DescentResult descend_gram(const GramView &s, const DescentParams &params, double *V, double *c,
+template <class T>
+SgdResult descend_sgd(const DataView<T> &v, const SgdParams &params, double *W, double *b,
+                      double *loss_curve, const StopCheck &should_stop) {
+  return dispatch_loss(v.loss, [&](auto policy) {
+    return detail::descend_sgd<decltype(policy), T>(v, params, W, b, loss_curve, should_stop);
+  });
+}
+
+template <class T>
+double curvature_stream(const DataView<T> &v, const DescentParams &params, int n_threads) {
+  return dispatch_loss(v.loss, [&](auto policy) {
+    using Loss = decltype(policy);
+    DataView<T> probe = v;
+    probe.y = nullptr;  // the probe never reads y
+    probe.k = 1;
+    auto oracle = make_oracle<CurvatureProbe<Loss>>(probe);
+    const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
+    return top_curvature(oracle, params, nt, 100, 1e-4, Loss::kCurvature);
+  });
+}
+
+template <class T>
+double sufficient_stats(const DataView<T> &v, dsyrk_fn *syrk, int n_threads, double *mean_x,
+                        double *mean_y, double *Cxx, double *Cxy, double *Cyy) {
+  return stats_pass<T>(v.X, v.n, v.d, v.ldx, v.y, v.k, v.sw, syrk, n_threads, mean_x, mean_y,
+                       Cxx, Cxy, Cyy);
+}
+
+template <class T>
+double column_moments(const DataView<T> &v, int n_threads, double *mean, double *var) {
+  return moments_pass<T>(v.X, v.n, v.d, v.ldx, v.sw, n_threads, mean, var);
+}
+
+DescentResult descend_gram(const GramView &s, const DescentParams &params, double *W, double *b,
                            double *loss_curve, int n_threads, const StopCheck &should_stop) {
   GramOracle oracle(s.d, s.k, s.weight_sum, s.mean_x, s.mean_y, s.Cxx, s.Cxy, s.Cyy);
   const double work = double(s.d) * double(s.d) * double(s.k);
   const int nt = useful_threads(n_threads, work, s.d);
-  return descend(oracle, params, V, c, loss_curve, nt, work, should_stop);
+  return descend(oracle, params, W, b, loss_curve, nt, work, should_stop);
 }
 
-template <class T>
-double hessian_norm_stream(const DataView<T> &v, const DescentParams &params, int n_threads) {
-  DataView<T> zero = v;
-  zero.y = nullptr;  // power iteration needs the gradient with y = 0
-  zero.k = 1;
-  auto oracle = make_oracle<SquaredLoss>(zero);
-  const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
-  return hessian_norm(oracle, params, nt, 100, 1e-4);
-}
-
-double hessian_norm_gram(const GramView &s, const DescentParams &params, int n_threads) {
+double curvature_gram(const GramView &s, const DescentParams &params, int n_threads) {
   GramOracle oracle(s.d, 1, s.weight_sum, s.mean_x, s.mean_y, s.Cxx, s.Cxy, s.Cyy,
                     /*zero_y=*/true);
   const int nt = useful_threads(n_threads, double(s.d) * double(s.d), s.d);
-  return hessian_norm(oracle, params, nt, 100, 1e-4);
+  return top_curvature(oracle, params, nt, 100, 1e-4, SquaredLoss::kCurvature);
 }
 
-#define FASTLINREG_INSTANTIATE(T)                                                            \
-  template double fused_gradient<T>(LossKind, const DataView<T> &, const double *,          \
-                                    const double *, double *, double *, int);               \
-  template DescentResult descend_stream<T>(LossKind, const DataView<T> &,                   \
-                                           const DescentParams &, double *, double *,       \
-                                           double *, int, const StopCheck &);               \
-  template void linear_predict<T>(const T *, index_t, index_t, index_t, const double *,     \
-                                  const double *, index_t, double *, int);                  \
-  template double hessian_norm_stream<T>(const DataView<T> &, const DescentParams &, int);  \
-  template double sufficient_stats<T>(const T *, index_t, index_t, index_t, const double *, \
-                                      index_t, const double *, const BlasFunctions &, int,  \
-                                      double *, double *, double *, double *, double *);    \
-  template double column_moments<T>(const T *, index_t, index_t, index_t, const double *,   \
-                                    int, double *, double *);
+// The one list of instantiations.
+#define FASTLINREG_INSTANTIATE(T)                                                                \
+  template double fused_gradient<T>(const DataView<T> &, const double *, const double *,        \
+                                    double *, double *, int);                                   \
+  template void linear_predict<T>(const DataView<T> &, const double *, const double *, double *, \
+                                  int);                                                         \
+  template DescentResult descend_stream<T>(const DataView<T> &, const DescentParams &, double *, \
+                                           double *, double *, int, const StopCheck &);         \
+  template SgdResult descend_sgd<T>(const DataView<T> &, const SgdParams &, double *, double *,  \
+                                    double *, const StopCheck &);                               \
+  template double curvature_stream<T>(const DataView<T> &, const DescentParams &, int);         \
+  template double sufficient_stats<T>(const DataView<T> &, dsyrk_fn *, int, double *, double *, \
+                                      double *, double *, double *);                            \
+  template double column_moments<T>(const DataView<T> &, int, double *, double *);
 FASTLINREG_INSTANTIATE(float)
 FASTLINREG_INSTANTIATE(double)
 #undef FASTLINREG_INSTANTIATE

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
-from . import _core
-from ._backend import available_backends
+from importlib.metadata import version as _version
+
 from ._stats import SufficientStats
+from .backends import available_backends, backend_status
 from .exceptions import ConvergenceWarning, DivergenceError, IllConditionedWarning
 from .linear_model import LinearRegression
 
-__version__ = _core.__version__
+__version__ = _version("fastlinreg")
 
 __all__ = [
     "LinearRegression",
@@ -23,5 +24,6 @@ __all__ = [
     "ConvergenceWarning",
     "IllConditionedWarning",
     "available_backends",
+    "backend_status",
     "__version__",
 ]

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 
-from . import _backend
+from ._losses import SQUARED
+from .exceptions import IllConditionedWarning, warn_caller
 
-__all__ = ["SufficientStats", "IllConditionedWarning"]
-
-
-class IllConditionedWarning(UserWarning):
-    """XᵀX is singular or too ill-conditioned for a Cholesky solve; a
-    rank-revealing (minimum-norm) solve was used instead."""
+__all__ = ["SufficientStats"]
 
 
 @dataclass(frozen=True)
@@ -74,15 +69,44 @@ class SufficientStats:
         return self.mean_y.shape[0]
 
     @classmethod
-    def from_arrays(cls, X, y, sample_weight=None, *, use_blas=False, n_jobs=None):
+    def from_arrays(cls, X, y, sample_weight=None, *, n_jobs=None, backend="auto"):
         """Statistics of the rows of ``X`` (n, d) and ``y`` (n,) or (n, k), in
-        one read of X. Arrays must already be validated (finite, numeric)."""
+        one read of X.
+
+        X and y must be finite numbers (a NaN or inf makes the statistics
+        non-finite: see :meth:`is_finite`); ``sample_weight`` (n,) must be
+        finite and non-negative. ``backend`` names where the pass runs (see
+        :func:`fastlinreg.available_backends`).
+        """
+        from .backends import Problem, get_backend
+
+        X = np.asarray(X)
+        if X.ndim != 2 or X.dtype.kind not in "biuf":
+            raise ValueError(
+                f"X must be a 2-D array of numbers; got shape {X.shape} and dtype {X.dtype}."
+            )
         y = np.asarray(y, dtype=np.float64)
         if y.ndim == 1:
             y = y.reshape(-1, 1)
-        parts = _backend.sufficient_stats(X, y, sample_weight, use_blas=use_blas, n_jobs=n_jobs)
-        n_samples = X.shape[0] if sample_weight is None else int(np.count_nonzero(sample_weight))
-        return cls(*parts, n_samples=n_samples)
+        if y.ndim != 2 or y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, n_targets); got {y.shape}."
+            )
+        impl = get_backend(backend)
+        sw, n_samples = None, X.shape[0]
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            if sw.shape != (X.shape[0],) or not np.isfinite(sw).all() or (sw < 0).any():
+                raise ValueError(
+                    f"sample_weight must be {X.shape[0]} finite, non-negative numbers (one per "
+                    "row of X)."
+                )
+            n_samples = int(np.count_nonzero(sw))
+        wsum = float(X.shape[0]) if sw is None else float(sw.sum())
+        if not wsum > 0:
+            return cls.empty(X.shape[1], y.shape[1])
+        problem = Problem(impl.prepare_X(X), y, sw, wsum, SQUARED, n_jobs)
+        return cls(*impl.sufficient_stats(problem), n_samples=n_samples)
 
     @classmethod
     def empty(cls, n_features: int, n_targets: int) -> SufficientStats:
@@ -138,10 +162,6 @@ class SufficientStats:
     def raw_xty(self) -> np.ndarray:
         """``Xᵀ W y`` (uncentred), shape (d, k)."""
         return self.Cxy + self.weight_sum * np.outer(self.mean_x, self.mean_y)
-
-    def raw_yty(self) -> np.ndarray:
-        """``yᵀ W y`` (uncentred), shape (k, k)."""
-        return self.Cyy + self.weight_sum * np.outer(self.mean_y, self.mean_y)
 
     def loss(self, coef: np.ndarray, intercept: np.ndarray, alpha: float = 0.0) -> float:
         """The objective ``sum w (Xβ + b - y)^2 / (2 sum w) + alpha/2 |β|^2`` at
@@ -209,12 +229,11 @@ def _solve_spd(A: np.ndarray, B: np.ndarray, warn: bool = True) -> np.ndarray:
         except np.linalg.LinAlgError:
             pass
     if warn:
-        warnings.warn(
+        warn_caller(
             "XᵀX is singular or ill-conditioned (collinear or constant columns); using the "
             "minimum-norm least-squares solution. Consider alpha > 0 (ridge) or removing "
             "redundant columns.",
             IllConditionedWarning,
-            stacklevel=5,  # the caller of fit()
         )
     # Minimum norm in the caller's coordinates (as numpy.linalg.lstsq), so
     # the decomposition is of A itself, not of the equilibrated matrix.

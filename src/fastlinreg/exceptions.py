@@ -1,12 +1,21 @@
-"""Exceptions and warnings of fastlinreg."""
+"""Exceptions and warnings of fastlinreg (imports nothing of the package)."""
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 from sklearn.exceptions import ConvergenceWarning
 
-from ._stats import IllConditionedWarning
+__all__ = ["DivergenceError", "ConvergenceWarning", "IllConditionedWarning", "warn_caller"]
 
-__all__ = ["DivergenceError", "ConvergenceWarning", "IllConditionedWarning"]
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class IllConditionedWarning(UserWarning):
+    """XᵀX is singular or too ill-conditioned for a Cholesky solve; a
+    rank-revealing (minimum-norm) solve was used instead."""
 
 
 class DivergenceError(FloatingPointError, ValueError):
@@ -32,3 +41,15 @@ class DivergenceError(FloatingPointError, ValueError):
         self.learning_rate = learning_rate
         self.max_safe_learning_rate = max_safe_learning_rate
         self.step = step
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` pointing at the first frame outside fastlinreg: the
+    user's line that called ``fit``, however deep inside the package the
+    warning arose."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR + os.sep
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -19,45 +19,32 @@
 
 #include "fastlinreg/fused.hpp"
 #include "fastlinreg/parallel.hpp"
+#include "fastlinreg/types.hpp"
 
 namespace fastlinreg {
 
-enum class DescentStatus : int {
-  kMaxIter = 0,      // ran max_iter steps
-  kConverged = 1,    // gradient norm <= tol * initial gradient norm
-  kDiverged = 2,     // loss became non-finite or grew without bound
-  kInterrupted = 3,  // should_stop() returned true (e.g. Ctrl-C)
-};
-
-struct DescentParams {
-  index_t max_iter = 100;
-  double learning_rate = 0.01;
-  double tol = -1.0;            // < 0: no convergence test, run max_iter steps
-  double alpha = 0.0;           // L2 penalty alpha/2 * ||W||^2 on the model coefficients
-  bool fit_intercept = true;
-  const double *shift = nullptr;  // (d) or nullptr (no shift)
-  const double *scale = nullptr;  // (d) or nullptr (no scale)
-  double divergence_factor = 1e8;  // loss > factor * initial loss counts as divergence
-};
-
-struct DescentResult {
-  index_t n_iter = 0;  // updates applied; loss_curve[0:n_iter] is filled
-  DescentStatus status = DescentStatus::kMaxIter;
-  double grad_norm0 = 0.0;  // gradient norm at the start (descended space)
-  double grad_norm = 0.0;   // gradient norm at the last iterate evaluated
-  double last_loss = 0.0;   // loss at the last iterate evaluated
-};
-
-// Called now and then by the thread that started the loop; true stops the
-// loop with kInterrupted. Must not throw.
-using StopCheck = std::function<bool()>;
-
 namespace detail {
 
-struct Standardisation {
+// The map between the model (W, b) and the descended (V, c); see
+// Standardisation in types.hpp. The one place this arithmetic lives.
+struct ParamMap {
   index_t d, k;
   const double *shift, *scale;
   bool fit_intercept;
+
+  ParamMap(index_t d_, index_t k_, const Standardisation &s, bool fit_intercept_)
+      : d(d_), k(k_), shift(s.shift), scale(s.scale), fit_intercept(fit_intercept_) {}
+
+  // (W, b) -> (V, c): V = W * s (row-wise), c = b + m^T W (0 without an intercept).
+  void from_model(const double *W, const double *b, double *V, double *c) const {
+    for (index_t j = 0; j < d * k; ++j) V[j] = scale ? W[j] * scale[j / k] : W[j];
+    for (index_t q = 0; q < k; ++q) {
+      double cq = fit_intercept ? b[q] : 0.0;
+      if (shift && fit_intercept)
+        for (index_t j = 0; j < d; ++j) cq += shift[j] * W[j * k + q];
+      c[q] = cq;
+    }
+  }
 
   // (V, c) -> (W, b)
   void to_model(const double *V, const double *c, double *W, double *b) const {
@@ -117,16 +104,16 @@ struct Buffer<0> {
 
 }  // namespace detail
 
-// Run gradient descent with the oracle. V (d, k) and c (k) hold the start on
-// entry and the last iterate on exit (unchanged rows of a diverged run are
-// not meaningful: the caller discards them). loss_curve has max_iter slots.
+// Run gradient descent with the oracle. W (d, k) and b (k) hold the model to
+// start from on entry and the last iterate on exit (those of a diverged run
+// are not meaningful: the caller discards them). loss_curve has max_iter slots.
 // The oracle follows UnitPass's protocol (parallel.hpp): prepare, share,
 // share_all, partials and reduce(G, gb) -> loss; one that only runs serially
 // (D > 0) needs only partials and reduce. D and K, when non-zero, are the
 // oracle's d and k fixed at compile time (same steps, no heap, for tiny
 // problems).
 template <class Oracle, index_t D = 0, index_t K = 0>
-DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_io, double *c_io,
+DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_io, double *b_io,
                       double *loss_curve, int n_threads, double work_per_pass,
                       const StopCheck &should_stop) {
   const DescentParams p = params;  // a local copy: no reloads after each store
@@ -134,13 +121,12 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_
   // live in registers.
   std::conditional_t<(D > 0), Oracle, Oracle &> oracle = oracle_in;
   const index_t d = D > 0 ? D : oracle.d(), k = K > 0 ? K : oracle.k();
-  const detail::Standardisation st{d, k, p.shift, p.scale, p.fit_intercept};
+  const detail::ParamMap st(d, k, p.standardisation, p.fit_intercept);
   detail::Buffer<D * K> Vb(d * k), Wb(d * k), Gb(d * k);
   detail::Buffer<K> cb(k), bb(k), gbb(k);
   double *V = Vb.data(), *W = Wb.data(), *G = Gb.data();
   double *c = cb.data(), *b = bb.data(), *gb = gbb.data();
-  std::copy(V_io, V_io + d * k, V);
-  std::copy(c_io, c_io + k, c);
+  st.from_model(W_io, b_io, V, c);
   st.to_model(V, c, W, b);
 
   // Check for signals about every 2^25 elements read (tens of milliseconds).
@@ -150,7 +136,7 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_
   index_t until_check = check_every;
 
   DescentResult res;
-  double loss0 = 0.0, norm2 = 0.0;
+  double loss0 = 0.0, norm2 = 0.0, grad_norm0 = 0.0;
   bool stop = p.max_iter <= 0;
   const int nt = std::max(1, n_threads);
 
@@ -172,7 +158,7 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_
       return;
     }
     norm2 = st.to_descended_norm2(G, gb, W, p.alpha);  // the norm's sqrt only where a test needs it
-    if (t == 0) res.grad_norm0 = std::sqrt(norm2);
+    if (t == 0) grad_norm0 = std::sqrt(norm2);
     if (!std::isfinite(norm2)) {
       res.status = DescentStatus::kDiverged;
       stop = true;
@@ -184,7 +170,7 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_
     if (p.fit_intercept)
       for (index_t q = 0; q < k; ++q) c[q] -= lr * gb[q];
     res.n_iter = t + 1;
-    if (p.tol >= 0.0 && std::sqrt(norm2) <= p.tol * res.grad_norm0) {
+    if (p.tol >= 0.0 && std::sqrt(norm2) <= p.tol * grad_norm0) {
       res.status = DescentStatus::kConverged;
       stop = true;
     } else if (res.n_iter >= p.max_iter) {
@@ -289,23 +275,23 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *V_
     oracle.partials(W, b);
     finish_step(t);
   }
-  res.grad_norm = std::sqrt(norm2);
-  std::copy(V, V + d * k, V_io);
-  std::copy(c, c + k, c_io);
+  st.to_model(V, c, W_io, b_io);
   return res;
 }
 
-// Largest eigenvalue of the Hessian of the mean squared loss in the
-// descended (standardised) space, by power iteration with the oracle
-// (y must be 0 in the oracle: its gradient at (W, 0-intercept) is H W).
-// The intercept direction has curvature exactly 1 when the shift is the
-// weighted column mean, so the result is max(lambda_coef, 1) with an
-// intercept. Iterates until the Rayleigh quotient moves less than rtol.
+// Largest eigenvalue of X^T X / weight_sum (+ alpha) in the descended
+// (standardised) space: the curvature of the squared loss, which bounds that
+// of any loss once scaled by the loss's kCurvature. Power iteration with an
+// oracle that runs the curvature probe (CurvatureProbe in fused.hpp: the
+// pass's "gradient" is then X^T X W / weight_sum). The intercept direction has
+// curvature exactly 1 when the shift is the weighted column mean, so the
+// result is max(lambda_coef, intercept_curvature) with an intercept. Iterates until the
+// Rayleigh quotient moves less than rtol.
 template <class Oracle>
-double hessian_norm(Oracle &oracle, const DescentParams &p, int n_threads, index_t max_iter,
-                    double rtol) {
+double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads, index_t max_iter,
+                     double rtol, double intercept_curvature) {
   const index_t d = oracle.d();
-  const detail::Standardisation st{d, 1, p.shift, p.scale, p.fit_intercept};
+  const detail::ParamMap st(d, 1, p.standardisation, p.fit_intercept);
   std::vector<double> v(static_cast<size_t>(d)), W(static_cast<size_t>(d)), G(static_cast<size_t>(d));
   double b = 0.0, gb = 0.0, c = 0.0;
   // A fixed, sign-varied start vector: deterministic, not orthogonal to a
@@ -339,7 +325,7 @@ double hessian_norm(Oracle &oracle, const DescentParams &p, int n_threads, index
     for (index_t j = 0; j < d; ++j) v[j] = G[j] * inv;
     if (it > 2 && std::fabs(lambda - prev) <= rtol * std::fabs(lambda)) break;
   }
-  return p.fit_intercept ? std::max(lambda, 1.0) : lambda;
+  return p.fit_intercept ? std::max(lambda, intercept_curvature) : lambda;
 }
 
 }  // namespace fastlinreg

@@ -46,6 +46,7 @@
 #endif
 
 #include "fastlinreg/parallel.hpp"
+#include "fastlinreg/types.hpp"
 
 #if !defined(__GNUC__)
 #error "fastlinreg's kernels use GCC/Clang vector extensions: build with GCC or Clang"
@@ -59,8 +60,6 @@
 #endif
 
 namespace fastlinreg {
-
-using index_t = std::int64_t;
 
 // Rows per tile of the long-row kernel: their dot products share each load of W.
 constexpr int kRowTile = 4;
@@ -724,6 +723,38 @@ void short_rows_any(const T *X, index_t ldx, const double *y, const double *sw,
   }
 }
 
+// Any loss, row by row: p = W^T x + b (k), the policy's row() gives the
+// row's value and dp (k), G += x dp^T. This serves losses whose outputs
+// couple (softmax); elementwise losses take the vectorised kernels above.
+// Same slot layout, and sums in a fixed order.
+template <class Loss, class T>
+void coupled_rows(const T *X, index_t d, index_t ldx, const double *y, index_t k,
+                  const double *sw, const double *Wt, const double *b, index_t r0, index_t r1,
+                  double *slot) {
+  const index_t dp = padded_width(d);
+  std::memset(slot, 0, sizeof(double) * static_cast<size_t>(k * dp + k + 1));
+  std::vector<double> p(static_cast<size_t>(k)), g(static_cast<size_t>(k));
+  double loss = 0.0;
+  for (index_t i = r0; i < r1; ++i) {
+    const T *x = X + i * ldx;
+    for (index_t q = 0; q < k; ++q) {
+      const double *w = Wt + q * d;
+      double acc = 0.0;
+      for (index_t j = 0; j < d; ++j) acc += double(x[j]) * w[j];
+      p[q] = acc + b[q];
+    }
+    const double wi = sw ? sw[i] : 1.0;
+    loss += wi * Loss::row(p.data(), y ? y + i * k : nullptr, k, g.data());
+    for (index_t q = 0; q < k; ++q) {
+      const double gq = wi * g[q];
+      double *Gq = slot + q * dp;
+      for (index_t j = 0; j < d; ++j) Gq[j] += double(x[j]) * gq;
+      slot[k * dp + q] += gq;
+    }
+  }
+  slot[k * dp + k] = loss;
+}
+
 // The fused sums of rows [r0, r1) written to a chunk partial `slot`:
 // G as (k, padded_width(d)) (the transpose of W's layout), then g_b (k),
 // then the loss. Wt is W^T (k, d); for k == 1 that is W itself.
@@ -737,6 +768,9 @@ void fused_rows(const T *X,        // (n, d), row stride ldx
                 const double *b,   // (k)
                 index_t r0, index_t r1,
                 double *slot) {    // (k * padded_width(d) + k + 1)
+  if constexpr (!Loss::kElementwise) {
+    return coupled_rows<Loss, T>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
+  }
   if (k == 1 && d >= 1 && d <= kShortRow) {
     switch (d) {
       case 1: return short_rows_any<Loss, T, 1>(X, ldx, y, sw, Wt, b, r0, r1, slot);

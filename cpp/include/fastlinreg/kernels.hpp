@@ -1,83 +1,79 @@
-// Public C++ entry points of fastlinreg, instantiated for float and double X.
-// Everything here is plain C++ on raw pointers; Python lives in bindings/.
-// Shapes are given as trailing comments; all 2-D arrays are row-major unless
-// said otherwise, and X may have a row stride ldx >= d (rows contiguous).
+// Public C++ entry points of fastlinreg, for float and double X.
+//
+// A thin header: the plain types of types.hpp and declarations, nothing of
+// the SIMD internals, so every includer (the bindings, a CUDA twin, a C++
+// user) sees the same declarations whatever instruction set the kernels were
+// built for. The templates are defined and explicitly instantiated for float
+// and double in cpp/src/kernels.cpp and cpp/src/sgd.cpp, and only there.
+//
+// Models are (W (d, k), b (k)) in the caller's coordinates, row-major;
+// params.standardisation only changes where the descent steps are taken.
 #pragma once
 
-#include "fastlinreg/descent.hpp"
-#include "fastlinreg/fused.hpp"
-#include "fastlinreg/gram.hpp"
-#include "fastlinreg/losses.hpp"
-#include "fastlinreg/stats.hpp"
+#include <utility>
+
+#include "fastlinreg/types.hpp"
 
 namespace fastlinreg {
 
-// Rows of a (weighted) regression problem held in memory.
-template <class T>
-struct DataView {
-  const T *X;          // (n, d), row stride ldx
-  index_t n, d, ldx;
-  const double *y;     // (n, k), or nullptr for y = 0
-  index_t k;
-  const double *sw;    // (n) sample weights, or nullptr
-  double weight_sum;   // sum of sw, or n
-};
+// The row chunking of a fused pass (n_chunks, rows_per_chunk): depends on
+// the shape only, never on threads.
+std::pair<index_t, index_t> chunk_plan(index_t n, index_t d, index_t k);
 
-// Centred sufficient statistics (see stats.hpp).
-struct GramView {
-  index_t d, k;
-  double weight_sum;
-  const double *mean_x;  // (d)
-  const double *mean_y;  // (k)
-  const double *Cxx;     // (d, d)
-  const double *Cxy;     // (d, k)
-  const double *Cyy;     // (k, k)
-};
+// Doubles per vector the kernels were compiled for (8 AVX-512, 4 AVX, 2 else).
+int simd_lanes();
 
-// One fused pass. Returns the mean loss; G (d, k), gb (k) get mean gradients.
-template <class T>
-double fused_gradient(LossKind loss, const DataView<T> &data, const double *W, const double *b,
-                      double *G, double *gb, int n_threads);
+// Threads a call uses when n_threads <= 0 (OMP_NUM_THREADS, threadpoolctl).
+int default_threads();
+bool built_with_openmp();
 
-// Predictions P = X W + b (n, k), accumulated in double.
+// One fused pass of data.loss. Returns the mean loss; G (d, k) and gb (k)
+// get the mean gradients at (W, b).
 template <class T>
-void linear_predict(const T *X, index_t n, index_t d, index_t ldx, const double *W, const double *b,
-                    index_t k, double *P, int n_threads);
+double fused_gradient(const DataView<T> &data, const double *W, const double *b, double *G,
+                      double *gb, int n_threads);
 
-// The whole descent loop over X (one fused pass per step).
+// Predictions P = X W + b (n, k), accumulated in double. data.y is unused.
 template <class T>
-DescentResult descend_stream(LossKind loss, const DataView<T> &data, const DescentParams &params,
-                             double *V, double *c, double *loss_curve, int n_threads,
+void linear_predict(const DataView<T> &data, const double *W, const double *b, double *P,
+                    int n_threads);
+
+// The whole descent loop over X (one fused pass per step). W, b: start in,
+// last iterate out. loss_curve has params.max_iter slots.
+template <class T>
+DescentResult descend_stream(const DataView<T> &data, const DescentParams &params, double *W,
+                             double *b, double *loss_curve, int n_threads,
                              const StopCheck &should_stop);
 
-// The same loop over sufficient statistics (squared loss only).
-DescentResult descend_gram(const GramView &stats, const DescentParams &params, double *V,
-                           double *c, double *loss_curve, int n_threads,
-                           const StopCheck &should_stop);
-
-// Largest Hessian eigenvalue of the mean squared loss in the descended space.
+// Mini-batch SGD, the fused pass per batch. W, b: start in, last iterate out.
 template <class T>
-double hessian_norm_stream(const DataView<T> &data, const DescentParams &params, int n_threads);
-double hessian_norm_gram(const GramView &stats, const DescentParams &params, int n_threads);
+SgdResult descend_sgd(const DataView<T> &data, const SgdParams &params, double *W, double *b,
+                      double *loss_curve, const StopCheck &should_stop);
 
-#define FASTLINREG_DECLARE(T)                                                                 \
-  extern template double fused_gradient<T>(LossKind, const DataView<T> &, const double *,     \
-                                           const double *, double *, double *, int);          \
-  extern template DescentResult descend_stream<T>(LossKind, const DataView<T> &,              \
-                                                  const DescentParams &, double *, double *,  \
-                                                  double *, int, const StopCheck &);          \
-  extern template void linear_predict<T>(const T *, index_t, index_t, index_t, const double *, \
-                                         const double *, index_t, double *, int);             \
-  extern template double hessian_norm_stream<T>(const DataView<T> &, const DescentParams &,   \
-                                                int);                                         \
-  extern template double sufficient_stats<T>(const T *, index_t, index_t, index_t,            \
-                                             const double *, index_t, const double *,         \
-                                             const BlasFunctions &, int, double *, double *,  \
-                                             double *, double *, double *);                   \
-  extern template double column_moments<T>(const T *, index_t, index_t, index_t,              \
-                                           const double *, int, double *, double *);
-FASTLINREG_DECLARE(float)
-FASTLINREG_DECLARE(double)
-#undef FASTLINREG_DECLARE
+// The largest curvature of data.loss along the coefficients, in the
+// descended space: loss curvature bound * lambda_max(X^T X / weight_sum), plus
+// the penalty. data.y is unused.
+template <class T>
+double curvature_stream(const DataView<T> &data, const DescentParams &params, int n_threads);
+
+// Centred sufficient statistics in one read of X (stats.hpp). Outputs are
+// overwritten: mean_x (d), mean_y (k), Cxx (d, d), Cxy (d, k), Cyy (k, k).
+// Returns the weight sum. syrk: run the rank update in BLAS (for the
+// benchmark's comparison), or nullptr for the own tiled kernel.
+template <class T>
+double sufficient_stats(const DataView<T> &data, dsyrk_fn *syrk, int n_threads, double *mean_x,
+                        double *mean_y, double *Cxx, double *Cxy, double *Cyy);
+
+// Weighted column means and variances in one pass: mean (d), var (d)
+// overwritten; returns the weight sum.
+template <class T>
+double column_moments(const DataView<T> &data, int n_threads, double *mean, double *var);
+
+// The descent loop and the curvature replayed from sufficient statistics
+// (squared loss): the same iterates as descend_stream at O(d^2 k) per step.
+DescentResult descend_gram(const GramView &stats, const DescentParams &params, double *W,
+                           double *b, double *loss_curve, int n_threads,
+                           const StopCheck &should_stop);
+double curvature_gram(const GramView &stats, const DescentParams &params, int n_threads);
 
 }  // namespace fastlinreg

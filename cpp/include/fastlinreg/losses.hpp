@@ -62,6 +62,18 @@ struct SquaredLoss {
   }
 };
 
+// Not a loss: the fused pass run with this policy ignores y and yields
+// G = Loss::kCurvature * X^T X W / weight_sum, the largest curvature Loss can
+// have along W. Power iteration on it gives the automatic step's L.
+template <class Loss>
+struct CurvatureProbe {
+  static constexpr bool kElementwise = true;
+  FASTLINREG_HD static inline double derivative(double p, double) { return Loss::kCurvature * p; }
+  FASTLINREG_HD static inline double value(double p, double) {
+    return 0.5 * Loss::kCurvature * p * p;
+  }
+};
+
 // Runs f(Policy{}) for the policy of `kind`: the one place a LossKind
 // becomes a type.
 template <class F>

@@ -6,7 +6,7 @@
 // fused pass as full-batch descent, so one kernel body serves both. The
 // batch gradient is normalised by batch_rows * (weight_sum / n), which makes
 // it an unbiased estimate of the full weighted gradient. Steps follow
-//   eta_e = eta0 / (1 + e)^power_t,   e = epochs done before this one,
+//   eta_e = eta0 / sqrt(1 + e),   e = epochs done before this one,
 // in the same (possibly standardised) parametrisation as descend().
 // The whole run is a function of (data, seed, params): bitwise reproducible.
 #pragma once
@@ -18,35 +18,9 @@
 
 #include "fastlinreg/descent.hpp"
 #include "fastlinreg/fused.hpp"
+#include "fastlinreg/types.hpp"
 
 namespace fastlinreg {
-
-struct SgdParams {
-  index_t max_epochs = 5;
-  index_t batch_size = 256;
-  bool shuffle = true;
-  std::uint64_t seed = 0;
-  double eta0 = 0.01;
-  double power_t = 0.5;
-  index_t epoch_offset = 0;      // epochs done by earlier calls (partial_fit)
-  double alpha = 0.0;
-  double tol = -1.0;             // < 0: no early stopping
-  index_t n_iter_no_change = 5;  // epochs without a tol improvement before stopping
-  double ref_loss = 0.0;         // loss scale of tol; <= 0: the first epoch's loss
-  double best_loss = INFINITY;   // carried across partial_fit calls
-  index_t no_improvement = 0;    // carried across partial_fit calls
-  bool fit_intercept = true;
-  const double *shift = nullptr;  // (d) or nullptr
-  const double *scale = nullptr;  // (d) or nullptr
-};
-
-struct SgdResult {
-  index_t n_epochs = 0;  // epochs run; loss_curve[0:n_epochs] is filled
-  DescentStatus status = DescentStatus::kMaxIter;
-  double best_loss = INFINITY;
-  index_t no_improvement = 0;
-  double ref_loss = 0.0;
-};
 
 namespace detail {
 
@@ -71,17 +45,17 @@ struct SplitMix64 {
 
 }  // namespace detail
 
+namespace detail {
+
+// W (d, k) and b (k) hold the model to start from on entry and the last
+// iterate on exit; loss_curve has max_epochs slots.
 template <class Loss, class T>
-SgdResult descend_sgd_impl(const T *X,  // (n, d), row stride ldx
-                           index_t n, index_t d, index_t ldx,
-                           const double *y,   // (n, k)
-                           index_t k,
-                           const double *sw,  // (n) or nullptr
-                           double weight_sum, const SgdParams &p,
-                           double *V,           // (d, k) in/out, descended space
-                           double *c,           // (k) in/out
-                           double *loss_curve,  // (max_epochs)
-                           const StopCheck &should_stop) {
+SgdResult descend_sgd(const DataView<T> &data, const SgdParams &p, double *W_io, double *b_io,
+                      double *loss_curve, const StopCheck &should_stop) {
+  const T *X = data.X;
+  const index_t n = data.n, d = data.d, ldx = data.ldx, k = data.k;
+  const double *y = data.y, *sw = data.sw;
+  const double weight_sum = data.weight_sum;
   const index_t B = std::max<index_t>(1, std::min(p.batch_size, n));
   const index_t tail = n % B;
   std::vector<T> Xb(static_cast<size_t>(B * d));
@@ -91,24 +65,32 @@ SgdResult descend_sgd_impl(const T *X,  // (n, d), row stride ldx
                              double(B) * mean_w);
   StreamOracle<Loss, T> last(Xb.data(), tail > 0 ? tail : B, d, d, yb.data(), k,
                              sw ? swb.data() : nullptr, double(tail > 0 ? tail : B) * mean_w);
-  const detail::Standardisation st{d, k, p.shift, p.scale, p.fit_intercept};
+  const detail::ParamMap st(d, k, p.standardisation, p.fit_intercept);
   std::vector<double> W(static_cast<size_t>(d * k)), b(static_cast<size_t>(k)),
       G(static_cast<size_t>(d * k)), gb(static_cast<size_t>(k));
-  std::vector<index_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), index_t(0));
-  detail::SplitMix64 rng{p.seed ^ (0xD1B54A32D192ED03ull * std::uint64_t(p.epoch_offset + 1))};
-
+  std::vector<double> Vs(static_cast<size_t>(d * k)), cs(static_cast<size_t>(k));
+  double *V = Vs.data(), *c = cs.data();
+  st.from_model(W_io, b_io, V, c);
   SgdResult res;
   res.best_loss = p.best_loss;
   res.no_improvement = p.no_improvement;
   res.ref_loss = p.ref_loss;
+  auto finish = [&](DescentStatus status) {
+    res.status = status;
+    st.to_model(V, c, W_io, b_io);
+    return res;
+  };
+  std::vector<index_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), index_t(0));
+  detail::SplitMix64 rng{p.seed ^ (0xD1B54A32D192ED03ull * std::uint64_t(p.epoch_offset + 1))};
+
   const double per_check = double(index_t(1) << 25);
   double work = 0.0;
   for (index_t e = 0; e < p.max_epochs; ++e) {
     if (p.shuffle)
       for (index_t i = n - 1; i > 0; --i)
         std::swap(order[i], order[rng.below(static_cast<std::uint64_t>(i + 1))]);
-    const double eta = p.eta0 / std::pow(1.0 + double(p.epoch_offset + e), p.power_t);
+    const double eta = p.eta0 / std::sqrt(1.0 + double(p.epoch_offset + e));
     double epoch_loss = 0.0;
     bool finite = true;
     for (index_t s = 0; s < n && finite; s += B) {
@@ -140,17 +122,11 @@ SgdResult descend_sgd_impl(const T *X,  // (n, d), row stride ldx
       work += double(rows) * double(d) * double(k);
       if (should_stop && work >= per_check) {
         work = 0.0;
-        if (should_stop()) {
-          res.status = DescentStatus::kInterrupted;
-          return res;
-        }
+        if (should_stop()) return finish(DescentStatus::kInterrupted);
       }
     }
     epoch_loss /= double(n);
-    if (!finite || !std::isfinite(epoch_loss)) {
-      res.status = DescentStatus::kDiverged;
-      return res;
-    }
+    if (!finite || !std::isfinite(epoch_loss)) return finish(DescentStatus::kDiverged);
     loss_curve[e] = epoch_loss;
     res.n_epochs = e + 1;
     if (!(res.ref_loss > 0.0)) res.ref_loss = epoch_loss;
@@ -163,29 +139,14 @@ SgdResult descend_sgd_impl(const T *X,  // (n, d), row stride ldx
       res.no_improvement = epoch_loss > res.best_loss - margin ? res.no_improvement + 1 : 0;
       if (res.no_improvement >= p.n_iter_no_change) {
         res.best_loss = std::min(res.best_loss, epoch_loss);
-        res.status = DescentStatus::kConverged;
-        return res;
+        return finish(DescentStatus::kConverged);
       }
     }
     res.best_loss = std::min(res.best_loss, epoch_loss);
   }
-  res.status = DescentStatus::kMaxIter;
-  return res;
+  return finish(DescentStatus::kMaxIter);
 }
 
-// Entry point, instantiated for float and double in cpp/src/sgd.cpp.
-template <class T>
-SgdResult descend_sgd(const T *X, index_t n, index_t d, index_t ldx, const double *y, index_t k,
-                      const double *sw, double weight_sum, const SgdParams &params, double *V,
-                      double *c, double *loss_curve, const StopCheck &should_stop);
-
-extern template SgdResult descend_sgd<float>(const float *, index_t, index_t, index_t,
-                                             const double *, index_t, const double *, double,
-                                             const SgdParams &, double *, double *, double *,
-                                             const StopCheck &);
-extern template SgdResult descend_sgd<double>(const double *, index_t, index_t, index_t,
-                                              const double *, index_t, const double *, double,
-                                              const SgdParams &, double *, double *, double *,
-                                              const StopCheck &);
+}  // namespace detail
 
 }  // namespace fastlinreg

@@ -30,18 +30,9 @@
 #endif
 
 #include "fastlinreg/fused.hpp"
+#include "fastlinreg/types.hpp"
 
 namespace fastlinreg {
-
-// Fortran BLAS dsyrk, as scipy.linalg.cython_blas exports it.
-using dsyrk_fn = void(const char *uplo, const char *trans, const int *n, const int *k,
-                      const double *alpha, const double *a, const int *lda,
-                      const double *beta, double *c, const int *ldc);
-
-struct BlasFunctions {
-  dsyrk_fn *syrk = nullptr;
-  bool available() const { return syrk != nullptr; }
-};
 
 namespace detail {
 
@@ -155,12 +146,12 @@ double pack_rows(const T *X, index_t ldx, index_t d, const double *y, index_t k,
 // Returns weight_sum. Outputs are overwritten (row-major arrays):
 // mean_x (d), mean_y (k), Cxx (d, d), Cxy (d, k), Cyy (k, k).
 template <class T>
-double sufficient_stats(const T *X,  // (n, d), rows contiguous, row stride ldx
+double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
                         index_t n, index_t d, index_t ldx,
                         const double *y,   // (n, k) row-major
                         index_t k,
                         const double *sw,  // (n) or nullptr
-                        const BlasFunctions &blas, int n_threads, double *mean_x,
+                        dsyrk_fn *syrk, int n_threads, double *mean_x,
                         double *mean_y, double *Cxx, double *Cxy, double *Cyy) {
   // Augmented width: x (d), y (k), the constant column; padded to 8 doubles.
   const index_t m = d + k + 1;
@@ -177,11 +168,11 @@ double sufficient_stats(const T *X,  // (n, d), rows contiguous, row stride ldx
   const int mpi = static_cast<int>(mp);
   const double one = 1.0;
   auto update = [&](const double *A, index_t rows, double *S) {
-    if (blas.available()) {
+    if (syrk) {
       // A as column-major (mp, rows): S += A A^T in its column-major lower
       // triangle, which is the row-major upper one.
       const int ri = static_cast<int>(rows);
-      blas.syrk("L", "N", &mpi, &ri, &one, A, &mpi, &one, S, &mpi);
+      syrk("L", "N", &mpi, &ri, &one, A, &mpi, &one, S, &mpi);
     } else {
       for (index_t t = 0; t < n_tiles; ++t) detail::run_gram_tile(tiles[t], A, rows, mp, S);
     }
@@ -196,7 +187,7 @@ double sufficient_stats(const T *X,  // (n, d), rows contiguous, row stride ldx
   std::vector<double> S(static_cast<size_t>(n_chunks * gram), 0.0);
   std::vector<double> wpart(static_cast<size_t>(n_chunks), 0.0);
   // BLAS threads itself; an OpenMP team beside it would only steal its cores.
-  const int nt = blas.available() ? 1 : resolve_threads(n_threads);
+  const int nt = syrk ? 1 : resolve_threads(n_threads);
 
   if (n_chunks > 1 || nt == 1) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && n_chunks > 1)
@@ -260,7 +251,7 @@ double sufficient_stats(const T *X,  // (n, d), rows contiguous, row stride ldx
 // Weighted column means and variances in one deterministic chunked pass,
 // shifted by the first row. mean (d), var (d) are overwritten.
 template <class T>
-double column_moments(const T *X, index_t n, index_t d, index_t ldx, const double *sw,
+double moments_pass(const T *X, index_t n, index_t d, index_t ldx, const double *sw,
                       int n_threads, double *mean, double *var) {
   const ChunkPlan plan = plan_chunks(n, d, 1);
   const index_t slot = 2 * d + 1;

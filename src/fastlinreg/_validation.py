@@ -1,0 +1,119 @@
+"""Input checks of the estimators: parameters, arrays, weights, starts.
+
+Errors are scikit-learn's where scikit-learn has one, worded to say what to
+do otherwise. A failed fit leaves the estimator as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+__all__ = ["check_params", "validate_fit_data", "check_weights", "check_start",
+           "restore_on_error", "KERNEL_DTYPES"]
+
+KERNEL_DTYPES = (np.float64, np.float32)
+
+# Parameter sets that passed scikit-learn's validation, per estimator class.
+_VALID_PARAMS: dict = {}
+
+
+def check_params(estimator) -> None:
+    """scikit-learn's parameter validation, run once per distinct set of
+    parameter values: it costs ~0.1 ms, as much as the tutorial's whole
+    10000-step descent, and a fresh estimator per fit is the usual idiom.
+    Values are keyed with their types (so ``1`` is not taken for ``True``);
+    unhashable values are always validated."""
+    names = estimator._parameter_constraints
+    try:
+        key = tuple((type(v), v) for v in map(estimator.__dict__.get, names))
+        hash(key)
+    except TypeError:
+        estimator._validate_params()
+        return
+    seen = _VALID_PARAMS.setdefault(type(estimator), set())
+    if key in seen:
+        return
+    estimator._validate_params()
+    if len(seen) >= 256:
+        seen.clear()
+    seen.add(key)
+
+
+def validate_fit_data(estimator, X, y, *, reset=True):
+    """validate_data(X, y), with a fast path for input that is already
+    exactly what it would return: float ndarrays of the right shapes, y
+    finite. Anything else, or anything doubtful, goes through scikit-learn's
+    checks, which also word the errors.
+
+    The fast path leaves X's finiteness to the solver's own pass: a NaN or
+    inf makes the statistics, the column moments or the first loss
+    non-finite, and the solver then raises scikit-learn's error. That saves
+    a whole read of X, 15-20% of an exact fit."""
+    if (
+        reset
+        and type(X) is np.ndarray and type(y) is np.ndarray
+        and X.ndim == 2 and X.dtype in KERNEL_DTYPES and X.shape[0] >= 1 and X.shape[1] >= 1
+        and y.dtype.kind == "f" and y.shape[0] == X.shape[0]
+        and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] >= 1))
+        and np.isfinite(y.sum())
+    ):
+        estimator.n_features_in_ = X.shape[1]
+        estimator.__dict__.pop("feature_names_in_", None)
+        return X, y
+    return validate_data(estimator, X, y, dtype=list(KERNEL_DTYPES), y_numeric=True,
+                         multi_output=True, reset=reset)
+
+
+def check_weights(sample_weight, X):
+    """(weights (n,) float64 or None, their sum): non-negative, not all zero."""
+    if sample_weight is None:
+        return None, float(X.shape[0])
+    sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    wsum = float(sw.sum())
+    if not wsum > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight.")
+    return np.ascontiguousarray(sw), wsum
+
+
+def check_start(coef_init, intercept_init, W, b, fit_intercept):
+    """(W (d, k), b (k)) with the user's coef_init / intercept_init put in."""
+    d, k = W.shape
+    if coef_init is not None:
+        c0 = np.array(coef_init, dtype=np.float64)
+        if c0.shape == (d,) and k == 1:
+            c0 = c0.reshape(1, d)
+        if c0.shape != (k, d) or not np.isfinite(c0).all():
+            raise ValueError(
+                f"coef_init must be finite with shape ({d},) for 1-D y or ({k}, {d}) "
+                f"(like coef_); got shape {c0.shape}."
+            )
+        W = np.ascontiguousarray(c0.T)
+    if intercept_init is not None:
+        if not fit_intercept:
+            raise ValueError("intercept_init was given but fit_intercept=False.")
+        i0 = np.array(intercept_init, dtype=np.float64).reshape(-1)
+        if i0.shape == (1,):
+            i0 = np.repeat(i0, k)
+        if i0.shape != (k,) or not np.isfinite(i0).all():
+            raise ValueError(
+                f"intercept_init must be a finite scalar or have shape ({k},); "
+                f"got shape {np.shape(intercept_init)}."
+            )
+        b = i0
+    return W, b
+
+
+@contextlib.contextmanager
+def restore_on_error(estimator):
+    """Leave the estimator exactly as it was if fitting raises (including
+    KeyboardInterrupt): attributes are only ever replaced, never mutated."""
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise

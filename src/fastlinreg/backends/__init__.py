@@ -1,0 +1,69 @@
+"""Where work runs: one module per backend, behind one protocol.
+
+``available_backends()`` imports each known backend module and asks it;
+``backend_status()`` also says why a backend is missing. Solvers get a
+backend from :func:`get_backend` and never import the compiled modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ._protocol import (
+    Backend,
+    DescentConfig,
+    DescentOutcome,
+    Problem,
+    SgdConfig,
+    SgdOutcome,
+    Status,
+)
+
+__all__ = ["available_backends", "backend_status", "get_backend", "Backend", "Problem",
+           "DescentConfig", "DescentOutcome", "SgdConfig", "SgdOutcome", "Status"]
+
+# Known backends, in the order "auto" prefers them. The reference backend is
+# the tests' oracle, never chosen by "auto".
+_KNOWN = ("cpu", "reference")
+_AUTO_ORDER = ("cpu",)
+
+
+def _load(name: str):
+    module = importlib.import_module(f"{__name__}.{name}")
+    ok, why = module.available()
+    return module, (None if ok else why)
+
+
+def backend_status() -> dict[str, str | None]:
+    """Each known backend: None when it can run here, else the reason it can't."""
+    status = {}
+    for name in _KNOWN:
+        try:
+            status[name] = _load(name)[1]
+        except ImportError as exc:
+            status[name] = f"its module failed to import: {exc}"
+    return status
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that can run here (``"cpu"`` on every build)."""
+    return [name for name, why in backend_status().items() if why is None]
+
+
+def get_backend(name: str = "auto") -> Backend:
+    """The backend module called ``name``, or the first available for ``"auto"``.
+
+    Raises ValueError, with the reason, for an unknown or unavailable name.
+    """
+    if name == "auto":
+        for candidate in _AUTO_ORDER:
+            module, why = _load(candidate)
+            if why is None:
+                return module
+        raise RuntimeError("no backend can run here: " + repr(backend_status()))
+    if name not in _KNOWN:
+        raise ValueError(f"unknown backend {name!r}; known: {', '.join(_KNOWN)}")
+    module, why = _load(name)
+    if why is not None:
+        raise ValueError(f"backend {name!r} is not available here: {why}")
+    return module

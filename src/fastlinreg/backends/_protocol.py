@@ -1,0 +1,159 @@
+"""What every backend implements, and the objects that cross the seam.
+
+A backend is a module of ``fastlinreg.backends`` (cpu.py, reference.py; cuda
+and dask come in their own modules) with the functions of :class:`Backend`.
+Solvers call them with a :class:`Problem` and a config object, never with
+positional lists; outputs are fresh arrays in model space (W (d, k),
+b (k), float64). reference.py is the plain-numpy template to copy.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional, Protocol
+
+import numpy as np
+
+from .._losses import Loss
+
+__all__ = ["Backend", "Problem", "DescentConfig", "DescentOutcome", "SgdConfig", "SgdOutcome",
+           "Status", "StatsParts"]
+
+
+class Status(enum.IntEnum):
+    """How a loop ended (DescentStatus in cpp/include/fastlinreg/types.hpp)."""
+
+    MAX_ITER = 0
+    CONVERGED = 1
+    DIVERGED = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Rows of a fit and its loss.
+
+    X is (n, d) float32/float64 as the backend reads it (``prepare_X``),
+    Y (n, k) float64 or None (zeros), sample_weight (n,) float64 or None,
+    weight_sum their sum (n without weights). n_jobs: threads, as the
+    estimators' parameter.
+    """
+
+    X: object
+    Y: Optional[np.ndarray]
+    sample_weight: Optional[np.ndarray]
+    weight_sum: float
+    loss: Loss
+    n_jobs: Optional[int] = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.X.shape
+
+
+@dataclass(frozen=True)
+class DescentConfig:
+    """A gradient-descent run: ``max_iter`` steps of ``learning_rate`` at most;
+    ``tol`` None runs them all, else stop when the gradient norm falls to
+    ``tol`` times its first value. Steps are taken on the columns shifted by
+    ``shift`` (d) and divided by ``scale`` (d), either None for plain
+    descent (types.hpp's Standardisation)."""
+
+    max_iter: int
+    learning_rate: float
+    tol: Optional[float]
+    alpha: float
+    fit_intercept: bool
+    shift: Optional[np.ndarray] = None
+    scale: Optional[np.ndarray] = None
+
+
+@dataclass(frozen=True)
+class DescentOutcome:
+    W: np.ndarray  # (d, k)
+    b: np.ndarray  # (k,)
+    n_iter: int
+    status: Status
+    last_loss: float
+    curve: np.ndarray  # (n_iter,)
+
+
+@dataclass(frozen=True)
+class SgdConfig:
+    """SGD epochs: batches of ``batch_size`` rows in an order drawn from
+    ``seed`` (``shuffle``), step ``eta0 / sqrt(1 + e)`` in epoch e counted from
+    ``epoch_offset``; early stopping after ``n_iter_no_change`` epochs whose
+    mean loss is not below ``best_loss - tol * ref_loss`` (ref_loss <= 0:
+    the first epoch's loss)."""
+
+    max_epochs: int
+    batch_size: int
+    shuffle: bool
+    seed: int
+    eta0: float
+    alpha: float
+    tol: Optional[float]
+    n_iter_no_change: int
+    fit_intercept: bool
+    shift: Optional[np.ndarray] = None
+    scale: Optional[np.ndarray] = None
+    epoch_offset: int = 0
+    best_loss: float = np.inf
+    no_improvement: int = 0
+    ref_loss: float = 0.0
+
+
+@dataclass(frozen=True)
+class SgdOutcome:
+    W: np.ndarray
+    b: np.ndarray
+    n_epochs: int
+    status: Status
+    best_loss: float
+    no_improvement: int
+    ref_loss: float
+    curve: np.ndarray  # (n_epochs,)
+
+
+# (weight_sum, mean_x (d), mean_y (k), Cxx (d, d), Cxy (d, k), Cyy (k, k))
+StatsParts = tuple
+
+
+class Backend(Protocol):
+    """The operations a backend module provides."""
+
+    NAME: str
+
+    def available(self) -> tuple[bool, str]:
+        """(True, "") or (False, why not)."""
+
+    def prepare_X(self, X):
+        """X as this backend reads it, without copying what it can read as is."""
+
+    def fused_pass(self, problem: Problem, W, b) -> tuple[float, np.ndarray, np.ndarray]:
+        """(mean loss, G (d, k), gb (k)) at the model (W, b): one read of X."""
+
+    def predict(self, X, W, b, n_jobs=None) -> np.ndarray:
+        """X W + b, (n, k) float64."""
+
+    def sufficient_stats(self, problem: Problem) -> StatsParts:
+        """Centred sufficient statistics of the rows (squared loss)."""
+
+    def column_moments(self, problem: Problem) -> tuple[float, np.ndarray, np.ndarray]:
+        """(weight_sum, mean (d), var (d)) of X's columns."""
+
+    def curvature(self, problem: Problem, config: DescentConfig) -> float:
+        """L: the loss's largest curvature along the coefficients in the
+        descended space (power iteration; config's step fields unused)."""
+
+    def curvature_gram(self, stats, config: DescentConfig, n_jobs=None) -> float:
+        """:meth:`curvature` of the squared loss from SufficientStats."""
+
+    def descend(self, problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
+        """Gradient descent over X, one fused pass per step."""
+
+    def descend_gram(self, stats, config: DescentConfig, W0, b0, n_jobs=None) -> DescentOutcome:
+        """The same iterates from SufficientStats (squared loss)."""
+
+    def sgd(self, problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
+        """Mini-batch SGD epochs."""

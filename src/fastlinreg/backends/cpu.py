@@ -1,0 +1,179 @@
+"""The CPU backend: fastlinreg's compiled C++/OpenMP kernels (``_core``).
+
+Every function takes checked objects (``_core.Problem``, parameter structs)
+built here, allocates the outputs and picks the thread count. A
+row-contiguous float32/float64 X is never copied.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+from .. import _core
+from ._protocol import (
+    DescentConfig,
+    DescentOutcome,
+    Problem,
+    SgdConfig,
+    SgdOutcome,
+    Status,
+)
+
+NAME = "cpu"
+
+
+def available() -> tuple[bool, str]:
+    return True, ""
+
+
+def resolve_threads(n_jobs: int | None) -> int:
+    """Thread count for a kernel call: the one place it is decided.
+
+    ``None`` (or 0) lets the kernel use OpenMP's default, which follows
+    ``OMP_NUM_THREADS`` and threadpoolctl's limits; ``-1`` means every core;
+    a positive number is taken as is; ``-2`` means all cores but one, as in
+    scikit-learn.
+    """
+    if n_jobs is None or n_jobs == 0:
+        return 0
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return int(n_jobs)
+
+
+def prepare_X(X) -> np.ndarray:
+    """X as the kernels read it: float32/float64 with contiguous rows.
+
+    A C-contiguous X, or a view whose rows are contiguous (a row slice with a
+    step), is returned as is. Anything else (Fortran order, column strides)
+    is copied once, in C order, keeping its float dtype.
+    """
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    n, d = X.shape
+    item = X.dtype.itemsize
+    rows_ok = d <= 1 or X.strides[1] == item
+    forward = n <= 1 or (X.strides[0] >= d * item and X.strides[0] % item == 0)
+    if rows_ok and forward and X.flags.aligned:
+        return X
+    return np.ascontiguousarray(X)
+
+
+def _f64(a):
+    return None if a is None else np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _problem(p: Problem) -> _core.Problem:
+    return _core.Problem(prepare_X(p.X), _f64(p.Y), _f64(p.sample_weight), float(p.weight_sum),
+                         p.loss.kind)
+
+
+def _stats(stats) -> _core.Stats:
+    return _core.Stats(stats.weight_sum, stats.mean_x, stats.mean_y, stats.Cxx, stats.Cxy,
+                       stats.Cyy)
+
+
+def _model(W0, b0):
+    return (np.array(W0, dtype=np.float64, order="C", copy=True),
+            np.array(b0, dtype=np.float64, copy=True))
+
+
+def _descent_params(c: DescentConfig) -> _core.DescentParams:
+    p = _core.DescentParams()
+    p.max_iter = int(c.max_iter)
+    p.learning_rate = float(c.learning_rate)
+    p.tol = -1.0 if c.tol is None else float(c.tol)
+    p.alpha = float(c.alpha)
+    p.fit_intercept = bool(c.fit_intercept)
+    p.shift, p.scale = _f64(c.shift), _f64(c.scale)
+    return p
+
+
+def fused_pass(problem: Problem, W, b):
+    W, b = _model(W, b)
+    G, gb = np.empty_like(W), np.empty_like(b)
+    loss = _core.fused_gradient(_problem(problem), W, b, G, gb, resolve_threads(problem.n_jobs))
+    return loss, G, gb
+
+
+def predict(X, W, b, n_jobs=None) -> np.ndarray:
+    X = prepare_X(X)
+    W, b = _model(W, b)
+    P = np.empty((X.shape[0], b.shape[0]))
+    _core.linear_predict(_core.Problem(X, None, None, 1.0), W, b, P, resolve_threads(n_jobs))
+    return P
+
+
+def sufficient_stats(problem: Problem, *, _syrk=None):
+    """``_syrk``: a dsyrk capsule, for the benchmark's BLAS comparison only."""
+    d, k = problem.X.shape[1], problem.Y.shape[1]
+    parts = (np.empty(d), np.empty(k), np.empty((d, d)), np.empty((d, k)), np.empty((k, k)))
+    wsum = _core.sufficient_stats(_problem(problem), _core.Stats(1.0, *parts),
+                                  resolve_threads(problem.n_jobs), _syrk)
+    return (wsum, *parts)
+
+
+@functools.lru_cache(maxsize=1)
+def blas_syrk():
+    """scipy's BLAS dsyrk as a capsule (benchmarks/bench_exact.py compares it)."""
+    from scipy.linalg import cython_blas
+
+    return cython_blas.__pyx_capi__["dsyrk"]
+
+
+def column_moments(problem: Problem):
+    d = problem.X.shape[1]
+    mean, var = np.empty(d), np.empty(d)
+    wsum = _core.column_moments(_problem(problem), mean, var, resolve_threads(problem.n_jobs))
+    return wsum, mean, var
+
+
+def curvature(problem: Problem, config: DescentConfig) -> float:
+    return _core.curvature_stream(_problem(problem), _descent_params(config),
+                                  resolve_threads(problem.n_jobs))
+
+
+def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:
+    return _core.curvature_gram(_stats(stats), _descent_params(config), resolve_threads(n_jobs))
+
+
+def _descent_outcome(r, W, b, curve) -> DescentOutcome:
+    return DescentOutcome(W, b, r.n_iter, Status(r.status), r.last_loss, curve[: r.n_iter].copy())
+
+
+def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
+    W, b = _model(W0, b0)
+    curve = np.empty(config.max_iter)
+    r = _core.descend_stream(_problem(problem), _descent_params(config), W, b, curve,
+                             resolve_threads(problem.n_jobs))
+    return _descent_outcome(r, W, b, curve)
+
+
+def descend_gram(stats, config: DescentConfig, W0, b0, n_jobs=None) -> DescentOutcome:
+    W, b = _model(W0, b0)
+    curve = np.empty(config.max_iter)
+    r = _core.descend_gram(_stats(stats), _descent_params(config), W, b, curve,
+                           resolve_threads(n_jobs))
+    return _descent_outcome(r, W, b, curve)
+
+
+def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
+    W, b = _model(W0, b0)
+    p = _core.SgdParams()
+    for field in ("max_epochs", "batch_size", "epoch_offset", "n_iter_no_change",
+                  "no_improvement"):
+        setattr(p, field, int(getattr(config, field)))
+    p.shuffle, p.fit_intercept = bool(config.shuffle), bool(config.fit_intercept)
+    p.seed = int(config.seed)
+    p.eta0, p.alpha = float(config.eta0), float(config.alpha)
+    p.tol = -1.0 if config.tol is None else float(config.tol)
+    p.best_loss, p.ref_loss = float(config.best_loss), float(config.ref_loss)
+    p.shift, p.scale = _f64(config.shift), _f64(config.scale)
+    curve = np.empty(config.max_epochs)
+    r = _core.descend_sgd(_problem(problem), p, W, b, curve)
+    return SgdOutcome(W, b, r.n_epochs, Status(r.status), r.best_loss, r.no_improvement,
+                      r.ref_loss, curve[: r.n_epochs].copy())

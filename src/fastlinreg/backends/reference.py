@@ -1,0 +1,271 @@
+"""The reference backend: every operation of the protocol in plain numpy,
+float64, written for clarity, not speed.
+
+The tests use it as the oracle the other backends are compared with, and it
+is the template a new backend copies. Its loops follow the compiled ones
+step for step (the same tests, the same step sizes, the same SGD row order),
+so their results agree to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._protocol import (
+    DescentConfig,
+    DescentOutcome,
+    Problem,
+    SgdConfig,
+    SgdOutcome,
+    Status,
+)
+
+NAME = "reference"
+_DIVERGENCE_FACTOR = 1e8  # loss > factor * first loss counts as divergence (descent.hpp)
+
+
+def available() -> tuple[bool, str]:
+    return True, ""
+
+
+def prepare_X(X):
+    return np.asarray(X)
+
+
+def _weights(problem: Problem) -> np.ndarray:
+    n = problem.X.shape[0]
+    return np.ones(n) if problem.sample_weight is None else np.asarray(problem.sample_weight)
+
+
+def _targets(problem: Problem, k: int) -> np.ndarray:
+    n = problem.X.shape[0]
+    return np.zeros((n, k)) if problem.Y is None else np.asarray(problem.Y, dtype=np.float64)
+
+
+def _mean_pass(X, Y, w, wsum, loss, W, b):
+    """(mean loss, G, gb) of ``loss`` at (W, b)."""
+    P = X @ W + b
+    D = w[:, None] * loss.derivative(P, Y)
+    return float(w @ loss.value(P, Y)) / wsum, X.T @ D / wsum, D.sum(axis=0) / wsum
+
+
+def fused_pass(problem: Problem, W, b):
+    W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    X = np.asarray(problem.X, dtype=np.float64)
+    return _mean_pass(X, _targets(problem, b.shape[0]), _weights(problem), problem.weight_sum,
+                      problem.loss, W, b)
+
+
+def predict(X, W, b, n_jobs=None) -> np.ndarray:
+    return np.asarray(X, dtype=np.float64) @ np.asarray(W) + np.asarray(b)
+
+
+def sufficient_stats(problem: Problem):
+    X = np.asarray(problem.X, dtype=np.float64)
+    Y = np.asarray(problem.Y, dtype=np.float64)
+    w = _weights(problem)
+    ws = float(w.sum())
+    mx, my = w @ X / ws, w @ Y / ws
+    Xc, Yc = X - mx, Y - my
+    Cxx, Cyy = (w[:, None] * Xc).T @ Xc, (w[:, None] * Yc).T @ Yc
+    # Exactly symmetric, as the statistics promise.
+    return ws, mx, my, 0.5 * (Cxx + Cxx.T), (w[:, None] * Xc).T @ Yc, 0.5 * (Cyy + Cyy.T)
+
+
+def column_moments(problem: Problem):
+    X = np.asarray(problem.X, dtype=np.float64)
+    w = _weights(problem)
+    ws = float(w.sum())
+    mean = w @ X / ws
+    return ws, mean, w @ (X - mean) ** 2 / ws
+
+
+class _Map:
+    """The model <-> descended map of types.hpp's Standardisation."""
+
+    def __init__(self, c: DescentConfig | SgdConfig, d: int):
+        self.shift = None if c.shift is None else np.asarray(c.shift)
+        self.scale = None if c.scale is None else np.asarray(c.scale)
+        self.fit_intercept = c.fit_intercept
+
+    def to_descended(self, W, b):
+        V = W * self.scale[:, None] if self.scale is not None else W.copy()
+        c = b + self.shift @ W if self.shift is not None else b.copy()
+        return V, c if self.fit_intercept else np.zeros_like(b)
+
+    def to_model(self, V, c):
+        W = V * (1.0 / self.scale)[:, None] if self.scale is not None else V.copy()
+        b = c - self.shift @ W if self.shift is not None else c.copy()
+        return W, b if self.fit_intercept else np.zeros_like(c)
+
+    def gradient(self, G, gb, W, alpha):
+        """Raw mean gradient at (W, b) -> the gradient in (V, c)."""
+        G = G + alpha * W
+        if self.shift is not None and self.fit_intercept:
+            G = G - np.outer(self.shift, gb)
+        if self.scale is not None:
+            G = G / self.scale[:, None]
+        return G, gb if self.fit_intercept else np.zeros_like(gb)
+
+
+def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
+    """descent.hpp's loop, one step at a time; ``oracle(W, b) -> (loss, G, gb)``."""
+    m = _Map(config, W0.shape[0])
+    V, c = m.to_descended(np.asarray(W0, dtype=np.float64), np.asarray(b0, dtype=np.float64))
+    W, b = m.to_model(V, c)
+    curve, status, loss0, norm0, last = [], Status.MAX_ITER, 0.0, 0.0, 0.0
+    for t in range(config.max_iter):
+        loss, G, gb = oracle(W, b)
+        loss += 0.5 * config.alpha * float((W * W).sum())
+        loss0 = loss if t == 0 else loss0
+        last = loss
+        if not np.isfinite(loss) or (t > 0 and loss > _DIVERGENCE_FACTOR * loss0):
+            status = Status.DIVERGED
+            break
+        G, gb = m.gradient(G, gb, W, config.alpha)
+        norm = float(np.sqrt((G * G).sum() + (gb * gb).sum()))
+        norm0 = norm if t == 0 else norm0
+        if not np.isfinite(norm):
+            status = Status.DIVERGED
+            break
+        curve.append(loss)
+        V, c = V - config.learning_rate * G, c - config.learning_rate * gb
+        W, b = m.to_model(V, c)
+        if config.tol is not None and norm <= config.tol * norm0:
+            status = Status.CONVERGED
+            break
+    return DescentOutcome(W, b, len(curve), status, last, np.array(curve))
+
+
+def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
+    X = np.asarray(problem.X, dtype=np.float64)
+    Y, w = _targets(problem, np.shape(b0)[0]), _weights(problem)
+    return _descend(lambda W, b: _mean_pass(X, Y, w, problem.weight_sum, problem.loss, W, b),
+                    config, W0, b0)
+
+
+def _gram_pass(stats, W, b):
+    """gram.hpp's oracle: the squared loss and its gradient from the statistics."""
+    ws = stats.weight_sum
+    m = b + stats.mean_x @ W - stats.mean_y
+    E = stats.Cxx @ W
+    quad = np.einsum("jq,jq->", W, E - 2.0 * stats.Cxy) + np.trace(stats.Cyy)
+    return 0.5 * quad / ws + 0.5 * m @ m, (E - stats.Cxy) / ws + np.outer(stats.mean_x, m), m
+
+
+def descend_gram(stats, config: DescentConfig, W0, b0, n_jobs=None) -> DescentOutcome:
+    return _descend(lambda W, b: _gram_pass(stats, W, b), config, W0, b0)
+
+
+def _power_iteration(probe, config: DescentConfig, d: int, intercept_curvature: float) -> float:
+    """descent.hpp's top_curvature: the same start vector and stopping rule."""
+    m = _Map(config, d)
+    state, v = 0x9E3779B97F4A7C15, np.empty(d)
+    for j in range(d):
+        state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+        v[j] = 1.0 + 0.5 * ((state >> 11) / 9007199254740992.0 - 0.5)
+    v /= np.sqrt(v @ v)
+    lam = 0.0
+    for it in range(100):
+        W, b = m.to_model(v[:, None], np.zeros(1))
+        G, gb = probe(W, b)
+        G, _ = m.gradient(G, gb, W, config.alpha)
+        g = G[:, 0]
+        prev, lam, n2 = lam, float(v @ g), float(g @ g)
+        if n2 <= 0.0 or not np.isfinite(n2):
+            break
+        v = g / np.sqrt(n2)
+        if it > 2 and abs(lam - prev) <= 1e-4 * abs(lam):
+            break
+    return max(lam, intercept_curvature) if config.fit_intercept else lam
+
+
+def curvature(problem: Problem, config: DescentConfig) -> float:
+    X = np.asarray(problem.X, dtype=np.float64)
+    w, ws, c = _weights(problem), problem.weight_sum, problem.loss.curvature
+
+    def probe(W, b):
+        P = w[:, None] * (X @ W + b) * c
+        return X.T @ P / ws, P.sum(axis=0) / ws
+
+    return _power_iteration(probe, config, X.shape[1], c)
+
+
+def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:
+    def probe(W, b):
+        m = b + stats.mean_x @ W
+        return stats.Cxx @ W / stats.weight_sum + np.outer(stats.mean_x, m), m
+
+    return _power_iteration(probe, config, stats.n_features, 1.0)
+
+
+class _SplitMix64:
+    """sgd.hpp's generator, bit for bit."""
+
+    M = 2**64 - 1
+
+    def __init__(self, state: int):
+        self.state = state & self.M
+
+    def next(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & self.M
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M
+        return z ^ (z >> 31)
+
+    def below(self, bound: int) -> int:
+        while True:
+            m = self.next() * bound
+            low = m & self.M
+            if low >= bound or low >= ((-bound) & self.M) % bound:
+                return m >> 64
+
+
+def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
+    X = np.asarray(problem.X, dtype=np.float64)
+    n = X.shape[0]
+    Y, w = _targets(problem, np.shape(b0)[0]), _weights(problem)
+    B = max(1, min(config.batch_size, n))
+    mean_w = problem.weight_sum / n
+    m = _Map(config, X.shape[1])
+    V, c = m.to_descended(np.asarray(W0, dtype=np.float64), np.asarray(b0, dtype=np.float64))
+    rng = _SplitMix64(config.seed ^ ((0xD1B54A32D192ED03 * (config.epoch_offset + 1)) % 2**64))
+    order = np.arange(n)
+    best, no_imp, ref = config.best_loss, config.no_improvement, config.ref_loss
+    curve, status = [], Status.MAX_ITER
+    for e in range(config.max_epochs):
+        if config.shuffle:
+            for i in range(n - 1, 0, -1):
+                j = rng.below(i + 1)
+                order[i], order[j] = order[j], order[i]
+        eta = config.eta0 / np.sqrt(1.0 + config.epoch_offset + e)
+        epoch_loss, finite = 0.0, True
+        for s in range(0, n, B):
+            rows = order[s : s + B]
+            W, b = m.to_model(V, c)
+            loss, G, gb = _mean_pass(X[rows], Y[rows], w[rows], len(rows) * mean_w, problem.loss,
+                                     W, b)
+            loss += 0.5 * config.alpha * float((W * W).sum())
+            G, gb = m.gradient(G, gb, W, config.alpha)
+            if not np.isfinite(loss):
+                finite = False
+                break
+            epoch_loss += loss * len(rows)
+            V, c = V - eta * G, c - eta * gb
+        epoch_loss /= n
+        if not finite or not np.isfinite(epoch_loss):
+            status = Status.DIVERGED
+            break
+        curve.append(epoch_loss)
+        if not ref > 0.0:
+            ref = epoch_loss
+        if config.tol is not None:
+            no_imp = no_imp + 1 if epoch_loss > best - config.tol * ref else 0
+            if no_imp >= config.n_iter_no_change:
+                best = min(best, epoch_loss)
+                status = Status.CONVERGED
+                break
+        best = min(best, epoch_loss)
+    W, b = m.to_model(V, c)
+    return SgdOutcome(W, b, len(curve), status, best, no_imp, ref, np.array(curve))

@@ -1,0 +1,92 @@
+"""Solver strategies: how a fit turns rows into a model.
+
+``fit`` and ``partial_fit`` share one chooser. Each strategy is a small
+module: ``exact`` (statistics, then a solve), ``descent`` ("gd" over X and
+"gram" over the statistics) and ``sgd``. They talk to a backend through its
+protocol (fastlinreg.backends) and return a :class:`FitResult`; the
+estimator only stores it.
+"""
+
+from __future__ import annotations
+
+from . import descent, exact, sgd
+from ._common import MAX_GRAM_FEATURES, FitResult, Settings, Stream
+
+__all__ = ["choose", "fit", "partial_fit", "Settings", "FitResult", "Stream"]
+
+# Below this many elements X sits in L1 and a fused step is as cheap as a
+# replayed one, so a statistics pass would be pure overhead.
+_SMALL = 4096
+
+
+def choose(settings: Settings, n: int, d: int, *, streaming: bool = False) -> str:
+    """The strategy for ``solver="auto"`` (the named one otherwise).
+
+    With the automatic step the documented result is the optimum: "exact"
+    (past MAX_GRAM_FEATURES features "gd", or "sgd" when streaming). With a
+    float step it is that step's descent trajectory: "gram" when the one-off
+    d² statistics are cheaper than the steps (n >= d, n·d >= 4096,
+    d <= 25·max_iter), else "gd"; streaming, "gram" (its trajectory on all
+    rows so far), or "sgd" past MAX_GRAM_FEATURES.
+    """
+    if settings.solver != "auto":
+        return settings.solver
+    wide = d > MAX_GRAM_FEATURES
+    if settings.auto_step:
+        return ("sgd" if streaming else "gd") if wide else "exact"
+    if streaming:
+        return "sgd" if wide else "gram"
+    if n >= d and n * d >= _SMALL and not wide and d <= 25 * settings.max_iter:
+        return "gram"
+    return "gd"
+
+
+def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
+    """A whole fit on the problem's rows, from (W0, b0) where a strategy iterates."""
+    n, d = problem.X.shape
+    solver = choose(settings, n, d)
+    if solver == "exact":
+        return exact.solve(settings, exact.statistics(backend, problem))
+    if solver == "gram":
+        return descent.run("gram", settings, backend, problem,
+                           exact.statistics(backend, problem), W0, b0)
+    if solver == "sgd":
+        state = sgd.start(settings, backend, problem, W0, b0)
+        return sgd.run(settings, backend, problem, state, settings.max_iter)
+    result = descent.run("gd", settings, backend, problem, None, W0, b0)
+    if settings.solver == "auto" and n * d < _SMALL and d <= n:
+        # "auto" ran gd on a problem too small for statistics to pay; keep
+        # them anyway (nothing, at this size) so partial_fit can continue.
+        result.stream = Stream("gram", W0.shape[1], exact.statistics(backend, problem))
+    return result
+
+
+def partial_fit(settings: Settings, backend, problem, stream: Stream | None) -> FitResult:
+    """Continue ``stream`` (None: start one) with the problem's rows."""
+    import numpy as np
+
+    n, d = problem.X.shape
+    k = problem.Y.shape[1]
+    solver = choose(settings, n, d, streaming=True)
+    if stream is not None and stream.solver == "gd":
+        raise ValueError(
+            "the last fit ran gradient descent over X (solver='gd'), which keeps nothing to "
+            "continue from. Fit with solver='exact', 'gram' or 'sgd' (or call partial_fit "
+            "from the start)."
+        )
+    if stream is not None and (stream.solver != solver or stream.n_targets != k):
+        raise ValueError(
+            f"partial_fit got {k} target(s) with solver={solver!r}, but the model so far has "
+            f"{stream.n_targets} with solver={stream.solver!r}. Keep y's shape and the solver "
+            "fixed across calls, or call fit() to start over."
+        )
+    if solver == "sgd":
+        state = stream.sgd if stream is not None else sgd.start(
+            settings, backend, problem, np.zeros((d, k)), np.zeros(k))
+        return sgd.run(settings, backend, problem, state, 1)
+    stats = exact.statistics(backend, problem)
+    if stream is not None:
+        stats = stream.stats.merge(stats)
+    if solver == "exact":
+        return exact.solve(settings, stats)
+    return descent.run("gram", settings, backend, None, stats, np.zeros((d, k)), np.zeros(k))

@@ -1,0 +1,98 @@
+"""Full-batch gradient descent: over X ("gd") or replayed from the
+statistics ("gram"), with the automatic step or the user's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends import DescentConfig, Status
+from ..exceptions import ConvergenceWarning, DivergenceError, warn_caller
+from ._common import FitResult, Settings, Stream, raise_not_finite
+
+
+def standardisation(settings: Settings, backend, problem=None, stats=None):
+    """(shift, scale) of the descended problem: the weighted column means and
+    spreads for the automatic step, (None, None) for a float step (plain
+    descent on the model itself, the tutorial's iterates)."""
+    if not settings.auto_step:
+        return None, None
+    if stats is not None:
+        mean, var = stats.mean_x, np.diag(stats.Cxx) / stats.weight_sum
+    else:
+        _, mean, var = backend.column_moments(problem)
+        if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+            raise_not_finite(problem.X)
+    if settings.fit_intercept:
+        shift, spread = mean, np.sqrt(var)
+    else:
+        shift, spread = None, np.sqrt(var + mean * mean)
+    return shift, np.where(spread > 0, spread, 1.0)
+
+
+def curvature(settings: Settings, backend, problem, stats, shift, scale) -> float:
+    """L: the largest curvature of the loss in the descended space."""
+    config = DescentConfig(0, 0.0, None, settings.alpha, settings.fit_intercept, shift, scale)
+    if stats is not None:
+        return backend.curvature_gram(stats, config, settings.n_jobs)
+    return backend.curvature(problem, config)
+
+
+def run(solver: str, settings: Settings, backend, problem, stats, W0, b0) -> FitResult:
+    """Gradient descent from (W0, b0): over X for "gd", over ``stats`` for "gram"."""
+    shift, scale = standardisation(settings, backend, problem, stats)
+    if scale is not None:
+        L = curvature(settings, backend, problem, stats, shift, scale)
+        lr = 1.0 / L if L > 0 else 1.0
+    else:
+        lr = float(settings.learning_rate)
+    config = DescentConfig(settings.max_iter, lr, settings.tol, settings.alpha,
+                           settings.fit_intercept, shift, scale)
+    if solver == "gram":
+        out = backend.descend_gram(stats, config, W0, b0, settings.n_jobs)
+    else:
+        out = backend.descend(problem, config, W0, b0)
+    if out.status == Status.DIVERGED:
+        raise divergence_error(settings, backend, problem, stats, lr, out.n_iter, out.last_loss)
+    if settings.tol is not None and out.status != Status.CONVERGED:
+        warn_caller(
+            f"Gradient descent reached max_iter={settings.max_iter} before the gradient norm "
+            f"fell to tol={settings.tol} times its start. Increase max_iter, or use "
+            "solver='exact' for the least-squares optimum.",
+            ConvergenceWarning,
+        )
+    stream = Stream(solver, out.b.shape[0], stats if solver == "gram" else None)
+    return FitResult(solver, out.W, out.b, out.n_iter, out.curve, lr, stream)
+
+
+def plain_lipschitz(stats, alpha: float, fit_intercept: bool, loss_curvature: float) -> float:
+    """Largest eigenvalue of the Hessian of the mean loss in (coef, intercept)
+    for plain (unstandardised) gradient descent."""
+    d = stats.n_features
+    H = np.empty((d + 1, d + 1)) if fit_intercept else np.empty((d, d))
+    H[:d, :d] = loss_curvature * stats.raw_xtx() / stats.weight_sum + alpha * np.eye(d)
+    if fit_intercept:
+        H[:d, d] = H[d, :d] = loss_curvature * stats.mean_x
+        H[d, d] = loss_curvature
+    return float(np.linalg.eigvalsh(H)[-1]) if H.size else 0.0
+
+
+def divergence_error(settings: Settings, backend, problem, stats, lr, step, last_loss,
+                     what="step") -> DivergenceError:
+    """The error for a run whose loss grew without bound, naming the safe step."""
+    from .exact import statistics
+
+    if stats is None:
+        stats = statistics(backend, problem)
+    curvature_bound = problem.loss.curvature if problem is not None else 1.0
+    L = plain_lipschitz(stats, settings.alpha, settings.fit_intercept, curvature_bound)
+    safe = 2.0 / L if L > 0 else None
+    how = "became non-finite" if not np.isfinite(last_loss) else "grew without bound"
+    hint = f"the largest safe step for this data is 2/L = {safe:.6g}; " if safe else ""
+    return DivergenceError(
+        f"Gradient descent diverged at {what} {step}: the loss {how} with "
+        f"learning_rate={lr:.6g}. The step is too large for this data: {hint}"
+        "use learning_rate='auto' (a safe step chosen from the data) or a smaller value.",
+        learning_rate=lr,
+        max_safe_learning_rate=safe,
+        step=step,
+    )
