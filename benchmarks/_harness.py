@@ -89,8 +89,9 @@ class StepCost:
     per_step_samples: list[float]
 
 
-def per_step_cost(fit_steps: Callable[[int], object], k1: int, k2: int, repeat: int = 3,
-                  warmup: int = 1) -> StepCost:
+def per_step_cost(
+    fit_steps: Callable[[int], object], k1: int, k2: int, repeat: int = 3, warmup: int = 1
+) -> StepCost:
     """Cost of one step of ``fit_steps(k)`` (a whole fit running ``k`` steps)."""
     if not k2 > k1 >= 0:
         raise ValueError(f"need k2 > k1 >= 0, got k1={k1}, k2={k2}")
@@ -105,12 +106,14 @@ def per_step_cost(fit_steps: Callable[[int], object], k1: int, k2: int, repeat: 
         t2s.append(t2)
         diffs.append((t2 - t1) / (k2 - k1))
     per = float(np.median(diffs))
-    return StepCost(per, float(np.median(t1s)) - k1 * per, k1, k2, _summary(t1s),
-                    _summary(t2s), diffs)
+    return StepCost(
+        per, float(np.median(t1s)) - k1 * per, k1, k2, _summary(t1s), _summary(t2s), diffs
+    )
 
 
-def steps_for_budget(fit_steps: Callable[[int], object], k1: int, budget_s: float,
-                     lo: int = 10, hi: int = 100_000) -> int:
+def steps_for_budget(
+    fit_steps: Callable[[int], object], k1: int, budget_s: float, lo: int = 10, hi: int = 100_000
+) -> int:
     """A ``k2`` such that ``k2 - k1`` steps take about ``budget_s`` seconds
     (estimated from one fit of ``k1 + lo`` steps against one of ``k1``)."""
     fit_steps(k1)  # warm-up
@@ -136,6 +139,7 @@ def sample_median(fn: Callable[[], object], k: int = 3) -> Sampler:
 def sample_mean(fn: Callable[[], object], reps: int) -> Sampler:
     """A sampler: the mean wall time of ``reps`` back-to-back calls (for calls
     too short to time one at a time)."""
+
     def run():
         for _ in range(reps):
             fn()
@@ -145,6 +149,7 @@ def sample_mean(fn: Callable[[], object], reps: int) -> Sampler:
 
 def sample_step(fit_steps: Callable[[int], object], k1: int, k2: int) -> Sampler:
     """A sampler: one per-step cost ``(t(k2) - t(k1)) / (k2 - k1)``."""
+
     def one():
         t1 = _timed(lambda: fit_steps(k1))
         t2 = _timed(lambda: fit_steps(k2))
@@ -153,8 +158,9 @@ def sample_step(fit_steps: Callable[[int], object], k1: int, k2: int) -> Sampler
     return one
 
 
-def sample_read_floor(X: np.ndarray, *ys: np.ndarray | None, k: int = 3,
-                      threads: int = 1, reduce: str = "sum") -> Sampler:
+def sample_read_floor(
+    X: np.ndarray, *ys: np.ndarray | None, k: int = 3, threads: int = 1, reduce: str = "sum"
+) -> Sampler:
     """A sampler for the time to read X (and ``ys``) once from memory.
 
     The default is PERF.md's read floor: numpy ``X.reshape(-1).sum()`` plus
@@ -168,9 +174,9 @@ def sample_read_floor(X: np.ndarray, *ys: np.ndarray | None, k: int = 3,
     if not X.flags.c_contiguous:
         raise ValueError("the read floor is defined on a C-contiguous X (reshape would copy)")
     op = {"sum": np.sum, "max": np.max}[reduce]
-    flats = [X.reshape(-1)] + [np.ascontiguousarray(a).reshape(-1) for a in ys
-                               if a is not None]
+    flats = [X.reshape(-1)] + [np.ascontiguousarray(a).reshape(-1) for a in ys if a is not None]
     if threads <= 1:
+
         def read():
             for a in flats:
                 op(a)
@@ -211,8 +217,12 @@ class RoundsInfo:
         return float(np.median(self.loads)) if self.loads and self.measured else None
 
 
-def interleaved(samplers: dict[str, Sampler], rounds: int, settle_after: Sequence[str] = (),
-                patience: float = 0.0) -> tuple[dict[str, list[float]], RoundsInfo]:
+def interleaved(
+    samplers: dict[str, Sampler],
+    rounds: int,
+    settle_after: Sequence[str] = (),
+    patience: float = 0.0,
+) -> tuple[dict[str, list[float]], RoundsInfo]:
     """Run every sampler once per round, in order; returns the samples per
     name (one per kept round) and a :class:`RoundsInfo`.
 
@@ -313,8 +323,9 @@ class LoadMonitor:
         return time.perf_counter(), busy, me.user + me.system
 
 
-def wait_quiet(max_cores: float = QUIET_CORES, window: float = 1.0,
-               timeout: float = 30.0) -> float | None:
+def wait_quiet(
+    max_cores: float = QUIET_CORES, window: float = 1.0, timeout: float = 30.0
+) -> float | None:
     """Wait (up to ``timeout`` s) until other processes use at most
     ``max_cores`` over a ``window``; returns the last load seen (None without
     psutil). Best effort: on a busy shared machine it gives up, and the
@@ -438,10 +449,21 @@ def _version(module: str) -> str | None:
 
 def _git_commit() -> str | None:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "cpp"],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src", "cpp"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + (" (src/cpp modified)" if dirty.stdout.strip() else "")
@@ -468,17 +490,25 @@ def blas_info() -> list[dict]:
         if lib.get("user_api") != "blas":
             continue
         path = lib.get("filepath", "")
-        owner = next((p for p in ("numpy", "scipy", "torch", "daal", "sklearn")
-                      if f"{os.sep}{p}" in path or f"{p}.libs" in path), "?")
-        out.append({
-            "owner": owner,
-            "internal_api": lib.get("internal_api"),
-            "version": lib.get("version"),
-            "architecture": lib.get("architecture"),  # the OpenBLAS kernel that runs
-            "threading_layer": lib.get("threading_layer"),
-            "num_threads": lib.get("num_threads"),
-            "filepath": path,
-        })
+        owner = next(
+            (
+                p
+                for p in ("numpy", "scipy", "torch", "daal", "sklearn")
+                if f"{os.sep}{p}" in path or f"{p}.libs" in path
+            ),
+            "?",
+        )
+        out.append(
+            {
+                "owner": owner,
+                "internal_api": lib.get("internal_api"),
+                "version": lib.get("version"),
+                "architecture": lib.get("architecture"),  # the OpenBLAS kernel that runs
+                "threading_layer": lib.get("threading_layer"),
+                "num_threads": lib.get("num_threads"),
+                "filepath": path,
+            }
+        )
     return out
 
 
@@ -521,21 +551,29 @@ def machine_info(threads: int) -> dict:
 
 def machine_line(info: dict) -> str:
     nb = info.get("numpy_blas") or {}
-    blas = (f"{nb.get('internal_api')} {nb.get('version')} kernel {nb.get('architecture')}"
-            if nb else "unknown")
+    blas = (
+        f"{nb.get('internal_api')} {nb.get('version')} kernel {nb.get('architecture')}"
+        if nb
+        else "unknown"
+    )
     mem = info.get("mem_total_bytes")
     env = ", ".join(f"{k}={v}" for k, v in info["blas_env"].items() if v is not None)
-    return (f"{info['cpu']} ({', '.join(info['cpu_flags'])}); {info['cores_available']} cores; "
-            f"{bytes_h(mem) if mem else '?'} RAM; threads used: {info['threads_used']}; "
-            f"numpy BLAS: {blas}" + (f"; {env} set" if env else "; OPENBLAS_* unset"))
+    return (
+        f"{info['cpu']} ({', '.join(info['cpu_flags'])}); {info['cores_available']} cores; "
+        f"{bytes_h(mem) if mem else '?'} RAM; threads used: {info['threads_used']}; "
+        f"numpy BLAS: {blas}" + (f"; {env} set" if env else "; OPENBLAS_* unset")
+    )
 
 
 def warn_blas_env() -> None:
     set_vars = {v: os.environ[v] for v in BLAS_ENV_VARS if v in os.environ}
     if set_vars:
-        print(f"note: {set_vars} are set and can slow numpy's BLAS down; to compare against "
-              "numpy fairly, rerun with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...` "
-              "(see benchmarks/README.md)", file=sys.stderr)
+        print(
+            f"note: {set_vars} are set and can slow numpy's BLAS down; to compare against "
+            "numpy fairly, rerun with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...` "
+            "(see benchmarks/README.md)",
+            file=sys.stderr,
+        )
 
 
 # ---------------------------------------------------------------- output
@@ -564,8 +602,12 @@ class Table:
         self.rows.append([str(c) for c in cells])
 
     def markdown(self) -> str:
-        lines = [f"## {self.title}", "", "| " + " | ".join(self.header) + " |",
-                 "|" + "|".join("---" for _ in self.header) + "|"]
+        lines = [
+            f"## {self.title}",
+            "",
+            "| " + " | ".join(self.header) + " |",
+            "|" + "|".join("---" for _ in self.header) + "|",
+        ]
         lines += ["| " + " | ".join(r) + " |" for r in self.rows]
         if self.notes:
             lines.append("")
@@ -582,23 +624,42 @@ class Table:
         return "\n".join(out)
 
 
-def write_results(name: str, title: str, info: dict, payload: dict, tables: Sequence[Table],
-                  command: str, out_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
+def write_results(
+    name: str,
+    title: str,
+    info: dict,
+    payload: dict,
+    tables: Sequence[Table],
+    command: str,
+    out_dir: Path = RESULTS_DIR,
+) -> tuple[Path, Path]:
     """Write ``<name>.json`` (everything, absolute times included) and
     ``<name>.md`` (date, machine, then the ratio tables)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    doc = {"name": name, "date": now, "command": command, "machine": info, **payload,
-           "tables": [asdict(t) for t in tables]}
+    doc = {
+        "name": name,
+        "date": now,
+        "command": command,
+        "machine": info,
+        **payload,
+        "tables": [asdict(t) for t in tables],
+    }
     jpath, mpath = out_dir / f"{name}.json", out_dir / f"{name}.md"
     jpath.write_text(json.dumps(doc, indent=1, default=_jsonable) + "\n")
-    md = [f"# {title}", "", f"- Date: {now}", f"- Machine: {machine_line(info)}",
-          f"- fastlinreg: {info['versions']['fastlinreg']}, compiled module built "
-          f"{info.get('fastlinreg_built')}; repository HEAD at run time: "
-          f"{info.get('git_commit')}",
-          f"- Command: `{command}`",
-          "- Every figure is a ratio of two measurements taken in this one run "
-          "(absolute times are in the JSON next to this file).", ""]
+    md = [
+        f"# {title}",
+        "",
+        f"- Date: {now}",
+        f"- Machine: {machine_line(info)}",
+        f"- fastlinreg: {info['versions']['fastlinreg']}, compiled module built "
+        f"{info.get('fastlinreg_built')}; repository HEAD at run time: "
+        f"{info.get('git_commit')}",
+        f"- Command: `{command}`",
+        "- Every figure is a ratio of two measurements taken in this one run "
+        "(absolute times are in the JSON next to this file).",
+        "",
+    ]
     md += [t.markdown() for t in tables]
     mpath.write_text("\n".join(md))
     return jpath, mpath
@@ -675,8 +736,9 @@ print(json.dumps({"x_bytes": int(X.nbytes), "y_bytes": int(y.nbytes), "baseline"
 """
 
 
-def peak_rss_of_fit(n: int, d: int, dtype, params: dict, seed: int = 0,
-                    timeout: float = 300) -> dict:
+def peak_rss_of_fit(
+    n: int, d: int, dtype, params: dict, seed: int = 0, timeout: float = 300
+) -> dict:
     """Peak resident memory a ``LinearRegression(**params).fit(X, y)`` adds
     above the baseline with X (n, d) and y already allocated, measured in a
     fresh subprocess.
@@ -688,10 +750,15 @@ def peak_rss_of_fit(n: int, d: int, dtype, params: dict, seed: int = 0,
     ``extra`` = peak during the fit − RSS just before it. The claim "no copy
     of X" holds when ``extra <= 5% of size(X)``.
     """
-    arg = json.dumps({"n": n, "d": d, "dtype": np.dtype(dtype).name, "params": params,
-                      "seed": seed})
-    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS_CHILD, arg], capture_output=True,
-                          text=True, timeout=timeout)
+    arg = json.dumps(
+        {"n": n, "d": d, "dtype": np.dtype(dtype).name, "params": params, "seed": seed}
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS_CHILD, arg],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"peak-RSS child failed:\n{proc.stderr[-2000:]}")
     r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -709,8 +776,10 @@ def optional_import(name: str):
     try:
         return __import__(name, fromlist=["_"])
     except Exception as exc:  # noqa: BLE001 - ImportError or a broken install alike
-        print(f"note: {name} not usable here ({type(exc).__name__}: {exc}); skipping it",
-              file=sys.stderr)
+        print(
+            f"note: {name} not usable here ({type(exc).__name__}: {exc}); skipping it",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -729,10 +798,14 @@ def base_parser(doc: str, *, threads_help: str, repeat_help: str):
     p.add_argument("--quick", action="store_true", help="smaller arrays (under a minute)")
     p.add_argument("--threads", type=int, default=default_threads(), help=threads_help)
     p.add_argument("--repeat", type=int, default=None, help=repeat_help)
-    p.add_argument("--patience", type=float, default=None,
-                   help="redo rounds during which other processes were busy, for up to this "
-                        "many times the time of the first rounds (default 0.75, 0 with "
-                        "--quick)")
+    p.add_argument(
+        "--patience",
+        type=float,
+        default=None,
+        help="redo rounds during which other processes were busy, for up to this "
+        "many times the time of the first rounds (default 0.75, 0 with "
+        "--quick)",
+    )
     return p
 
 
@@ -743,7 +816,11 @@ def finish(args, title, info, payload, tables, t_start) -> int:
     for t in tables:
         print(t.text(), end="\n\n")
     jpath, mpath = write_results(
-        args.name, title + (" (--quick)" if args.quick else ""), info, payload, tables,
+        args.name,
+        title + (" (--quick)" if args.quick else ""),
+        info,
+        payload,
+        tables,
         command_line(),
     )
     print(f"wrote {jpath} and {mpath} ({payload['wall_s']:.0f} s)")

@@ -24,7 +24,9 @@ import _harness as H
 import numpy as np
 from sklearn.linear_model import LinearRegression as SkLinearRegression
 
-from fastlinreg import LinearRegression, SufficientStats, _backend
+from fastlinreg import LinearRegression, SufficientStats
+from fastlinreg._losses import SQUARED
+from fastlinreg.backends import DescentConfig, Problem, cpu
 
 SKLEARN_TARGET = 20.0  # exact fit vs scikit-learn (PERF.md)
 SKLEARNEX_TARGET = 2.0  # exact fit vs scikit-learn-intelex (PERF.md)
@@ -89,15 +91,22 @@ def stats_agree(a, b, rtol: float = 1e-10) -> bool:
     means relative to a standard deviation."""
     wa, mxa, mya, Cxxa, Cxya, Cyya = a
     wb, mxb, myb, Cxxb, Cxyb, Cyyb = b
-    scale = max(np.max(np.abs(np.diag(Cxxa)), initial=0.0),
-                np.max(np.abs(np.diag(Cyya)), initial=0.0), 1e-300)
+    scale = max(
+        np.max(np.abs(np.diag(Cxxa)), initial=0.0),
+        np.max(np.abs(np.diag(Cyya)), initial=0.0),
+        1e-300,
+    )
     sd = np.sqrt(scale / wa)
     return bool(
         abs(wa - wb) <= rtol * abs(wa)
-        and all(np.max(np.abs(u - v), initial=0.0) <= rtol * max(sd, 1.0)
-                for u, v in ((mxa, mxb), (mya, myb)))
-        and all(np.max(np.abs(u - v), initial=0.0) <= rtol * scale
-                for u, v in ((Cxxa, Cxxb), (Cxya, Cxyb), (Cyya, Cyyb)))
+        and all(
+            np.max(np.abs(u - v), initial=0.0) <= rtol * max(sd, 1.0)
+            for u, v in ((mxa, mxb), (mya, myb))
+        )
+        and all(
+            np.max(np.abs(u - v), initial=0.0) <= rtol * scale
+            for u, v in ((Cxxa, Cxxb), (Cxya, Cxyb), (Cyya, Cyyb))
+        )
     )
 
 
@@ -114,8 +123,9 @@ def bench_exact(args, SkxLinearRegression) -> tuple[dict, list[H.Table]]:
     }
     if SkxLinearRegression is not None:
         models["sklearnex"] = lambda: SkxLinearRegression().fit(X, y)
-    gram_model = LinearRegression(solver="gram", learning_rate=GRAM_LR, max_iter=GRAM_STEPS,
-                                  tol=None, n_jobs=T)
+    gram_model = LinearRegression(
+        solver="gram", learning_rate=GRAM_LR, max_iter=GRAM_STEPS, tol=None, n_jobs=T
+    )
 
     # Results and checks first (untimed).
     t0 = time.perf_counter()
@@ -153,16 +163,17 @@ def bench_exact(args, SkxLinearRegression) -> tuple[dict, list[H.Table]]:
         samplers["gram"] = H.sample_median(lambda: gram_model.fit(X, y), 1)
         samplers["dgemm"] = H.sample_median(lambda: A.T @ B, 3)  # gemm: 2·r·c² flops
         samplers["dsyrk"] = H.sample_median(lambda: A.T @ A, 3)  # numpy uses syrk: r·c·(c+1)
-        S, rounds = H.interleaved(samplers, args.repeat, settle_after=tuple(samplers),
-                                  patience=args.patience)
+        S, rounds = H.interleaved(
+            samplers, args.repeat, settle_after=tuple(samplers), patience=args.patience
+        )
         # A replayed step is microseconds against a fit of tenths of a second:
         # time the replay alone, on statistics computed once.
         stats = SufficientStats.from_arrays(X, y, n_jobs=T)
 
         def replay(k):
-            _backend.descend_gram(stats, np.zeros((d, 1)), np.zeros(1), max_iter=k,
-                                  learning_rate=GRAM_LR, tol=-1.0, alpha=0.0,
-                                  fit_intercept=True, shift=None, scale=None, n_jobs=T)
+            cpu.descend_gram(
+                stats, DescentConfig(k, GRAM_LR, None, 0.0, True), np.zeros((d, 1)), np.zeros(1), T
+            )
 
         gram_step = H.per_step_cost(replay, 10, GRAM_STEPS, repeat=args.repeat)
     gemm_rate = [2.0 * m_rows * m_cols * m_cols / t for t in S["dgemm"]]
@@ -172,10 +183,18 @@ def bench_exact(args, SkxLinearRegression) -> tuple[dict, list[H.Table]]:
     S["compute_floor_syrk"] = [flops / r for r in syrk_rate]
     fl = S["fastlinreg"]
     res = {
-        "n": n, "d": d, "samples": S, "checks": checks, "lstsq_s": lstsq_s,
-        "gram_vs_gd_3_steps": gram_vs_gd, "gram_per_step": gram_step,
-        "gemm_gflops": H.median(gemm_rate) / 1e9, "syrk_gflops": H.median(syrk_rate) / 1e9,
-        "gemm_shape": [m_rows, m_cols], "others_load_cores": rounds.load, "rounds": rounds,
+        "n": n,
+        "d": d,
+        "samples": S,
+        "checks": checks,
+        "lstsq_s": lstsq_s,
+        "gram_vs_gd_3_steps": gram_vs_gd,
+        "gram_per_step": gram_step,
+        "gemm_gflops": H.median(gemm_rate) / 1e9,
+        "syrk_gflops": H.median(syrk_rate) / 1e9,
+        "gemm_shape": [m_rows, m_cols],
+        "others_load_cores": rounds.load,
+        "rounds": rounds,
         "sklearnex_log": {"accelerated": daal.accelerated, "fallback": daal.fallback},
     }
     res["speedup"] = {k: H.median_ratio(S[k], fl) for k in S}
@@ -184,23 +203,34 @@ def bench_exact(args, SkxLinearRegression) -> tuple[dict, list[H.Table]]:
 
     t1 = H.Table(
         f"Exact OLS, n={n:.0e} d={d} float64: fastlinreg `solver='exact'` against peers",
-        ["contender", "its time ÷ fastlinreg's (fastlinreg speed-up)", "its time ÷ compute floor",
-         "coefficients vs numpy lstsq (max rel. diff)", "target"],
+        [
+            "contender",
+            "its time ÷ fastlinreg's (fastlinreg speed-up)",
+            "its time ÷ compute floor",
+            "coefficients vs numpy lstsq (max rel. diff)",
+            "target",
+        ],
     )
-    rows = [("fastlinreg `LinearRegression(solver='exact')`", "fastlinreg", None),
-            ("scikit-learn `LinearRegression`", "sklearn", SKLEARN_TARGET),
-            ("scikit-learn-intelex `LinearRegression`", "sklearnex", SKLEARNEX_TARGET),
-            ("numpy normal equations (centred copy + solve)", "numpy_normal_equations", None),
-            ("numpy `X.T @ X` alone (no centring, no solve)", "numpy_xtx", None)]
+    rows = [
+        ("fastlinreg `LinearRegression(solver='exact')`", "fastlinreg", None),
+        ("scikit-learn `LinearRegression`", "sklearn", SKLEARN_TARGET),
+        ("scikit-learn-intelex `LinearRegression`", "sklearnex", SKLEARNEX_TARGET),
+        ("numpy normal equations (centred copy + solve)", "numpy_normal_equations", None),
+        ("numpy `X.T @ X` alone (no centring, no solve)", "numpy_xtx", None),
+    ]
     for label, key, target in rows:
         if key not in S:
             t1.add(label, "n/a (not importable)", "n/a", "n/a", f"≥{target:g}×" if target else "—")
             continue
         sp = res["speedup"][key]
         err = checks.get(key)
-        t1.add(label, H.fmt_ratio(sp), f"{H.median_ratio(S[key], S['compute_floor']):.2f}",
-               "—" if err is None else f"{'ok' if err < COEF_RTOL else '**FAILED**'} ({err:.0e})",
-               f"≥{target:g}×: {H.fmt_check(sp >= target)}" if target else "—")
+        t1.add(
+            label,
+            H.fmt_ratio(sp),
+            f"{H.median_ratio(S[key], S['compute_floor']):.2f}",
+            "—" if err is None else f"{'ok' if err < COEF_RTOL else '**FAILED**'} ({err:.0e})",
+            f"≥{target:g}×: {H.fmt_check(sp >= target)}" if target else "—",
+        )
     t1.notes += [
         f"compute floor = n·d·(d+1) = {flops:.2e} flops (forming the symmetric XᵀX) at this "
         f"run's dgemm rate, {res['gemm_gflops']:.0f} GFLOP/s (`A.T @ B`, A and B "
@@ -210,7 +240,8 @@ def bench_exact(args, SkxLinearRegression) -> tuple[dict, list[H.Table]]:
         f"check passes below {COEF_RTOL:g} (max |Δcoef| ÷ max |coef|).",
         "scikit-learn-intelex log lines seen during its check fit: "
         f"{daal.accelerated} accelerated, {daal.fallback} fallback."
-        if SkxLinearRegression is not None else "scikit-learn-intelex not importable: n/a.",
+        if SkxLinearRegression is not None
+        else "scikit-learn-intelex not importable: n/a.",
         f"others' load during the rounds kept: {H.fmt_load(rounds.load, rounds)}.",
     ]
 
@@ -220,17 +251,25 @@ def bench_exact(args, SkxLinearRegression) -> tuple[dict, list[H.Table]]:
         ["measure", "ratio"],
     )
     t2.add("gram fit time ÷ exact fit time", f"{H.median_ratio(S['gram'], fl):.2f}")
-    t2.add(f"one replayed step ÷ one exact fit ({gram_step.per_step * 1e6:.1f} µs/step)",
-           f"{gram_step.per_step / H.median(fl):.1e}")
-    t2.add("gram iterates vs gd iterates after 3 steps (max rel. diff)",
-           f"{'ok' if gram_vs_gd < 1e-9 else '**FAILED**'} ({gram_vs_gd:.0e})")
-    t2.notes += ["both fits read X once for the statistics; the gram fit then replays its "
-                 "steps at O(d²) each."]
-    print(f"    fastlinreg {H.median(fl):.3f} s; sklearn x{res['speedup']['sklearn']:.1f}; "
-          f"sklearnex x{res['speedup'].get('sklearnex', float('nan')):.2f}; numpy NE "
-          f"x{res['speedup']['numpy_normal_equations']:.2f}; floor ratio {res['vs_floor']:.2f}; "
-          f"gemm {res['gemm_gflops']:.0f} GFLOP/s; others' load {H.fmt_load(rounds.load, rounds)}",
-          flush=True)
+    t2.add(
+        f"one replayed step ÷ one exact fit ({gram_step.per_step * 1e6:.1f} µs/step)",
+        f"{gram_step.per_step / H.median(fl):.1e}",
+    )
+    t2.add(
+        "gram iterates vs gd iterates after 3 steps (max rel. diff)",
+        f"{'ok' if gram_vs_gd < 1e-9 else '**FAILED**'} ({gram_vs_gd:.0e})",
+    )
+    t2.notes += [
+        "both fits read X once for the statistics; the gram fit then replays its "
+        "steps at O(d²) each."
+    ]
+    print(
+        f"    fastlinreg {H.median(fl):.3f} s; sklearn x{res['speedup']['sklearn']:.1f}; "
+        f"sklearnex x{res['speedup'].get('sklearnex', float('nan')):.2f}; numpy NE "
+        f"x{res['speedup']['numpy_normal_equations']:.2f}; floor ratio {res['vs_floor']:.2f}; "
+        f"gemm {res['gemm_gflops']:.0f} GFLOP/s; others' load {H.fmt_load(rounds.load, rounds)}",
+        flush=True,
+    )
     return res, [t1, t2]
 
 
@@ -238,10 +277,16 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
     T = args.threads
     elements = 4e6 if args.quick else 5e7
     table = H.Table(
-        "Sufficient statistics: `_backend.sufficient_stats(X, Y, use_blas=...)`",
-        ["d", "n", "size(X)", "hand-written loops time ÷ BLAS time", "faster",
-         "results agree (1e-10 of the data's scale)",
-         "others' load"],
+        "Sufficient statistics: the cpu backend's rank update, own loops or BLAS dsyrk",
+        [
+            "d",
+            "n",
+            "size(X)",
+            "hand-written loops time ÷ BLAS time",
+            "faster",
+            "results agree (1e-10 of the data's scale)",
+            "others' load",
+        ],
     )
     out = []
     for d in (8, 100):
@@ -249,31 +294,54 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
         print(f"[stats] d={d} n={n} ...", flush=True)
         X = H.random_matrix(n, d, "float64", seed=20 + d)
         Y = np.random.default_rng(30 + d).standard_normal((n, 1))
-        blas = _backend.sufficient_stats(X, Y, use_blas=True, n_jobs=T)
-        plain = _backend.sufficient_stats(X, Y, use_blas=False, n_jobs=T)
+        pr = Problem(X, Y, None, float(n), SQUARED, T)
+        syrk = cpu.blas_syrk()
+        blas = cpu.sufficient_stats(pr, _syrk=syrk)
+        plain = cpu.sufficient_stats(pr)
         agree = stats_agree(blas, plain)
         with H.thread_limits(T):
-            S, rounds = H.interleaved({
-                "blas": H.sample_median(
-                    lambda X=X, Y=Y: _backend.sufficient_stats(X, Y, use_blas=True, n_jobs=T),
-                    2),
-                "plain": H.sample_median(
-                    lambda X=X, Y=Y: _backend.sufficient_stats(X, Y, use_blas=False, n_jobs=T),
-                    2),
-            }, args.repeat, settle_after=("blas",), patience=args.patience)
+            S, rounds = H.interleaved(
+                {
+                    "blas": H.sample_median(
+                        lambda pr=pr, s=syrk: cpu.sufficient_stats(pr, _syrk=s), 2
+                    ),
+                    "plain": H.sample_median(lambda pr=pr: cpu.sufficient_stats(pr), 2),
+                },
+                args.repeat,
+                settle_after=("blas",),
+                patience=args.patience,
+            )
         ratio = H.median_ratio(S["plain"], S["blas"])
-        r = {"d": d, "n": n, "samples": S, "plain_over_blas": ratio, "agree": agree,
-             "others_load_cores": rounds.load, "rounds": rounds}
+        r = {
+            "d": d,
+            "n": n,
+            "samples": S,
+            "plain_over_blas": ratio,
+            "agree": agree,
+            "others_load_cores": rounds.load,
+            "rounds": rounds,
+        }
         out.append(r)
-        table.add(d, f"{n:.1e}", H.bytes_h(X.nbytes), f"{ratio:.2f}",
-                  "BLAS" if ratio > 1 else "hand-written loops",
-                  "ok" if agree else "**FAILED**", H.fmt_load(rounds.load, rounds))
-        print(f"    plain/blas = {ratio:.2f}; agree {agree}; others' load "
-              f"{H.fmt_load(rounds.load, rounds)}", flush=True)
-        del X, Y
-    table.notes += [f"{T} threads. `use_blas=True` hands the rank update of each block of "
-                    "rows to scipy's BLAS through its capsules; `use_blas=False` runs "
-                    "fastlinreg's own loops. Same blocks, same result."]
+        table.add(
+            d,
+            f"{n:.1e}",
+            H.bytes_h(X.nbytes),
+            f"{ratio:.2f}",
+            "BLAS" if ratio > 1 else "hand-written loops",
+            "ok" if agree else "**FAILED**",
+            H.fmt_load(rounds.load, rounds),
+        )
+        print(
+            f"    plain/blas = {ratio:.2f}; agree {agree}; others' load "
+            f"{H.fmt_load(rounds.load, rounds)}",
+            flush=True,
+        )
+        del X, Y, pr
+    table.notes += [
+        f"{T} threads. BLAS: the rank update of each block of rows goes to "
+        "scipy's dsyrk through its capsule (the cpu backend's private `_syrk`); "
+        "own loops: fastlinreg's tiled kernel. Same blocks, same result."
+    ]
     return out, table
 
 
@@ -283,8 +351,9 @@ def main(argv=None) -> int:
         threads_help="threads for fastlinreg (n_jobs) and the BLAS (default: the cores available)",
         repeat_help="interleaved rounds per measurement (default 3)",
     )
-    p.add_argument("--sections", default="exact,stats",
-                   help="comma-separated subset of: exact,stats")
+    p.add_argument(
+        "--sections", default="exact,stats", help="comma-separated subset of: exact,stats"
+    )
     args = p.parse_args(argv)
     args.name = "exact_quick" if args.quick else "exact"
     if args.repeat is None:

@@ -55,8 +55,9 @@ CASES = [
 
 
 def gd_model(steps: int, n_jobs: int, **kw) -> LinearRegression:
-    return LinearRegression(solver="gd", learning_rate=LR, tol=None, max_iter=steps,
-                            n_jobs=n_jobs, **kw)
+    return LinearRegression(
+        solver="gd", learning_rate=LR, tol=None, max_iter=steps, n_jobs=n_jobs, **kw
+    )
 
 
 def fit_targets(Y: np.ndarray) -> np.ndarray:
@@ -115,8 +116,8 @@ def reference_step(X, Y, W0, b0, lr, chunk=65536):
     G = np.zeros_like(W0)
     gb = np.zeros_like(b0)
     for s in range(0, n, chunk):
-        Xc = X[s:s + chunk].astype(np.float64)
-        R = Xc @ W0 + b0 - Y[s:s + chunk]
+        Xc = X[s : s + chunk].astype(np.float64)
+        R = Xc @ W0 + b0 - Y[s : s + chunk]
         G += Xc.T @ R
         gb += R.sum(axis=0)
     return W0 - lr * G / n, b0 - lr * gb / n
@@ -129,7 +130,9 @@ def check_one_step(X, Y, threads, seed=1) -> dict:
     W0 = 0.1 * rng.standard_normal((d, k))
     b0 = 0.1 * rng.standard_normal(k)
     m = gd_model(1, threads).fit(
-        X, fit_targets(Y), coef_init=W0[:, 0] if k == 1 else W0.T,
+        X,
+        fit_targets(Y),
+        coef_init=W0[:, 0] if k == 1 else W0.T,
         intercept_init=b0[0] if k == 1 else b0,
     )
     W1 = np.asarray(m.coef_).reshape(k, d).T
@@ -147,10 +150,20 @@ def bench_cases(args, torch) -> tuple[list[dict], H.Table]:
     table = H.Table(
         "Fused GD step: per-step cost (fit k₂ steps − fit k₁ steps)/(k₂−k₁), in read-floor "
         "passes, and speed-ups",
-        ["case", "n", "size(X)", "step ÷ floor", "step ÷ fastest read",
-         "numpy step ÷ floor", "speed-up vs numpy", "speed-up vs torch",
-         f"≤{PASSES_TARGET} passes (floor / fastest read)", f"≥{NUMPY_TARGET:g}× numpy",
-         "gradient check", "others' load"],
+        [
+            "case",
+            "n",
+            "size(X)",
+            "step ÷ floor",
+            "step ÷ fastest read",
+            "numpy step ÷ floor",
+            "speed-up vs numpy",
+            "speed-up vs torch",
+            f"≤{PASSES_TARGET} passes (floor / fastest read)",
+            f"≥{NUMPY_TARGET:g}× numpy",
+            "gradient check",
+            "others' load",
+        ],
     )
     results = []
     for ci, case in enumerate(CASES):
@@ -166,8 +179,10 @@ def bench_cases(args, torch) -> tuple[list[dict], H.Table]:
         k1 = 2
         k2 = H.steps_for_budget(fit_steps, k1, 0.1 if args.quick else 1.0, lo=10, hi=10_000)
         with H.thread_limits(T):
-            samplers = {"floor": H.sample_read_floor(X, Y, k=3),
-                        "read_T": H.sample_read_floor(X, Y, k=3, threads=T, reduce="max")}
+            samplers = {
+                "floor": H.sample_read_floor(X, Y, k=3),
+                "read_T": H.sample_read_floor(X, Y, k=3, threads=T, reduce="max"),
+            }
             samplers["fastlinreg"] = H.sample_step(fit_steps, k1, k2)
             np_step = numpy_step_fn(X, Y, LR)
             np_step()
@@ -177,14 +192,24 @@ def bench_cases(args, torch) -> tuple[list[dict], H.Table]:
                 t_step()
                 t_step()
                 samplers["torch"] = H.sample_median(t_step, 2)
-            S, rounds = H.interleaved(samplers, args.repeat, settle_after=("numpy", "torch"),
-                                      patience=args.patience)
+            S, rounds = H.interleaved(
+                samplers, args.repeat, settle_after=("numpy", "torch"), patience=args.patience
+            )
         check = check_one_step(X, Y, T)
         S["fastest_read"] = list(np.minimum(S["floor"], S["read_T"]))
         r = {
-            "label": case.label, "n": n, "d": case.d, "k": case.k, "dtype": case.dtype,
-            "x_bytes": X.nbytes, "k1": k1, "k2": k2, "samples": S, "check": check,
-            "others_load_cores": rounds.load, "rounds": rounds,
+            "label": case.label,
+            "n": n,
+            "d": case.d,
+            "k": case.k,
+            "dtype": case.dtype,
+            "x_bytes": X.nbytes,
+            "k1": k1,
+            "k2": k2,
+            "samples": S,
+            "check": check,
+            "others_load_cores": rounds.load,
+            "rounds": rounds,
             "passes": H.median_ratio(S["fastlinreg"], S["floor"]),
             "passes_fastest": H.median_ratio(S["fastlinreg"], S["fastest_read"]),
             "numpy_passes": H.median_ratio(S["numpy"], S["floor"]),
@@ -196,24 +221,34 @@ def bench_cases(args, torch) -> tuple[list[dict], H.Table]:
         }
         results.append(r)
         table.add(
-            case.label, f"{n:.0e}".replace("+0", ""), H.bytes_h(X.nbytes),
-            f"{r['passes']:.2f}", f"{r['passes_fastest']:.2f}",
-            f"{r['numpy_passes']:.2f}", H.fmt_ratio(r["vs_numpy"]), H.fmt_ratio(r["vs_torch"]),
-            (f"{H.fmt_check(r['passes'] <= PASSES_TARGET)} / "
-             f"{H.fmt_check(r['passes_fastest'] <= PASSES_TARGET)}")
-            if case.target else "— (no target)",
+            case.label,
+            f"{n:.0e}".replace("+0", ""),
+            H.bytes_h(X.nbytes),
+            f"{r['passes']:.2f}",
+            f"{r['passes_fastest']:.2f}",
+            f"{r['numpy_passes']:.2f}",
+            H.fmt_ratio(r["vs_numpy"]),
+            H.fmt_ratio(r["vs_torch"]),
+            (
+                f"{H.fmt_check(r['passes'] <= PASSES_TARGET)} / "
+                f"{H.fmt_check(r['passes_fastest'] <= PASSES_TARGET)}"
+            )
+            if case.target
+            else "— (no target)",
             H.fmt_check(r["vs_numpy"] >= NUMPY_TARGET) if case.target else "— (no target)",
             f"{'ok' if check['ok'] else '**FAILED**'} ({check['max_rel_err_of_update']:.0e})",
             H.fmt_load(rounds.load, rounds),
         )
-        print(f"    floor {H.median(S['floor']) * 1e3:.1f} ms ({r['read_gbps']:.1f} GB/s), "
-              f"fastest read {r['fastest_read_gbps']:.1f} GB/s; "
-              f"fastlinreg {H.median(S['fastlinreg']) * 1e3:.1f} ms/step = {r['passes']:.2f} "
-              f"passes; numpy {H.median(S['numpy']) * 1e3:.1f} ms; torch "
-              f"{H.median(S['torch']) * 1e3 if 'torch' in S else float('nan'):.1f} ms; "
-              f"check {check['max_rel_err_of_update']:.1e}; others' load "
-              f"{H.fmt_load(rounds.load, rounds)}",
-              flush=True)
+        print(
+            f"    floor {H.median(S['floor']) * 1e3:.1f} ms ({r['read_gbps']:.1f} GB/s), "
+            f"fastest read {r['fastest_read_gbps']:.1f} GB/s; "
+            f"fastlinreg {H.median(S['fastlinreg']) * 1e3:.1f} ms/step = {r['passes']:.2f} "
+            f"passes; numpy {H.median(S['numpy']) * 1e3:.1f} ms; torch "
+            f"{H.median(S['torch']) * 1e3 if 'torch' in S else float('nan'):.1f} ms; "
+            f"check {check['max_rel_err_of_update']:.1e}; others' load "
+            f"{H.fmt_load(rounds.load, rounds)}",
+            flush=True,
+        )
         del X, Y, y_fit, samplers, np_step
     table.notes += [
         "floor = numpy `X.reshape(-1).sum()` + `y.sum()` on the same arrays (one thread: "
@@ -242,8 +277,9 @@ def bench_tutorial(args, pytensor_mods) -> tuple[dict, H.Table]:
     lr, steps, m0, c0 = TUTORIAL_LEARNING_RATE, TUTORIAL_STEPS, 0.5, -0.25
 
     def fl_fit(n_jobs=None, solver="gd", max_iter=steps):
-        return LinearRegression(solver=solver, learning_rate=lr, max_iter=max_iter, tol=None,
-                                n_jobs=n_jobs).fit(X1, y, coef_init=[m0], intercept_init=c0)
+        return LinearRegression(
+            solver=solver, learning_rate=lr, max_iter=max_iter, tol=None, n_jobs=n_jobs
+        ).fit(X1, y, coef_init=[m0], intercept_init=c0)
 
     ref = fl_fit()
     fm, fc = float(ref.coef_[0]), float(ref.intercept_)
@@ -278,8 +314,9 @@ def bench_tutorial(args, pytensor_mods) -> tuple[dict, H.Table]:
         prediction = pt.dot(xv, m) + c
         cost = pt.sum(pt.pow(prediction - yv, 2)) / (2 * num_samples)
         gradm, gradc = pt.grad(cost, m), pt.grad(cost, c)
-        train = pytensor.function([xv, yv], cost,
-                                  updates=[(m, m - lr * gradm), (c, c - lr * gradc)])
+        train = pytensor.function(
+            [xv, yv], cost, updates=[(m, m - lr * gradm), (c, c - lr * gradc)]
+        )
         train(x, y)  # the first call compiles the backend's code (numba JIT / C thunks)
         compile_s = time.perf_counter() - t0
 
@@ -292,37 +329,59 @@ def bench_tutorial(args, pytensor_mods) -> tuple[dict, H.Table]:
         pt_loop()
         pm, pc = float(m.get_value()), float(c.get_value())
         samplers["pytensor_loop"] = H.sample_median(pt_loop, 1)
-        pt_res = {"compile_s": compile_s, "m": pm, "c": pc, "version": pytensor.__version__,
-                  "linker": str(pytensor.config.linker), "mode": str(pytensor.config.mode),
-                  "agrees": abs(pm - fm) < 1e-9 and abs(pc - fc) < 1e-9}
+        pt_res = {
+            "compile_s": compile_s,
+            "m": pm,
+            "c": pc,
+            "version": pytensor.__version__,
+            "linker": str(pytensor.config.linker),
+            "mode": str(pytensor.config.mode),
+            "agrees": abs(pm - fm) < 1e-9 and abs(pc - fc) < 1e-9,
+        }
 
     S, rounds = H.interleaved(samplers, max(5, args.repeat), patience=args.patience)
     with H.LoadMonitor() as load:
         overhead = H.per_step_cost(lambda s: fl_fit(max_iter=s), 100, steps, repeat=5)
-        overhead_1 = H.per_step_cost(lambda s: fl_fit(n_jobs=1, max_iter=s), 100, steps,
-                                     repeat=5)
+        overhead_1 = H.per_step_cost(lambda s: fl_fit(n_jobs=1, max_iter=s), 100, steps, repeat=5)
     res = {
-        "samples": S, "auto_solver": auto_solver, "per_step": overhead,
-        "per_step_n_jobs_1": overhead_1, "fastlinreg_coef": fm, "fastlinreg_intercept": fc,
-        "numpy_m": nm, "numpy_c": nc,
+        "samples": S,
+        "auto_solver": auto_solver,
+        "per_step": overhead,
+        "per_step_n_jobs_1": overhead_1,
+        "fastlinreg_coef": fm,
+        "fastlinreg_intercept": fc,
+        "numpy_m": nm,
+        "numpy_c": nc,
         "numpy_agrees": abs(nm - fm) < 1e-9 and abs(nc - fc) < 1e-9,
-        "pytensor": pt_res, "others_load_cores": rounds.load, "rounds": rounds,
+        "pytensor": pt_res,
+        "others_load_cores": rounds.load,
+        "rounds": rounds,
         "others_load_cores_per_step": load.cores,
     }
     table = H.Table(
         f"Tutorial workload: 16 points, {steps} steps, lr {lr} (the whole `fit()` call)",
-        ["fastlinreg fit() variant", "speed-up vs PyTensor loop", "speed-up vs numpy loop",
-         f"≥{PYTENSOR_TARGET:g}× PyTensor"],
+        [
+            "fastlinreg fit() variant",
+            "speed-up vs PyTensor loop",
+            "speed-up vs numpy loop",
+            f"≥{PYTENSOR_TARGET:g}× PyTensor",
+        ],
     )
-    variants = [("solver='gd', n_jobs=None (default threads)", "fastlinreg"),
-                ("solver='gd', n_jobs=1", "fastlinreg_n_jobs_1"),
-                (f"solver='auto' (→ '{auto_solver}')", "fastlinreg_auto")]
+    variants = [
+        ("solver='gd', n_jobs=None (default threads)", "fastlinreg"),
+        ("solver='gd', n_jobs=1", "fastlinreg_n_jobs_1"),
+        (f"solver='auto' (→ '{auto_solver}')", "fastlinreg_auto"),
+    ]
     for label, key in variants:
         r_pt = H.median_ratio(S["pytensor_loop"], S[key]) if pt_res else None
         r_np = H.median_ratio(S["numpy_loop"], S[key])
         res[f"vs_pytensor_{key}"], res[f"vs_numpy_{key}"] = r_pt, r_np
-        table.add(label, H.fmt_ratio(r_pt), H.fmt_ratio(r_np),
-                  H.fmt_check(r_pt >= PYTENSOR_TARGET) if r_pt else "n/a")
+        table.add(
+            label,
+            H.fmt_ratio(r_pt),
+            H.fmt_ratio(r_np),
+            H.fmt_check(r_pt >= PYTENSOR_TARGET) if r_pt else "n/a",
+        )
     fit_med = H.median(S["fastlinreg"])
     table.notes += [
         f"per-step cost inside fit() ((fit {steps} − fit 100 steps)/{steps - 100}): "
@@ -330,27 +389,32 @@ def bench_tutorial(args, pytensor_mods) -> tuple[dict, H.Table]:
         f"{overhead_1.per_step * 1e9:.0f} ns with n_jobs=1; fixed cost of one fit "
         f"(validation, setup): {overhead.fixed * 1e6:.0f} µs / {overhead_1.fixed * 1e6:.0f} µs, "
         f"i.e. {overhead.fixed / fit_med:.0%} of the default fit.",
-        ("PyTensor: the seed program, `pytensor.function([x, y], cost, updates=...)`, the "
-         f"{steps}-call loop timed alone ({H.median(S['pytensor_loop']) / steps * 1e6:.1f} µs "
-         f"per call); building the function + its first call took {pt_res['compile_s']:.2f} s, "
-         f"not in the ratio; PyTensor {pt_res['version']}, linker '{pt_res['linker']}'.")
-        if pt_res else "PyTensor not importable here: n/a.",
+        (
+            "PyTensor: the seed program, `pytensor.function([x, y], cost, updates=...)`, the "
+            f"{steps}-call loop timed alone ({H.median(S['pytensor_loop']) / steps * 1e6:.1f} µs "
+            f"per call); building the function + its first call took {pt_res['compile_s']:.2f} s, "
+            f"not in the ratio; PyTensor {pt_res['version']}, linker '{pt_res['linker']}'."
+        )
+        if pt_res
+        else "PyTensor not importable here: n/a.",
         f"final (m, c): fastlinreg ({fm:.9f}, {fc:.9f}); numpy loop agrees: "
         f"{res['numpy_agrees']}; PyTensor agrees: {pt_res['agrees'] if pt_res else 'n/a'}.",
         f"others' load: {H.fmt_load(rounds.load, rounds)} during the ratios, "
         f"{H.fmt_load(load.cores)} during the per-step measurement.",
     ]
-    print(f"    fit {fit_med * 1e3:.2f} ms; PyTensor loop "
-          f"{H.median(S['pytensor_loop']) * 1e3 if pt_res else float('nan'):.1f} ms; numpy "
-          f"loop {H.median(S['numpy_loop']) * 1e3:.1f} ms; {overhead.per_step * 1e9:.0f} ns/step, "
-          f"fixed {overhead.fixed * 1e6:.0f} µs", flush=True)
+    print(
+        f"    fit {fit_med * 1e3:.2f} ms; PyTensor loop "
+        f"{H.median(S['pytensor_loop']) * 1e3 if pt_res else float('nan'):.1f} ms; numpy "
+        f"loop {H.median(S['numpy_loop']) * 1e3:.1f} ms; {overhead.per_step * 1e9:.0f} ns/step, "
+        f"fixed {overhead.fixed * 1e6:.0f} µs",
+        flush=True,
+    )
     return res, table
 
 
 def bench_scaling(args) -> tuple[dict, H.Table]:
     d, T = 100, args.threads
-    sizes = [1e4, 1e5, 1e6, 4e6] if args.quick else [1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7,
-                                                     3e7, 1e8]
+    sizes = [1e4, 1e5, 1e6, 4e6] if args.quick else [1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8]
     thread_counts = sorted({1, T})
     n_max = int(sizes[-1]) // d
     print(f"[scaling] d={d}, n·d from {sizes[0]:.0e} to {sizes[-1]:.0e} ...", flush=True)
@@ -360,36 +424,52 @@ def bench_scaling(args) -> tuple[dict, H.Table]:
     for el in sizes:
         n = int(el) // d
         X, y = Xall[:n], yall[:n]  # row prefixes of a C-contiguous array: no copy
-        samplers = {"floor": H.sample_read_floor(X, y, k=5),
-                    "read_T": H.sample_read_floor(X, y, k=5, threads=T, reduce="max")}
+        samplers = {
+            "floor": H.sample_read_floor(X, y, k=5),
+            "read_T": H.sample_read_floor(X, y, k=5, threads=T, reduce="max"),
+        }
         ks = {}
         for nj in thread_counts:
+
             def fit_steps(s, nj=nj, X=X, y=y):
                 gd_model(s, nj).fit(X, y)
 
-            ks[nj] = H.steps_for_budget(fit_steps, 2, 0.08 if args.quick else 0.3, lo=10,
-                                        hi=50_000)
+            ks[nj] = H.steps_for_budget(fit_steps, 2, 0.08 if args.quick else 0.3, lo=10, hi=50_000)
             samplers[f"fastlinreg_{nj}"] = H.sample_step(fit_steps, 2, ks[nj])
         step = numpy_step_fn(X, y.reshape(-1, 1), LR)
         # Enough numpy steps per sample that Python's call overhead averages out.
         reps = int(np.clip(0.05 / max(4 * samplers["floor"](), 1e-7), 1, 2000))
         samplers["numpy"] = H.sample_mean(step, reps)
         with H.thread_limits(T):
-            S, rounds = H.interleaved(samplers, args.repeat, settle_after=("numpy",),
-                                      patience=args.patience)
+            S, rounds = H.interleaved(
+                samplers, args.repeat, settle_after=("numpy",), patience=args.patience
+            )
         S["fastest_read"] = list(np.minimum(S["floor"], S["read_T"]))
-        row = {"elements": n * d, "n": n, "k2": ks, "numpy_reps": reps, "samples": S,
-               "others_load_cores": rounds.load, "rounds": rounds}
+        row = {
+            "elements": n * d,
+            "n": n,
+            "k2": ks,
+            "numpy_reps": reps,
+            "samples": S,
+            "others_load_cores": rounds.load,
+            "rounds": rounds,
+        }
         rows.append(row)
-        s = "; ".join(f"{nj} thr {H.median_ratio(S[f'fastlinreg_{nj}'], S['floor']):.2f} passes"
-                      for nj in thread_counts)
-        print(f"    n·d={n * d:.0e}: floor {H.median(S['floor']) / (n * d) * 1e9:.3f} ns/el; "
-              f"{s}; others' load {H.fmt_load(rounds.load, rounds)}", flush=True)
+        s = "; ".join(
+            f"{nj} thr {H.median_ratio(S[f'fastlinreg_{nj}'], S['floor']):.2f} passes"
+            for nj in thread_counts
+        )
+        print(
+            f"    n·d={n * d:.0e}: floor {H.median(S['floor']) / (n * d) * 1e9:.3f} ns/el; "
+            f"{s}; others' load {H.fmt_load(rounds.load, rounds)}",
+            flush=True,
+        )
     del Xall, yall
 
     table = H.Table(
         f"Scaling, d={d} float64: per-step cost in read-floor passes (one-thread floor)",
-        ["n·d", "size(X)"] + [f"fastlinreg n_jobs={nj}" for nj in thread_counts]
+        ["n·d", "size(X)"]
+        + [f"fastlinreg n_jobs={nj}" for nj in thread_counts]
         + [f"fastlinreg n_jobs={T} ÷ fastest read"]
         + ([f"n_jobs={T} vs 1 (speed-up)"] if T > 1 else [])
         + [f"speed-up vs numpy ({T} thr)", "others' load"],
@@ -397,8 +477,9 @@ def bench_scaling(args) -> tuple[dict, H.Table]:
     for row in rows:
         S = row["samples"]
         cells = [f"{row['elements']:.0e}".replace("+0", ""), H.bytes_h(row["elements"] * 8)]
-        cells += [f"{H.median_ratio(S[f'fastlinreg_{nj}'], S['floor']):.2f}"
-                  for nj in thread_counts]
+        cells += [
+            f"{H.median_ratio(S[f'fastlinreg_{nj}'], S['floor']):.2f}" for nj in thread_counts
+        ]
         cells.append(f"{H.median_ratio(S[f'fastlinreg_{T}'], S['fastest_read']):.2f}")
         if T > 1:
             cells.append(H.fmt_ratio(H.median_ratio(S["fastlinreg_1"], S[f"fastlinreg_{T}"])))
@@ -417,8 +498,11 @@ def bench_scaling(args) -> tuple[dict, H.Table]:
 def _round_load(row) -> float | None:
     """Others' load of a scaling row, live (RoundsInfo) or read back from JSON."""
     r = row["rounds"]
-    return r.load if isinstance(r, H.RoundsInfo) else (
-        float(np.median(r["loads"])) if r["loads"] else None)
+    return (
+        r.load
+        if isinstance(r, H.RoundsInfo)
+        else (float(np.median(r["loads"])) if r["loads"] else None)
+    )
 
 
 def replot(args) -> int:
@@ -428,8 +512,7 @@ def replot(args) -> int:
     doc = json.loads((H.RESULTS_DIR / f"{args.name}.json").read_text())
     rows = doc["scaling"]["rows"]
     args.info, args.threads = doc["machine"], doc["machine"]["threads_used"]
-    counts = sorted(int(k.split("_")[1]) for k in rows[0]["samples"] if
-                    k.startswith("fastlinreg_"))
+    counts = sorted(int(k.split("_")[1]) for k in rows[0]["samples"] if k.startswith("fastlinreg_"))
     plot_scaling(args, rows, counts)
     return 0
 
@@ -445,24 +528,37 @@ def plot_scaling(args, rows, thread_counts) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     ax.loglog(el, fl, "k--", label="read floor (numpy sum, 1 thread)")
     flT = np.array([H.median(r["samples"]["fastest_read"]) for r in rows]) / el * 1e9
-    ax.loglog(el, flT, "--", color="tab:brown",
-              label=f"fastest read (sum, or max in {args.threads} threads)")
-    ax.loglog(el, flT * PASSES_TARGET, ":", color="grey",
-              label=f"{PASSES_TARGET}× fastest read (target)")
+    ax.loglog(
+        el,
+        flT,
+        "--",
+        color="tab:brown",
+        label=f"fastest read (sum, or max in {args.threads} threads)",
+    )
+    ax.loglog(
+        el, flT * PASSES_TARGET, ":", color="grey", label=f"{PASSES_TARGET}× fastest read (target)"
+    )
     for nj, style in zip(thread_counts, ("o-", "s-", "^-")):
         per = np.array([H.median(r["samples"][f"fastlinreg_{nj}"]) for r in rows]) / el * 1e9
         ax.loglog(el, per, style, label=f"fastlinreg GD step, n_jobs={nj}")
     npy = np.array([H.median(r["samples"]["numpy"]) for r in rows]) / el * 1e9
-    ax.loglog(el, npy, "x-", color="tab:red",
-              label=f"numpy X.T@(X@w+b−y), {args.threads} thr")
+    ax.loglog(el, npy, "x-", color="tab:red", label=f"numpy X.T@(X@w+b−y), {args.threads} thr")
     busy = [i for i, r in enumerate(rows) if (_round_load(r) or 0.0) > H.QUIET_CORES]
     for j, i in enumerate(busy):  # sizes measured while other processes were busy
-        ax.axvspan(el[i] / 1.25, el[i] * 1.25, color="tab:red", alpha=0.08, lw=0,
-                   label=f"others' load > {H.QUIET_CORES} cores" if j == 0 else None)
+        ax.axvspan(
+            el[i] / 1.25,
+            el[i] * 1.25,
+            color="tab:red",
+            alpha=0.08,
+            lw=0,
+            label=f"others' load > {H.QUIET_CORES} cores" if j == 0 else None,
+        )
     ax.set_xlabel("elements of X (n·d), d=100, float64")
     ax.set_ylabel("ns per element per step")
-    ax.set_title(f"GD step cost vs size — {args.info['cpu']}, {args.info['cores_available']} "
-                 f"cores", fontsize=9)
+    ax.set_title(
+        f"GD step cost vs size — {args.info['cpu']}, {args.info['cores_available']} cores",
+        fontsize=9,
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -488,8 +584,10 @@ def bench_neighbour(args) -> tuple[dict, H.Table]:
         print("[neighbour] skipped: needs --threads >= 2", flush=True)
         return {"skipped": "threads < 2"}, H.Table("Busy neighbour: skipped (one thread)", [""])
     sizes = [3e5, 3e6] if args.quick else [3e5, 3e6, 3e7]
-    print(f"[neighbour] d={d}, n·d {', '.join(f'{e:.0e}' for e in sizes)}, one busy process",
-          flush=True)
+    print(
+        f"[neighbour] d={d}, n·d {', '.join(f'{e:.0e}' for e in sizes)}, one busy process",
+        flush=True,
+    )
     rows = []
     for el in sizes:
         n = int(el) // d
@@ -497,11 +595,11 @@ def bench_neighbour(args) -> tuple[dict, H.Table]:
         y = np.random.default_rng(12).standard_normal(n)
         samplers, ks = {}, {}
         for nj in (1, T):
+
             def fit_steps(s, nj=nj, X=X, y=y):
                 gd_model(s, nj).fit(X, y)
 
-            ks[nj] = H.steps_for_budget(fit_steps, 2, 0.05 if args.quick else 0.2, lo=10,
-                                        hi=50_000)
+            ks[nj] = H.steps_for_budget(fit_steps, 2, 0.05 if args.quick else 0.2, lo=10, hi=50_000)
             samplers[f"fastlinreg_{nj}"] = H.sample_step(fit_steps, 2, ks[nj])
         quiet, quiet_rounds = H.interleaved(samplers, args.repeat, patience=args.patience)
         spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -511,13 +609,24 @@ def bench_neighbour(args) -> tuple[dict, H.Table]:
         finally:
             spin.kill()
             spin.wait()
-        rows.append({"elements": n * d, "n": n, "k2": ks, "quiet": quiet, "busy": busy,
-                     "quiet_load_cores": quiet_rounds.load,
-                     "busy_load_cores": busy_rounds.load})
-        print(f"    n·d={n * d:.0e}: {T} thr ÷ 1 thr quiet "
-              f"{H.median_ratio(quiet[f'fastlinreg_{T}'], quiet['fastlinreg_1']):.2f}, "
-              f"busy {H.median_ratio(busy[f'fastlinreg_{T}'], busy['fastlinreg_1']):.2f} "
-              f"(others' load {H.fmt_load(busy_rounds.load)})", flush=True)
+        rows.append(
+            {
+                "elements": n * d,
+                "n": n,
+                "k2": ks,
+                "quiet": quiet,
+                "busy": busy,
+                "quiet_load_cores": quiet_rounds.load,
+                "busy_load_cores": busy_rounds.load,
+            }
+        )
+        print(
+            f"    n·d={n * d:.0e}: {T} thr ÷ 1 thr quiet "
+            f"{H.median_ratio(quiet[f'fastlinreg_{T}'], quiet['fastlinreg_1']):.2f}, "
+            f"busy {H.median_ratio(busy[f'fastlinreg_{T}'], busy['fastlinreg_1']):.2f} "
+            f"(others' load {H.fmt_load(busy_rounds.load)})",
+            flush=True,
+        )
 
     table = H.Table(
         f"Busy neighbour: n_jobs={T} step ÷ n_jobs=1 step, d={d} float64, quiet and with one "
@@ -527,9 +636,13 @@ def bench_neighbour(args) -> tuple[dict, H.Table]:
     for row in rows:
         q = H.median_ratio(row["quiet"][f"fastlinreg_{T}"], row["quiet"]["fastlinreg_1"])
         b = H.median_ratio(row["busy"][f"fastlinreg_{T}"], row["busy"]["fastlinreg_1"])
-        table.add(f"{row['elements']:.0e}".replace("+0", ""), H.bytes_h(row["elements"] * 8),
-                  f"{q:.2f}", f"{b:.2f}",
-                  f"{H.fmt_load(row['quiet_load_cores'])} / {H.fmt_load(row['busy_load_cores'])}")
+        table.add(
+            f"{row['elements']:.0e}".replace("+0", ""),
+            H.bytes_h(row["elements"] * 8),
+            f"{q:.2f}",
+            f"{b:.2f}",
+            f"{H.fmt_load(row['quiet_load_cores'])} / {H.fmt_load(row['busy_load_cores'])}",
+        )
     table.notes += [
         "below 1: the threads help; 1: as fast as one thread. With a core taken, one thread's "
         "worth is the most the machine has to give, so the aim is not to lose to it.",
@@ -545,18 +658,39 @@ def bench_neighbour(args) -> tuple[dict, H.Table]:
 def bench_memory(args) -> tuple[list[dict], H.Table]:
     scale = 25 if args.quick else 1
     specs = [
-        ("gd, lr float", 1_000_000 // scale, 100, "float64",
-         {"solver": "gd", "learning_rate": LR, "max_iter": 3, "tol": None}),
-        ("gd, lr float", 2_000_000 // scale, 100, "float32",
-         {"solver": "gd", "learning_rate": LR, "max_iter": 3, "tol": None}),
-        ("gd, lr 'auto'", 1_000_000 // scale, 100, "float64",
-         {"solver": "gd", "learning_rate": "auto", "max_iter": 3, "tol": None}),
+        (
+            "gd, lr float",
+            1_000_000 // scale,
+            100,
+            "float64",
+            {"solver": "gd", "learning_rate": LR, "max_iter": 3, "tol": None},
+        ),
+        (
+            "gd, lr float",
+            2_000_000 // scale,
+            100,
+            "float32",
+            {"solver": "gd", "learning_rate": LR, "max_iter": 3, "tol": None},
+        ),
+        (
+            "gd, lr 'auto'",
+            1_000_000 // scale,
+            100,
+            "float64",
+            {"solver": "gd", "learning_rate": "auto", "max_iter": 3, "tol": None},
+        ),
         ("exact", 1_000_000 // scale, 100, "float64", {"solver": "exact"}),
     ]
     table = H.Table(
         "Memory: peak RSS during fit on a C-contiguous X (fresh subprocess, VmHWM)",
-        ["fit", "dtype", "size(X)", "extra peak ÷ size(X)", "peak ÷ size(X)",
-         f"no copy of X (≤{MEMORY_TARGET:.0%})"],
+        [
+            "fit",
+            "dtype",
+            "size(X)",
+            "extra peak ÷ size(X)",
+            "peak ÷ size(X)",
+            f"no copy of X (≤{MEMORY_TARGET:.0%})",
+        ],
     )
     out = []
     for name, n, d, dtype, params in specs:
@@ -564,8 +698,14 @@ def bench_memory(args) -> tuple[list[dict], H.Table]:
         r = H.peak_rss_of_fit(n, d, dtype, {**params, "n_jobs": args.threads})
         r.update({"fit": name, "dtype": dtype, "n": n, "d": d, "params": params})
         out.append(r)
-        table.add(name, dtype, H.bytes_h(r["x_bytes"]), f"{r['extra_over_x']:.3f}",
-                  f"{r['peak_over_x']:.3f}", H.fmt_check(r["no_copy_of_x"]))
+        table.add(
+            name,
+            dtype,
+            H.bytes_h(r["x_bytes"]),
+            f"{r['extra_over_x']:.3f}",
+            f"{r['peak_over_x']:.3f}",
+            H.fmt_check(r["no_copy_of_x"]),
+        )
         print(f"    extra {H.bytes_h(r['extra'])} = {r['extra_over_x']:.3%} of X", flush=True)
     table.notes += [
         "extra = peak RSS during the fit (VmHWM, reset just before it) − RSS with X and y "
@@ -579,13 +719,17 @@ def main(argv=None) -> int:
     p = H.base_parser(
         __doc__,
         threads_help="threads for fastlinreg (n_jobs), numpy's BLAS and torch (default: the "
-                     "cores available)",
+        "cores available)",
         repeat_help="interleaved rounds per measurement (default 5, 3 with --quick)",
     )
-    p.add_argument("--replot", action="store_true",
-                   help="only redraw the scaling PNG from the existing JSON")
-    p.add_argument("--sections", default="cases,tutorial,scaling,neighbour,memory",
-                   help="comma-separated subset of: cases,tutorial,scaling,neighbour,memory")
+    p.add_argument(
+        "--replot", action="store_true", help="only redraw the scaling PNG from the existing JSON"
+    )
+    p.add_argument(
+        "--sections",
+        default="cases,tutorial,scaling,neighbour,memory",
+        help="comma-separated subset of: cases,tutorial,scaling,neighbour,memory",
+    )
     args = p.parse_args(argv)
     args.name = "gd_quick" if args.quick else "gd"
     if args.repeat is None:
@@ -613,11 +757,13 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     payload, tables = {"quick": args.quick, "learning_rate": LR, "section_wall_s": {}}, []
-    runners = {"cases": lambda: bench_cases(args, torch),
-               "tutorial": lambda: bench_tutorial(args, pytensor_mods),
-               "scaling": lambda: bench_scaling(args),
-               "neighbour": lambda: bench_neighbour(args),
-               "memory": lambda: bench_memory(args)}
+    runners = {
+        "cases": lambda: bench_cases(args, torch),
+        "tutorial": lambda: bench_tutorial(args, pytensor_mods),
+        "scaling": lambda: bench_scaling(args),
+        "neighbour": lambda: bench_neighbour(args),
+        "memory": lambda: bench_memory(args),
+    }
     for name, run in runners.items():
         if name in sections:
             t0 = time.perf_counter()

@@ -113,6 +113,7 @@ def problem(backend, X, Y=None, sw=None, n_jobs=None):
     return Problem(X, Y, sw, ws, SQUARED, n_jobs)
 
 
-def descent(max_iter, learning_rate, *, tol=None, alpha=0.0, fit_intercept=True, shift=None,
-            scale=None):
+def descent(
+    max_iter, learning_rate, *, tol=None, alpha=0.0, fit_intercept=True, shift=None, scale=None
+):
     return DescentConfig(max_iter, learning_rate, tol, alpha, fit_intercept, shift, scale)

@@ -30,8 +30,12 @@ def test_tutorial_plot(tmp_path, capsys):
 
 
 def test_python_dash_m_runs():
-    proc = subprocess.run([sys.executable, "-m", "fastlinreg", "--seed", "1", "--steps", "100"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastlinreg", "--seed", "1", "--steps", "100"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Slope" in proc.stdout and "100" in proc.stdout
 
@@ -45,8 +49,11 @@ def test_fit_csv(tmp_path, capsys):
     path.write_text("\n".join(rows) + "\n")
     assert cli.main(["fit", str(path), "--target", "target"]) == 0
     out = capsys.readouterr().out
-    coefs = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()
-             if line.split() and line.split()[0] in ("a", "b", "intercept")}
+    coefs = {
+        line.split()[0]: float(line.split()[1])
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("a", "b", "intercept")
+    }
     assert coefs == pytest.approx({"a": 3.0, "b": -2.0, "intercept": 1.5}, abs=1e-6)
 
 

@@ -88,18 +88,27 @@ def test_sgd_reproducible_and_converges(rng):
 def test_sgd_batch_is_the_fused_gradient(rng):
     # One epoch, one batch holding every row, no shuffle: exactly one GD step.
     X, Y, sw = make_problem(rng, 50, 3, 2, weights=True)
-    sgd = LinearRegression(solver="sgd", learning_rate=0.1, batch_size=50, shuffle=False,
-                           max_iter=1, tol=None, alpha=0.3).fit(X, Y, sample_weight=sw)
-    gd = LinearRegression(solver="gd", learning_rate=0.1, max_iter=1, tol=None,
-                          alpha=0.3).fit(X, Y, sample_weight=sw)
+    sgd = LinearRegression(
+        solver="sgd",
+        learning_rate=0.1,
+        batch_size=50,
+        shuffle=False,
+        max_iter=1,
+        tol=None,
+        alpha=0.3,
+    ).fit(X, Y, sample_weight=sw)
+    gd = LinearRegression(solver="gd", learning_rate=0.1, max_iter=1, tol=None, alpha=0.3).fit(
+        X, Y, sample_weight=sw
+    )
     assert_close(sgd.coef_, gd.coef_, 1e-14, scale=1.0)
     assert_close(sgd.loss_curve_, gd.loss_curve_, 1e-14)
 
 
 def test_sgd_early_stopping_rule(rng):
     X, Y, _ = make_problem(rng, 500, 3)
-    model = LinearRegression(solver="sgd", max_iter=1000, tol=1e-3, n_iter_no_change=3,
-                             random_state=0).fit(X, Y[:, 0])
+    model = LinearRegression(
+        solver="sgd", max_iter=1000, tol=1e-3, n_iter_no_change=3, random_state=0
+    ).fit(X, Y[:, 0])
     assert model.n_iter_ < 1000
     # Replay the documented rule on the recorded epoch losses: it must fire
     # at the last epoch and not before.
@@ -126,8 +135,9 @@ def test_sgd_multi_output_weights_alpha_near_exact(rng, k, weights, alpha):
     # Little noise, so SGD's remaining iterate noise (step * noise / batch) is small.
     y = 0.01 * (Y[:, 0] if k is None else Y)
     y = y + X @ (np.arange(4.0) if k is None else np.arange(8.0).reshape(4, 2))
-    sgd = LinearRegression(solver="sgd", alpha=alpha, max_iter=80, tol=None, batch_size=32,
-                           random_state=1).fit(X, y, sample_weight=sw)
+    sgd = LinearRegression(
+        solver="sgd", alpha=alpha, max_iter=80, tol=None, batch_size=32, random_state=1
+    ).fit(X, y, sample_weight=sw)
     exact = LinearRegression(solver="exact", alpha=alpha).fit(X, y, sample_weight=sw)
     assert_close(sgd.coef_, exact.coef_, 3e-2)
     assert_close(sgd.intercept_, exact.intercept_, 3e-2, scale=1.0)
@@ -157,7 +167,7 @@ def test_partial_fit_from_memmap_matches_lstsq(tmp_path, rng):
     mm = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
     model = LinearRegression(solver="exact")
     for start in range(0, 20_000, 3000):
-        model.partial_fit(mm[start:start + 3000], y[start:start + 3000])
+        model.partial_fit(mm[start : start + 3000], y[start : start + 3000])
     coef, intercept = ref_lstsq(X, y)
     assert_close(model.coef_, coef[:, 0], 1e-10)
     assert_close(model.intercept_, intercept[0], 1e-10, scale=1.0)
@@ -176,13 +186,13 @@ def test_partial_fit_sgd_one_epoch_per_call(rng):
     model = LinearRegression(solver="sgd", batch_size=50, random_state=0)
     for _ in range(30):
         for start in range(0, 4000, 1000):
-            model.partial_fit(X[start:start + 1000], y[start:start + 1000])
+            model.partial_fit(X[start : start + 1000], y[start : start + 1000])
     assert model.n_iter_ == 1 and model.solver_ == "sgd"
     assert model.score(X, y) > 0.999
     twin = LinearRegression(solver="sgd", batch_size=50, random_state=0)
     for _ in range(30):
         for start in range(0, 4000, 1000):
-            twin.partial_fit(X[start:start + 1000], y[start:start + 1000])
+            twin.partial_fit(X[start : start + 1000], y[start : start + 1000])
     assert np.array_equal(twin.coef_, model.coef_)
 
 
@@ -211,10 +221,12 @@ def test_partial_fit_errors_leave_state(rng):
 def test_warm_start_and_coef_init_for_sgd(rng):
     X, Y, _ = make_problem(rng, 300, 3)
     kw = dict(solver="sgd", learning_rate=0.01, tol=None, shuffle=False, batch_size=300)
-    once = LinearRegression(max_iter=1, **kw).fit(X, Y[:, 0], coef_init=[1.0, 2.0, 3.0],
-                                                  intercept_init=4.0)
+    once = LinearRegression(max_iter=1, **kw).fit(
+        X, Y[:, 0], coef_init=[1.0, 2.0, 3.0], intercept_init=4.0
+    )
     gd = LinearRegression(solver="gd", learning_rate=0.01, max_iter=1, tol=None).fit(
-        X, Y[:, 0], coef_init=[1.0, 2.0, 3.0], intercept_init=4.0)
+        X, Y[:, 0], coef_init=[1.0, 2.0, 3.0], intercept_init=4.0
+    )
     assert_close(once.coef_, gd.coef_, 1e-14, scale=1.0)
     warm = LinearRegression(max_iter=1, warm_start=True, **kw).fit(X, Y[:, 0])
     first = warm.coef_.copy()

@@ -18,8 +18,19 @@ from fastlinreg import LinearRegression, SufficientStats, _core
 from fastlinreg.backends import cpu
 
 SHAPES = [
-    (1, 1), (1, 5), (2, 1), (3, 2), (5, 3), (17, 1), (17, 7), (33, 8), (101, 9),
-    (1000, 1), (1003, 13), (4099, 100), (257, 1000),
+    (1, 1),
+    (1, 5),
+    (2, 1),
+    (3, 2),
+    (5, 3),
+    (17, 1),
+    (17, 7),
+    (33, 8),
+    (101, 9),
+    (1000, 1),
+    (1003, 13),
+    (4099, 100),
+    (257, 1000),
 ]
 
 
@@ -85,14 +96,20 @@ def test_weights_equal_repeated_rows(backend, rng, dtype):
 def test_thread_count_does_not_change_bits(rng, n, d, k, dtype):
     X, Y, sw = make_problem(rng, n, d, k, dtype, weights=True)
     W, b = rng.standard_normal((d, k)), rng.standard_normal(k)
-    out1, out2, out3 = (cpu.fused_pass(problem(cpu, X, Y, sw, n_jobs=nj), W, b)
-                        for nj in (1, 2, 3))
+    out1, out2, out3 = (cpu.fused_pass(problem(cpu, X, Y, sw, n_jobs=nj), W, b) for nj in (1, 2, 3))
     for o in (out2, out3):
         assert out1[0] == o[0]
         assert np.array_equal(out1[1], o[1]) and np.array_equal(out1[2], o[2])
     # And the whole loop: 20 steps, 1 vs 2 threads.
-    runs = [cpu.descend(problem(cpu, X, Y, sw, n_jobs=nj), descent(20, 0.05, alpha=0.1),
-                        np.zeros((d, k)), np.zeros(k)) for nj in (1, 2)]
+    runs = [
+        cpu.descend(
+            problem(cpu, X, Y, sw, n_jobs=nj),
+            descent(20, 0.05, alpha=0.1),
+            np.zeros((d, k)),
+            np.zeros(k),
+        )
+        for nj in (1, 2)
+    ]
     assert np.array_equal(runs[0].W, runs[1].W) and np.array_equal(runs[0].b, runs[1].b)
     assert np.array_equal(runs[0].curve, runs[1].curve)
 
@@ -121,8 +138,9 @@ def test_descend_stream_matches_numpy_loop(backend, rng, n, d, k, dtype, weights
 
 def test_descend_without_intercept_keeps_it_zero(backend, rng):
     X, Y, _ = make_problem(rng, 60, 3)
-    out = backend.descend(problem(backend, X, Y), descent(30, 0.1, fit_intercept=False),
-                          np.zeros((3, 1)), np.ones(1))
+    out = backend.descend(
+        problem(backend, X, Y), descent(30, 0.1, fit_intercept=False), np.zeros((3, 1)), np.ones(1)
+    )
     rW, _, _ = ref_gd(X, Y, np.zeros((3, 1)), np.zeros(1), 0.1, 30, fit_intercept=False)
     assert out.b[0] == 0.0
     assert_close(out.W, rW, 1e-10, scale=1.0)
@@ -130,8 +148,9 @@ def test_descend_without_intercept_keeps_it_zero(backend, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("rank_update", ["own", "blas", "backend"])
-@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (2, 3, 1), (300, 1, 1), (1000, 17, 3), (5000, 40, 1),
-                                   (600, 301, 2)])
+@pytest.mark.parametrize(
+    "n,d,k", [(1, 1, 1), (2, 3, 1), (300, 1, 1), (1000, 17, 3), (5000, 40, 1), (600, 301, 2)]
+)
 def test_sufficient_stats_match_numpy(backend, rng, dtype, rank_update, n, d, k):
     if rank_update != "backend" and backend is not cpu:
         pytest.skip("the rank update choice is the cpu backend's")
@@ -160,8 +179,10 @@ def test_sufficient_stats_match_numpy(backend, rng, dtype, rank_update, n, d, k)
 
 def test_stats_merge_equals_concatenation(rng):
     X, Y, sw = make_problem(rng, 1000, 6, 2, weights=True)
-    parts = [SufficientStats.from_arrays(X[a:b], Y[a:b], sw[a:b])
-             for a, b in [(0, 1), (1, 400), (400, 401), (401, 1000)]]
+    parts = [
+        SufficientStats.from_arrays(X[a:b], Y[a:b], sw[a:b])
+        for a, b in [(0, 1), (1, 400), (400, 401), (401, 1000)]
+    ]
     merged = SufficientStats.empty(6, 2)
     for p in parts:
         merged = merged.merge(p)
@@ -246,9 +267,13 @@ def test_kernels_reject_wrong_arrays(rng):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    n=st.integers(1, 70), d=st.integers(1, 40), k=st.integers(1, 4),
-    dtype=st.sampled_from([np.float64, np.float32]), weighted=st.booleans(),
-    layout=st.sampled_from(["C", "F", "rows"]), seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 70),
+    d=st.integers(1, 40),
+    k=st.integers(1, 4),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    weighted=st.booleans(),
+    layout=st.sampled_from(["C", "F", "rows"]),
+    seed=st.integers(0, 2**32 - 1),
 )
 def test_fused_gradient_property(n, d, k, dtype, weighted, layout, seed):
     rng = np.random.default_rng(seed)
@@ -281,8 +306,9 @@ def test_more_threads_than_cores_keep_the_bits(rng, solver, n, d):
     # the others come late, and every thread must still see every step's model.
     X, Y, _ = make_problem(rng, n, d, 1)
     fits = [
-        LinearRegression(solver=solver, learning_rate=0.01, max_iter=1000, tol=None,
-                         n_jobs=nj).fit(X, Y[:, 0])
+        LinearRegression(solver=solver, learning_rate=0.01, max_iter=1000, tol=None, n_jobs=nj).fit(
+            X, Y[:, 0]
+        )
         for nj in (1, 6)
     ]
     assert fits[0].n_iter_ == fits[1].n_iter_ == 1000
@@ -306,7 +332,8 @@ def test_a_team_smaller_than_asked_for_does_not_hang():
         print("ok")
     """)
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

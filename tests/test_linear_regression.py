@@ -40,9 +40,11 @@ def tutorial_reference(lr=0.01, steps=10000, m=0.5, c=-0.25):
 
 
 @pytest.mark.parametrize("solver", ["gd", "gram"])
-def test_seed_tutorial_iterates(solver):
+def test_seed_tutorial_iterates(backend, solver):
     x, y = load_tutorial()
-    model = LinearRegression(solver=solver, learning_rate=0.01, max_iter=10000, tol=None)
+    model = LinearRegression(
+        backend=backend.NAME, solver=solver, learning_rate=0.01, max_iter=10000, tol=None
+    )
     model.fit(x.reshape(-1, 1), y, coef_init=[0.5], intercept_init=-0.25)
     m, c, costs = tutorial_reference()
     assert abs(model.coef_[0] - m) <= 1e-9 * abs(m)
@@ -54,12 +56,26 @@ def test_seed_tutorial_iterates(solver):
     assert model.solver_ == solver and model.learning_rate_ == 0.01
 
 
-def test_seed_random_start_is_reproducible():
+def test_seed_random_start_is_reproducible(backend):
     x, y = load_tutorial()
-    a = LinearRegression(solver="gd", learning_rate=0.01, max_iter=100, tol=None,
-                         init="random", random_state=7).fit(x.reshape(-1, 1), y)
-    b = LinearRegression(solver="gd", learning_rate=0.01, max_iter=100, tol=None,
-                         init="random", random_state=7).fit(x.reshape(-1, 1), y)
+    a = LinearRegression(
+        backend=backend.NAME,
+        solver="gd",
+        learning_rate=0.01,
+        max_iter=100,
+        tol=None,
+        init="random",
+        random_state=7,
+    ).fit(x.reshape(-1, 1), y)
+    b = LinearRegression(
+        backend=backend.NAME,
+        solver="gd",
+        learning_rate=0.01,
+        max_iter=100,
+        tol=None,
+        init="random",
+        random_state=7,
+    ).fit(x.reshape(-1, 1), y)
     assert np.array_equal(a.coef_, b.coef_) and a.intercept_ == b.intercept_
     rs = np.random.RandomState(7)
     m0, c0 = rs.standard_normal((1, 1))[0, 0], rs.standard_normal(1)[0]
@@ -71,14 +87,15 @@ def test_seed_random_start_is_reproducible():
 @pytest.mark.parametrize("k", [None, 1, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weights", [False, True])
-def test_gd_and_gram_equal_numpy_gd(rng, k, dtype, weights):
+def test_gd_and_gram_equal_numpy_gd(backend, rng, k, dtype, weights):
     X, Y, sw = make_problem(rng, 301, 7, k or 1, dtype, weights=weights)
     y = Y[:, 0] if k is None else Y
     kw = dict(learning_rate=0.05, max_iter=200, tol=None, alpha=0.1)
-    gd = LinearRegression(solver="gd", **kw).fit(X, y, sample_weight=sw)
-    gram = LinearRegression(solver="gram", **kw).fit(X, y, sample_weight=sw)
-    W, b, losses = ref_gd(X, Y, np.zeros((7, Y.shape[1])), np.zeros(Y.shape[1]), 0.05, 200, sw,
-                          alpha=0.1)
+    gd = LinearRegression(backend=backend.NAME, solver="gd", **kw).fit(X, y, sample_weight=sw)
+    gram = LinearRegression(backend=backend.NAME, solver="gram", **kw).fit(X, y, sample_weight=sw)
+    W, b, losses = ref_gd(
+        X, Y, np.zeros((7, Y.shape[1])), np.zeros(Y.shape[1]), 0.05, 200, sw, alpha=0.1
+    )
     tol = 1e-9 if dtype == np.float64 else 1e-5
     expected_coef = W[:, 0] if k is None else W.T
     for model in (gd, gram):
@@ -95,11 +112,13 @@ def test_gd_and_gram_equal_numpy_gd(rng, k, dtype, weights):
 @pytest.mark.parametrize("weights", [False, True])
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 @pytest.mark.parametrize("k", [None, 2])
-def test_exact_matches_lstsq(rng, fit_intercept, weights, alpha, k):
+def test_exact_matches_lstsq(backend, rng, fit_intercept, weights, alpha, k):
     X, Y, sw = make_problem(rng, 500, 12, k or 1, weights=weights)
     X = X * np.logspace(-2, 2, 12) + 3.0
     y = Y[:, 0] if k is None else Y
-    model = LinearRegression(solver="exact", fit_intercept=fit_intercept, alpha=alpha)
+    model = LinearRegression(
+        backend=backend.NAME, solver="exact", fit_intercept=fit_intercept, alpha=alpha
+    )
     model.fit(X, y, sample_weight=sw)
     coef, intercept = ref_lstsq(X, Y, sw, alpha, fit_intercept)
     expected = coef[:, 0] if k is None else coef.T
@@ -112,25 +131,25 @@ def test_exact_matches_lstsq(rng, fit_intercept, weights, alpha, k):
     assert_close(model.loss_curve_, [objective], 1e-9)
 
 
-def test_exact_float32_agrees_to_1e_5(rng):
+def test_exact_float32_agrees_to_1e_5(backend, rng):
     X, Y, _ = make_problem(rng, 2000, 10, dtype=np.float32)
-    model = LinearRegression(solver="exact").fit(X, Y[:, 0])
+    model = LinearRegression(backend=backend.NAME, solver="exact").fit(X, Y[:, 0])
     coef, intercept = ref_lstsq(X.astype(np.float64), Y)
     assert_close(model.coef_, coef[:, 0], 1e-5)
 
 
-def test_exact_rank_deficient_and_wide(rng):
+def test_exact_rank_deficient_and_wide(backend, rng):
     X, Y, _ = make_problem(rng, 50, 4)
     Xd = np.column_stack([X, X[:, 0] + X[:, 1]])  # exactly collinear column
     with pytest.warns(IllConditionedWarning):
-        model = LinearRegression(solver="exact").fit(Xd, Y[:, 0])
+        model = LinearRegression(backend=backend.NAME, solver="exact").fit(Xd, Y[:, 0])
     coef, intercept = ref_lstsq(Xd, Y)
     assert_close(model.coef_, coef[:, 0], 1e-8)
     assert_close(model.intercept_, intercept[0], 1e-8, scale=1.0)
     Xw, Yw, _ = make_problem(rng, 8, 30)  # d > n: singular by shape, the min-norm answer, silently
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        wide = LinearRegression(solver="exact").fit(Xw, Yw[:, 0])
+        wide = LinearRegression(backend=backend.NAME, solver="exact").fit(Xw, Yw[:, 0])
     coef, intercept = ref_lstsq(Xw, Yw)
     assert_close(wide.coef_, coef[:, 0], 1e-8)
     assert_close(wide.predict(Xw), Yw[:, 0], 1e-8, scale=1.0)  # interpolates
@@ -139,41 +158,48 @@ def test_exact_rank_deficient_and_wide(rng):
 def badly_scaled(rng, n=2000):
     """Unscaled, uncentred columns whose scales differ by 1000x and more."""
     X = rng.standard_normal((n, 4)) * np.array([1.0, 1000.0, 0.01, 50.0]) + np.array(
-        [10.0, -3000.0, 0.5, 200.0])
+        [10.0, -3000.0, 0.5, 200.0]
+    )
     y = X @ np.array([2.0, 0.003, -40.0, 0.1]) + 7.0 + rng.standard_normal(n)
     return X, y
 
 
 @pytest.mark.parametrize("solver", ["gd", "gram"])
-def test_auto_step_converges_on_badly_scaled_data(rng, solver):
+def test_auto_step_converges_on_badly_scaled_data(backend, rng, solver):
     X, y = badly_scaled(rng)
-    exact = LinearRegression(solver="exact").fit(X, y)
-    model = LinearRegression(solver=solver, learning_rate="auto", max_iter=300, tol=None)
+    exact = LinearRegression(backend=backend.NAME, solver="exact").fit(X, y)
+    model = LinearRegression(
+        backend=backend.NAME, solver=solver, learning_rate="auto", max_iter=300, tol=None
+    )
     model.fit(X, y)
     assert abs(model.score(X, y) - exact.score(X, y)) <= 1e-6
     assert np.all(np.diff(model.loss_curve_) <= 1e-12 * model.loss_curve_[:-1])  # monotone
     assert 0 < model.learning_rate_ <= 1.0
     # the tutorial's fixed step diverges on the same data
     with pytest.raises(DivergenceError) as info:
-        LinearRegression(solver=solver, learning_rate=0.01, max_iter=300, tol=None).fit(X, y)
+        LinearRegression(
+            backend=backend.NAME, solver=solver, learning_rate=0.01, max_iter=300, tol=None
+        ).fit(X, y)
     err = info.value
     assert isinstance(err, FloatingPointError) and isinstance(err, ValueError)
     assert "learning_rate='auto'" in str(err)
     assert err.max_safe_learning_rate is not None and err.max_safe_learning_rate < 0.01
 
 
-def test_auto_step_gd_and_gram_agree(rng):
+def test_auto_step_gd_and_gram_agree(backend, rng):
     X, y = badly_scaled(rng, 500)
-    gd = LinearRegression(solver="gd", max_iter=50, tol=None).fit(X, y)
-    gram = LinearRegression(solver="gram", max_iter=50, tol=None).fit(X, y)
+    gd = LinearRegression(backend=backend.NAME, solver="gd", max_iter=50, tol=None).fit(X, y)
+    gram = LinearRegression(backend=backend.NAME, solver="gram", max_iter=50, tol=None).fit(X, y)
     assert_close(gd.learning_rate_, gram.learning_rate_, 1e-8)
     assert_close(gd.coef_, gram.coef_, 1e-7)
     assert_close(gd.loss_curve_, gram.loss_curve_, 1e-8)
 
 
-def test_divergence_guard_leaves_estimator_unfitted():
+def test_divergence_guard_leaves_estimator_unfitted(backend):
     x, y = load_tutorial()
-    model = LinearRegression(solver="gd", learning_rate=0.1, max_iter=10000, tol=None)
+    model = LinearRegression(
+        backend=backend.NAME, solver="gd", learning_rate=0.1, max_iter=10000, tol=None
+    )
     with pytest.raises(DivergenceError, match=r"2/L = 0\.0"):
         model.fit(x.reshape(-1, 1), y)
     assert not hasattr(model, "coef_")
@@ -183,54 +209,63 @@ def test_divergence_guard_leaves_estimator_unfitted():
         model.fit(x.reshape(-1, 1), y)
     except DivergenceError as e:
         safe = e.max_safe_learning_rate
-    LinearRegression(solver="gd", learning_rate=0.98 * safe, max_iter=5000, tol=None).fit(
-        x.reshape(-1, 1), y)
+    LinearRegression(
+        backend=backend.NAME, solver="gd", learning_rate=0.98 * safe, max_iter=5000, tol=None
+    ).fit(x.reshape(-1, 1), y)
     with pytest.raises(DivergenceError):
-        LinearRegression(solver="gd", learning_rate=1.05 * safe, max_iter=5000, tol=None).fit(
-            x.reshape(-1, 1), y)
+        LinearRegression(
+            backend=backend.NAME, solver="gd", learning_rate=1.05 * safe, max_iter=5000, tol=None
+        ).fit(x.reshape(-1, 1), y)
 
 
-def test_tol_stops_early_and_warns_when_not_reached(rng):
+def test_tol_stops_early_and_warns_when_not_reached(backend, rng):
     X, y = badly_scaled(rng, 300)
-    model = LinearRegression(solver="gd", tol=1e-8, max_iter=5000).fit(X, y)
+    model = LinearRegression(backend=backend.NAME, solver="gd", tol=1e-8, max_iter=5000).fit(X, y)
     assert model.n_iter_ < 5000
     assert model.loss_curve_.shape == (model.n_iter_,)
     with pytest.warns(ConvergenceWarning, match="max_iter"):
-        LinearRegression(solver="gd", tol=1e-12, max_iter=3).fit(X, y)
+        LinearRegression(backend=backend.NAME, solver="gd", tol=1e-12, max_iter=3).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        LinearRegression(solver="gd", tol=None, max_iter=3).fit(X, y)  # tol=None: no warning
+        LinearRegression(backend=backend.NAME, solver="gd", tol=None, max_iter=3).fit(
+            X, y
+        )  # tol=None: no warning
 
 
 @pytest.mark.parametrize("solver", ["gd", "gram", "exact"])
-def test_multi_output_equals_separate_fits(rng, solver):
+def test_multi_output_equals_separate_fits(backend, rng, solver):
     X, Y, sw = make_problem(rng, 400, 5, 3, weights=True)
     kw = dict(solver=solver, max_iter=100, tol=None, alpha=0.2)
-    joint = LinearRegression(**kw).fit(X, Y, sample_weight=sw)
+    joint = LinearRegression(backend=backend.NAME, **kw).fit(X, Y, sample_weight=sw)
     assert joint.coef_.shape == (3, 5) and joint.intercept_.shape == (3,)
     for q in range(3):
-        single = LinearRegression(**kw).fit(X, Y[:, q], sample_weight=sw)
+        single = LinearRegression(backend=backend.NAME, **kw).fit(X, Y[:, q], sample_weight=sw)
         assert_close(joint.coef_[q], single.coef_, 1e-12, scale=1.0)
         assert_close(joint.intercept_[q], single.intercept_, 1e-12, scale=1.0)
     assert joint.predict(X).shape == (400, 3)
 
 
 @pytest.mark.parametrize("solver", ["gd", "gram", "exact"])
-def test_integer_weights_equal_repeated_rows(rng, solver):
+def test_integer_weights_equal_repeated_rows(backend, rng, solver):
     X, Y, _ = make_problem(rng, 60, 3)
     reps = rng.integers(0, 3, size=60)
     kw = dict(solver=solver, learning_rate=0.1, max_iter=50, tol=None)
-    w = LinearRegression(**kw).fit(X, Y[:, 0], sample_weight=reps)
-    r = LinearRegression(**kw).fit(np.repeat(X, reps, 0), np.repeat(Y[:, 0], reps))
+    w = LinearRegression(backend=backend.NAME, **kw).fit(X, Y[:, 0], sample_weight=reps)
+    r = LinearRegression(backend=backend.NAME, **kw).fit(
+        np.repeat(X, reps, 0), np.repeat(Y[:, 0], reps)
+    )
     assert_close(w.coef_, r.coef_, 1e-10, scale=1.0)
     assert_close(w.intercept_, r.intercept_, 1e-10, scale=1.0)
 
 
-def test_ridge_gd_converges_to_exact(rng):
+def test_ridge_gd_converges_to_exact(backend, rng):
     X, Y, sw = make_problem(rng, 300, 6, 2, weights=True)
-    exact = LinearRegression(solver="exact", alpha=0.7).fit(X, Y, sample_weight=sw)
-    gd = LinearRegression(solver="gd", alpha=0.7, max_iter=5000, tol=1e-12).fit(
-        X, Y, sample_weight=sw)
+    exact = LinearRegression(backend=backend.NAME, solver="exact", alpha=0.7).fit(
+        X, Y, sample_weight=sw
+    )
+    gd = LinearRegression(
+        backend=backend.NAME, solver="gd", alpha=0.7, max_iter=5000, tol=1e-12
+    ).fit(X, Y, sample_weight=sw)
     assert_close(gd.coef_, exact.coef_, 1e-8)
     assert_close(gd.intercept_, exact.intercept_, 1e-8, scale=1.0)
 
@@ -264,7 +299,8 @@ def test_user_arrays_are_not_modified(rng):
     coef0, b0 = np.ones((2, 3)), np.ones(2)
     for solver in ("gd", "gram", "exact"):
         LinearRegression(solver=solver, max_iter=20, tol=None).fit(
-            X, Y, sample_weight=sw, coef_init=coef0, intercept_init=b0)
+            X, Y, sample_weight=sw, coef_init=coef0, intercept_init=b0
+        )
     assert np.array_equal(X, Xc) and np.array_equal(Y, Yc) and np.array_equal(sw, swc)
     assert np.array_equal(coef0, np.ones((2, 3))) and np.array_equal(b0, np.ones(2))
 
@@ -288,14 +324,17 @@ def test_bad_input_raises_clear_error(X, y, match):
     assert not hasattr(model, "coef_")
 
 
-@pytest.mark.parametrize("params,match", [
-    (dict(learning_rate=0.0), "learning_rate"),
-    (dict(learning_rate=-0.1), "learning_rate"),
-    (dict(max_iter=0), "max_iter"),
-    (dict(solver="newton"), "solver"),
-    (dict(alpha=-1.0), "alpha"),
-    (dict(tol=-1.0), "tol"),
-])
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rate=-0.1), "learning_rate"),
+        (dict(max_iter=0), "max_iter"),
+        (dict(solver="newton"), "solver"),
+        (dict(alpha=-1.0), "alpha"),
+        (dict(tol=-1.0), "tol"),
+    ],
+)
 def test_bad_parameters_raise(params, match):
     with pytest.raises(ValueError, match=match):
         LinearRegression(**params).fit([[1.0], [2.0]], [1.0, 2.0])
@@ -365,11 +404,13 @@ def test_interrupt_raises_keyboardinterrupt_and_keeps_estimator(rng):
     assert not hasattr(model, "coef_")
 
 
-def test_warm_start_continues(rng):
+def test_warm_start_continues(backend, rng):
     X, Y, _ = make_problem(rng, 100, 3)
     kw = dict(solver="gd", learning_rate=0.05, tol=None)
-    once = LinearRegression(max_iter=40, **kw).fit(X, Y[:, 0])
-    twice = LinearRegression(max_iter=20, warm_start=True, **kw).fit(X, Y[:, 0])
+    once = LinearRegression(backend=backend.NAME, max_iter=40, **kw).fit(X, Y[:, 0])
+    twice = LinearRegression(backend=backend.NAME, max_iter=20, warm_start=True, **kw).fit(
+        X, Y[:, 0]
+    )
     twice.fit(X, Y[:, 0])
     assert_close(twice.coef_, once.coef_, 1e-12, scale=1.0)
     assert_close(twice.intercept_, once.intercept_, 1e-12, scale=1.0)
@@ -379,11 +420,13 @@ def test_warm_start_continues(rng):
 @pytest.mark.parametrize("learning_rate", ["auto", 0.01])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_nonfinite_X_is_caught_by_every_solver(rng, solver, learning_rate, bad, dtype):
+def test_nonfinite_X_is_caught_by_every_solver(backend, rng, solver, learning_rate, bad, dtype):
     # The fast validation path leaves X's finiteness to the solver's own pass.
     X = rng.standard_normal((50, 3)).astype(dtype)
     X[7, 1] = bad
-    model = LinearRegression(solver=solver, learning_rate=learning_rate, max_iter=5, tol=None)
+    model = LinearRegression(
+        backend=backend.NAME, solver=solver, learning_rate=learning_rate, max_iter=5, tol=None
+    )
     with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
         model.fit(X, np.ones(50))
     assert not hasattr(model, "coef_")

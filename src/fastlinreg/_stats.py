@@ -112,8 +112,9 @@ class SufficientStats:
     def empty(cls, n_features: int, n_targets: int) -> SufficientStats:
         """The statistics of no rows: the identity of :meth:`merge`."""
         d, k = n_features, n_targets
-        return cls(0.0, np.zeros(d), np.zeros(k), np.zeros((d, d)), np.zeros((d, k)),
-                   np.zeros((k, k)))
+        return cls(
+            0.0, np.zeros(d), np.zeros(k), np.zeros((d, d)), np.zeros((d, k)), np.zeros((k, k))
+        )
 
     def merge(self, other: SufficientStats) -> SufficientStats:
         """Statistics of the rows of both: equal to computing them on the
@@ -150,9 +151,12 @@ class SufficientStats:
         """True when every statistic is finite (a NaN or inf in the rows makes
         them non-finite, so this doubles as the rows' finiteness check)."""
         return bool(
-            np.isfinite(self.weight_sum) and np.isfinite(self.mean_x).all()
-            and np.isfinite(self.mean_y).all() and np.isfinite(self.Cxx).all()
-            and np.isfinite(self.Cxy).all() and np.isfinite(self.Cyy).all()
+            np.isfinite(self.weight_sum)
+            and np.isfinite(self.mean_x).all()
+            and np.isfinite(self.mean_y).all()
+            and np.isfinite(self.Cxx).all()
+            and np.isfinite(self.Cxy).all()
+            and np.isfinite(self.Cyy).all()
         )
 
     def raw_xtx(self) -> np.ndarray:

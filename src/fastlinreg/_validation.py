@@ -11,8 +11,14 @@ import contextlib
 import numpy as np
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-__all__ = ["check_params", "validate_fit_data", "check_weights", "check_start",
-           "restore_on_error", "KERNEL_DTYPES"]
+__all__ = [
+    "check_params",
+    "validate_fit_data",
+    "check_weights",
+    "check_start",
+    "restore_on_error",
+    "KERNEL_DTYPES",
+]
 
 KERNEL_DTYPES = (np.float64, np.float32)
 
@@ -54,17 +60,23 @@ def validate_fit_data(estimator, X, y, *, reset=True):
     a whole read of X, 15-20% of an exact fit."""
     if (
         reset
-        and type(X) is np.ndarray and type(y) is np.ndarray
-        and X.ndim == 2 and X.dtype in KERNEL_DTYPES and X.shape[0] >= 1 and X.shape[1] >= 1
-        and y.dtype.kind == "f" and y.shape[0] == X.shape[0]
+        and type(X) is np.ndarray
+        and type(y) is np.ndarray
+        and X.ndim == 2
+        and X.dtype in KERNEL_DTYPES
+        and X.shape[0] >= 1
+        and X.shape[1] >= 1
+        and y.dtype.kind == "f"
+        and y.shape[0] == X.shape[0]
         and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] >= 1))
         and np.isfinite(y.sum())
     ):
         estimator.n_features_in_ = X.shape[1]
         estimator.__dict__.pop("feature_names_in_", None)
         return X, y
-    return validate_data(estimator, X, y, dtype=list(KERNEL_DTYPES), y_numeric=True,
-                         multi_output=True, reset=reset)
+    return validate_data(
+        estimator, X, y, dtype=list(KERNEL_DTYPES), y_numeric=True, multi_output=True, reset=reset
+    )
 
 
 def check_weights(sample_weight, X):

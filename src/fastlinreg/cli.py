@@ -24,8 +24,12 @@ def _parser() -> argparse.ArgumentParser:
         "With no command: the classic tutorial's gradient-descent fit.",
     )
     p.add_argument("--plot", metavar="PATH", help="save the tutorial's figure (needs matplotlib)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of the random start (default: a fresh random start)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the random start (default: a fresh random start)",
+    )
     p.add_argument("--steps", type=int, default=TUTORIAL_STEPS, help="gradient-descent steps")
     p.add_argument("--learning-rate", type=float, default=TUTORIAL_LEARNING_RATE)
     p.add_argument("--verbose", action="store_true", help="print the cost of every step")
@@ -42,8 +46,9 @@ def _run_tutorial(args) -> int:
     x, y = load_tutorial()
     rng = np.random.default_rng(args.seed)
     m0, c0 = rng.standard_normal(2)
-    model = LinearRegression(solver="gd", learning_rate=args.learning_rate,
-                             max_iter=args.steps, tol=None)
+    model = LinearRegression(
+        solver="gd", learning_rate=args.learning_rate, max_iter=args.steps, tol=None
+    )
     t0 = time.perf_counter()
     model.fit(x.reshape(-1, 1), y, coef_init=[m0], intercept_init=c0)
     elapsed = time.perf_counter() - t0
@@ -73,8 +78,10 @@ def _run_fit(args) -> int:
     if pd is not None:
         frame = pd.read_csv(args.csv)
         if args.target not in frame.columns:
-            raise SystemExit(f"error: column {args.target!r} is not in {args.csv}; "
-                             f"columns are {list(frame.columns)}")
+            raise SystemExit(
+                f"error: column {args.target!r} is not in {args.csv}; "
+                f"columns are {list(frame.columns)}"
+            )
         y = frame[args.target].to_numpy(dtype=np.float64)
         features = frame.drop(columns=[args.target]).select_dtypes("number")
         names = list(features.columns)
@@ -98,8 +105,10 @@ def _run_fit(args) -> int:
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     elapsed = time.perf_counter() - t0
-    print(f"fitted {X.shape[0]} rows x {X.shape[1]} features of {args.csv} "
-          f"(solver {model.solver_}, {elapsed * 1e3:.2f} ms)")
+    print(
+        f"fitted {X.shape[0]} rows x {X.shape[1]} features of {args.csv} "
+        f"(solver {model.solver_}, {elapsed * 1e3:.2f} ms)"
+    )
     width = max(len(n) for n in names + ["intercept"])
     for name, coef in zip(names, model.coef_):
         print(f"{name:<{width}}  {coef: .8g}")

@@ -35,8 +35,9 @@ class DivergenceError(FloatingPointError, ValueError):
         The step at which divergence was detected.
     """
 
-    def __init__(self, message: str, *, learning_rate: float,
-                 max_safe_learning_rate: float | None, step: int):
+    def __init__(
+        self, message: str, *, learning_rate: float, max_safe_learning_rate: float | None, step: int
+    ):
         super().__init__(message)
         self.learning_rate = learning_rate
         self.max_safe_learning_rate = max_safe_learning_rate
@@ -47,7 +48,7 @@ def warn_caller(message: str, category: type[Warning]) -> None:
     """``warnings.warn`` pointing at the first frame outside fastlinreg: the
     user's line that called ``fit``, however deep inside the package the
     warning arose."""
-    frame, level = sys._getframe(1), 1
+    frame, level = sys._getframe(1), 2  # stacklevel 2: warn_caller's caller
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
         _PACKAGE_DIR + os.sep
     ):

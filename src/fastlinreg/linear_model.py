@@ -237,9 +237,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                 if intercept_init is None and self.fit_intercept:
                     intercept_init = self.intercept_
             d, k = problem.X.shape[1], problem.Y.shape[1]
-            W0, b0 = check_start(coef_init, intercept_init,
-                                 *self._first_model(d, k, random=coef_init is None),
-                                 self.fit_intercept)
+            W0, b0 = check_start(
+                coef_init,
+                intercept_init,
+                *self._first_model(d, k, random=coef_init is None),
+                self.fit_intercept,
+            )
             result = solvers.fit(self._settings(), backend, problem, W0, b0)
             self._store(result, backend, y.ndim == 1)
             return self
@@ -303,9 +306,17 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def _settings(self) -> solvers.Settings:
         return solvers.Settings(
-            self.solver, self.learning_rate, self.max_iter, self.tol, self.alpha,
-            self.fit_intercept, self.batch_size, self.shuffle, self.n_iter_no_change,
-            self.random_state, self.n_jobs,
+            self.solver,
+            self.learning_rate,
+            self.max_iter,
+            self.tol,
+            self.alpha,
+            self.fit_intercept,
+            self.batch_size,
+            self.shuffle,
+            self.n_iter_no_change,
+            self.random_state,
+            self.n_jobs,
         )
 
     def _problem(self, backend, X, y, sample_weight) -> Problem:

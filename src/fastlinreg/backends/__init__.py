@@ -19,8 +19,18 @@ from ._protocol import (
     Status,
 )
 
-__all__ = ["available_backends", "backend_status", "get_backend", "Backend", "Problem",
-           "DescentConfig", "DescentOutcome", "SgdConfig", "SgdOutcome", "Status"]
+__all__ = [
+    "available_backends",
+    "backend_status",
+    "get_backend",
+    "Backend",
+    "Problem",
+    "DescentConfig",
+    "DescentOutcome",
+    "SgdConfig",
+    "SgdOutcome",
+    "Status",
+]
 
 # Known backends, in the order "auto" prefers them. The reference backend is
 # the tests' oracle, never chosen by "auto".

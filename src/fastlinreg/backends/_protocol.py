@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from .._losses import Loss
 
-__all__ = ["Backend", "Problem", "DescentConfig", "DescentOutcome", "SgdConfig", "SgdOutcome",
-           "Status", "StatsParts"]
+__all__ = [
+    "Backend",
+    "Problem",
+    "DescentConfig",
+    "DescentOutcome",
+    "SgdConfig",
+    "SgdOutcome",
+    "Status",
+    "StatsParts",
+]
 
 
 class Status(enum.IntEnum):
@@ -40,11 +48,11 @@ class Problem:
     """
 
     X: object
-    Y: Optional[np.ndarray]
-    sample_weight: Optional[np.ndarray]
+    Y: np.ndarray | None
+    sample_weight: np.ndarray | None
     weight_sum: float
     loss: Loss
-    n_jobs: Optional[int] = None
+    n_jobs: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -61,11 +69,11 @@ class DescentConfig:
 
     max_iter: int
     learning_rate: float
-    tol: Optional[float]
+    tol: float | None
     alpha: float
     fit_intercept: bool
-    shift: Optional[np.ndarray] = None
-    scale: Optional[np.ndarray] = None
+    shift: np.ndarray | None = None
+    scale: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -92,11 +100,11 @@ class SgdConfig:
     seed: int
     eta0: float
     alpha: float
-    tol: Optional[float]
+    tol: float | None
     n_iter_no_change: int
     fit_intercept: bool
-    shift: Optional[np.ndarray] = None
-    scale: Optional[np.ndarray] = None
+    shift: np.ndarray | None = None
+    scale: np.ndarray | None = None
     epoch_offset: int = 0
     best_loss: float = np.inf
     no_improvement: int = 0

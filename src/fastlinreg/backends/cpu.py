@@ -68,18 +68,22 @@ def _f64(a):
 
 
 def _problem(p: Problem) -> _core.Problem:
-    return _core.Problem(prepare_X(p.X), _f64(p.Y), _f64(p.sample_weight), float(p.weight_sum),
-                         p.loss.kind)
+    return _core.Problem(
+        prepare_X(p.X), _f64(p.Y), _f64(p.sample_weight), float(p.weight_sum), p.loss.kind
+    )
 
 
 def _stats(stats) -> _core.Stats:
-    return _core.Stats(stats.weight_sum, stats.mean_x, stats.mean_y, stats.Cxx, stats.Cxy,
-                       stats.Cyy)
+    return _core.Stats(
+        stats.weight_sum, stats.mean_x, stats.mean_y, stats.Cxx, stats.Cxy, stats.Cyy
+    )
 
 
 def _model(W0, b0):
-    return (np.array(W0, dtype=np.float64, order="C", copy=True),
-            np.array(b0, dtype=np.float64, copy=True))
+    return (
+        np.array(W0, dtype=np.float64, order="C", copy=True),
+        np.array(b0, dtype=np.float64, copy=True),
+    )
 
 
 def _descent_params(c: DescentConfig) -> _core.DescentParams:
@@ -112,8 +116,9 @@ def sufficient_stats(problem: Problem, *, _syrk=None):
     """``_syrk``: a dsyrk capsule, for the benchmark's BLAS comparison only."""
     d, k = problem.X.shape[1], problem.Y.shape[1]
     parts = (np.empty(d), np.empty(k), np.empty((d, d)), np.empty((d, k)), np.empty((k, k)))
-    wsum = _core.sufficient_stats(_problem(problem), _core.Stats(1.0, *parts),
-                                  resolve_threads(problem.n_jobs), _syrk)
+    wsum = _core.sufficient_stats(
+        _problem(problem), _core.Stats(1.0, *parts), resolve_threads(problem.n_jobs), _syrk
+    )
     return (wsum, *parts)
 
 
@@ -133,8 +138,9 @@ def column_moments(problem: Problem):
 
 
 def curvature(problem: Problem, config: DescentConfig) -> float:
-    return _core.curvature_stream(_problem(problem), _descent_params(config),
-                                  resolve_threads(problem.n_jobs))
+    return _core.curvature_stream(
+        _problem(problem), _descent_params(config), resolve_threads(problem.n_jobs)
+    )
 
 
 def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:
@@ -148,24 +154,25 @@ def _descent_outcome(r, W, b, curve) -> DescentOutcome:
 def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
     W, b = _model(W0, b0)
     curve = np.empty(config.max_iter)
-    r = _core.descend_stream(_problem(problem), _descent_params(config), W, b, curve,
-                             resolve_threads(problem.n_jobs))
+    r = _core.descend_stream(
+        _problem(problem), _descent_params(config), W, b, curve, resolve_threads(problem.n_jobs)
+    )
     return _descent_outcome(r, W, b, curve)
 
 
 def descend_gram(stats, config: DescentConfig, W0, b0, n_jobs=None) -> DescentOutcome:
     W, b = _model(W0, b0)
     curve = np.empty(config.max_iter)
-    r = _core.descend_gram(_stats(stats), _descent_params(config), W, b, curve,
-                           resolve_threads(n_jobs))
+    r = _core.descend_gram(
+        _stats(stats), _descent_params(config), W, b, curve, resolve_threads(n_jobs)
+    )
     return _descent_outcome(r, W, b, curve)
 
 
 def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
     W, b = _model(W0, b0)
     p = _core.SgdParams()
-    for field in ("max_epochs", "batch_size", "epoch_offset", "n_iter_no_change",
-                  "no_improvement"):
+    for field in ("max_epochs", "batch_size", "epoch_offset", "n_iter_no_change", "no_improvement"):
         setattr(p, field, int(getattr(config, field)))
     p.shuffle, p.fit_intercept = bool(config.shuffle), bool(config.fit_intercept)
     p.seed = int(config.seed)
@@ -175,5 +182,13 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
     p.shift, p.scale = _f64(config.shift), _f64(config.scale)
     curve = np.empty(config.max_epochs)
     r = _core.descend_sgd(_problem(problem), p, W, b, curve)
-    return SgdOutcome(W, b, r.n_epochs, Status(r.status), r.best_loss, r.no_improvement,
-                      r.ref_loss, curve[: r.n_epochs].copy())
+    return SgdOutcome(
+        W,
+        b,
+        r.n_epochs,
+        Status(r.status),
+        r.best_loss,
+        r.no_improvement,
+        r.ref_loss,
+        curve[: r.n_epochs].copy(),
+    )

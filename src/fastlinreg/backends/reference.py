@@ -21,6 +21,10 @@ from ._protocol import (
 )
 
 NAME = "reference"
+
+# Like the compiled kernels, the reference lets NaN and inf flow into its
+# results without warnings: the solvers test the results and say what failed.
+_quiet = np.errstate(all="ignore")
 _DIVERGENCE_FACTOR = 1e8  # loss > factor * first loss counts as divergence (descent.hpp)
 
 
@@ -49,17 +53,21 @@ def _mean_pass(X, Y, w, wsum, loss, W, b):
     return float(w @ loss.value(P, Y)) / wsum, X.T @ D / wsum, D.sum(axis=0) / wsum
 
 
+@_quiet
 def fused_pass(problem: Problem, W, b):
     W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
     X = np.asarray(problem.X, dtype=np.float64)
-    return _mean_pass(X, _targets(problem, b.shape[0]), _weights(problem), problem.weight_sum,
-                      problem.loss, W, b)
+    return _mean_pass(
+        X, _targets(problem, b.shape[0]), _weights(problem), problem.weight_sum, problem.loss, W, b
+    )
 
 
+@_quiet
 def predict(X, W, b, n_jobs=None) -> np.ndarray:
     return np.asarray(X, dtype=np.float64) @ np.asarray(W) + np.asarray(b)
 
 
+@_quiet
 def sufficient_stats(problem: Problem):
     X = np.asarray(problem.X, dtype=np.float64)
     Y = np.asarray(problem.Y, dtype=np.float64)
@@ -72,6 +80,7 @@ def sufficient_stats(problem: Problem):
     return ws, mx, my, 0.5 * (Cxx + Cxx.T), (w[:, None] * Xc).T @ Yc, 0.5 * (Cyy + Cyy.T)
 
 
+@_quiet
 def column_moments(problem: Problem):
     X = np.asarray(problem.X, dtype=np.float64)
     w = _weights(problem)
@@ -137,11 +146,13 @@ def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
     return DescentOutcome(W, b, len(curve), status, last, np.array(curve))
 
 
+@_quiet
 def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
     X = np.asarray(problem.X, dtype=np.float64)
     Y, w = _targets(problem, np.shape(b0)[0]), _weights(problem)
-    return _descend(lambda W, b: _mean_pass(X, Y, w, problem.weight_sum, problem.loss, W, b),
-                    config, W0, b0)
+    return _descend(
+        lambda W, b: _mean_pass(X, Y, w, problem.weight_sum, problem.loss, W, b), config, W0, b0
+    )
 
 
 def _gram_pass(stats, W, b):
@@ -153,6 +164,7 @@ def _gram_pass(stats, W, b):
     return 0.5 * quad / ws + 0.5 * m @ m, (E - stats.Cxy) / ws + np.outer(stats.mean_x, m), m
 
 
+@_quiet
 def descend_gram(stats, config: DescentConfig, W0, b0, n_jobs=None) -> DescentOutcome:
     return _descend(lambda W, b: _gram_pass(stats, W, b), config, W0, b0)
 
@@ -180,6 +192,7 @@ def _power_iteration(probe, config: DescentConfig, d: int, intercept_curvature: 
     return max(lam, intercept_curvature) if config.fit_intercept else lam
 
 
+@_quiet
 def curvature(problem: Problem, config: DescentConfig) -> float:
     X = np.asarray(problem.X, dtype=np.float64)
     w, ws, c = _weights(problem), problem.weight_sum, problem.loss.curvature
@@ -191,6 +204,7 @@ def curvature(problem: Problem, config: DescentConfig) -> float:
     return _power_iteration(probe, config, X.shape[1], c)
 
 
+@_quiet
 def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:
     def probe(W, b):
         m = b + stats.mean_x @ W
@@ -222,6 +236,7 @@ class _SplitMix64:
                 return m >> 64
 
 
+@_quiet
 def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
     X = np.asarray(problem.X, dtype=np.float64)
     n = X.shape[0]
@@ -244,8 +259,9 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
         for s in range(0, n, B):
             rows = order[s : s + B]
             W, b = m.to_model(V, c)
-            loss, G, gb = _mean_pass(X[rows], Y[rows], w[rows], len(rows) * mean_w, problem.loss,
-                                     W, b)
+            loss, G, gb = _mean_pass(
+                X[rows], Y[rows], w[rows], len(rows) * mean_w, problem.loss, W, b
+            )
             loss += 0.5 * config.alpha * float((W * W).sum())
             G, gb = m.gradient(G, gb, W, config.alpha)
             if not np.isfinite(loss):

@@ -48,8 +48,9 @@ def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
     if solver == "exact":
         return exact.solve(settings, exact.statistics(backend, problem))
     if solver == "gram":
-        return descent.run("gram", settings, backend, problem,
-                           exact.statistics(backend, problem), W0, b0)
+        return descent.run(
+            "gram", settings, backend, problem, exact.statistics(backend, problem), W0, b0
+        )
     if solver == "sgd":
         state = sgd.start(settings, backend, problem, W0, b0)
         return sgd.run(settings, backend, problem, state, settings.max_iter)
@@ -81,8 +82,11 @@ def partial_fit(settings: Settings, backend, problem, stream: Stream | None) -> 
             "fixed across calls, or call fit() to start over."
         )
     if solver == "sgd":
-        state = stream.sgd if stream is not None else sgd.start(
-            settings, backend, problem, np.zeros((d, k)), np.zeros(k))
+        state = (
+            stream.sgd
+            if stream is not None
+            else sgd.start(settings, backend, problem, np.zeros((d, k)), np.zeros(k))
+        )
         return sgd.run(settings, backend, problem, state, 1)
     stats = exact.statistics(backend, problem)
     if stream is not None:

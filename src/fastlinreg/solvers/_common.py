@@ -4,7 +4,6 @@ state that ``partial_fit`` continues from."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
 
 import numpy as np
 from sklearn.utils.validation import assert_all_finite
@@ -25,16 +24,16 @@ class Settings:
     """The estimator parameters a solver reads (LinearRegression's, validated)."""
 
     solver: str
-    learning_rate: Union[str, float]
+    learning_rate: str | float
     max_iter: int
-    tol: Optional[float]
+    tol: float | None
     alpha: float
     fit_intercept: bool
     batch_size: int
     shuffle: bool
     n_iter_no_change: int
     random_state: object
-    n_jobs: Optional[int]
+    n_jobs: int | None
 
     @property
     def auto_step(self) -> bool:
@@ -47,8 +46,8 @@ class SgdState:
 
     W: np.ndarray
     b: np.ndarray
-    shift: Optional[np.ndarray]
-    scale: Optional[np.ndarray]
+    shift: np.ndarray | None
+    scale: np.ndarray | None
     eta0: float
     seed: int
     epochs: int = 0
@@ -63,8 +62,8 @@ class Stream:
 
     solver: str
     n_targets: int
-    stats: Optional[SufficientStats] = None
-    sgd: Optional[SgdState] = None
+    stats: SufficientStats | None = None
+    sgd: SgdState | None = None
     y_is_1d: bool = True
 
 
@@ -77,7 +76,7 @@ class FitResult:
     b: np.ndarray  # (k,)
     n_iter: int
     curve: np.ndarray
-    learning_rate: Optional[float]
+    learning_rate: float | None
     stream: Stream = field(default=None)
 
 

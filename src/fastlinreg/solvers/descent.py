@@ -45,8 +45,9 @@ def run(solver: str, settings: Settings, backend, problem, stats, W0, b0) -> Fit
         lr = 1.0 / L if L > 0 else 1.0
     else:
         lr = float(settings.learning_rate)
-    config = DescentConfig(settings.max_iter, lr, settings.tol, settings.alpha,
-                           settings.fit_intercept, shift, scale)
+    config = DescentConfig(
+        settings.max_iter, lr, settings.tol, settings.alpha, settings.fit_intercept, shift, scale
+    )
     if solver == "gram":
         out = backend.descend_gram(stats, config, W0, b0, settings.n_jobs)
     else:
@@ -76,8 +77,9 @@ def plain_lipschitz(stats, alpha: float, fit_intercept: bool, loss_curvature: fl
     return float(np.linalg.eigvalsh(H)[-1]) if H.size else 0.0
 
 
-def divergence_error(settings: Settings, backend, problem, stats, lr, step, last_loss,
-                     what="step") -> DivergenceError:
+def divergence_error(
+    settings: Settings, backend, problem, stats, lr, step, last_loss, what="step"
+) -> DivergenceError:
     """The error for a run whose loss grew without bound, naming the safe step."""
     from .exact import statistics
 

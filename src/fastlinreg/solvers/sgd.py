@@ -30,16 +30,34 @@ def start(settings: Settings, backend, problem, W0, b0) -> SgdState:
 def run(settings: Settings, backend, problem, state: SgdState, epochs: int) -> FitResult:
     """``epochs`` epochs from ``state``; the result carries the state to continue from."""
     config = SgdConfig(
-        max_epochs=epochs, batch_size=settings.batch_size, shuffle=settings.shuffle,
-        seed=state.seed, eta0=state.eta0, alpha=settings.alpha, tol=settings.tol,
-        n_iter_no_change=settings.n_iter_no_change, fit_intercept=settings.fit_intercept,
-        shift=state.shift, scale=state.scale, epoch_offset=state.epochs,
-        best_loss=state.best_loss, no_improvement=state.no_improvement, ref_loss=state.ref_loss,
+        max_epochs=epochs,
+        batch_size=settings.batch_size,
+        shuffle=settings.shuffle,
+        seed=state.seed,
+        eta0=state.eta0,
+        alpha=settings.alpha,
+        tol=settings.tol,
+        n_iter_no_change=settings.n_iter_no_change,
+        fit_intercept=settings.fit_intercept,
+        shift=state.shift,
+        scale=state.scale,
+        epoch_offset=state.epochs,
+        best_loss=state.best_loss,
+        no_improvement=state.no_improvement,
+        ref_loss=state.ref_loss,
     )
     out = backend.sgd(problem, config, state.W, state.b)
     if out.status == Status.DIVERGED:
-        raise descent.divergence_error(settings, backend, problem, None, state.eta0,
-                                       state.epochs + out.n_epochs, np.inf, what="epoch")
+        raise descent.divergence_error(
+            settings,
+            backend,
+            problem,
+            None,
+            state.eta0,
+            state.epochs + out.n_epochs,
+            np.inf,
+            what="epoch",
+        )
     if epochs > 1 and settings.tol is not None and out.status != Status.CONVERGED:
         warn_caller(
             f"SGD ran max_iter={settings.max_iter} epochs without {settings.n_iter_no_change} "
@@ -48,8 +66,24 @@ def run(settings: Settings, backend, problem, state: SgdState, epochs: int) -> F
             "least-squares optimum.",
             ConvergenceWarning,
         )
-    after = SgdState(out.W, out.b, state.shift, state.scale, state.eta0, state.seed,
-                     state.epochs + out.n_epochs, out.best_loss, out.no_improvement,
-                     out.ref_loss)
-    return FitResult("sgd", out.W, out.b, out.n_epochs, out.curve, state.eta0,
-                     Stream("sgd", out.b.shape[0], sgd=after))
+    after = SgdState(
+        out.W,
+        out.b,
+        state.shift,
+        state.scale,
+        state.eta0,
+        state.seed,
+        state.epochs + out.n_epochs,
+        out.best_loss,
+        out.no_improvement,
+        out.ref_loss,
+    )
+    return FitResult(
+        "sgd",
+        out.W,
+        out.b,
+        out.n_epochs,
+        out.curve,
+        state.eta0,
+        Stream("sgd", out.b.shape[0], sgd=after),
+    )
