@@ -74,8 +74,9 @@ class Problem {
     else
       throw py::type_error("X must be a float32 or float64 ndarray (the Python layer converts)");
     const index_t n = X_.shape(0);
-    if (y_) require(y_->ndim() == 2 && y_->shape(0) == n,
-                    "y must be a C-contiguous float64 array of shape (n_samples, n_targets)");
+    if (y_)
+      require(y_->ndim() == 2 && y_->shape(0) == n,
+              "y must be a C-contiguous float64 array of shape (n_samples, n_targets)");
     if (sw_) check_vec(*sw_, n, "sample_weight");
     require(weight_sum > 0.0, "the sum of sample weights must be positive");
     dispatch_loss(static_cast<LossKind>(loss), [](auto) { return 0; });  // a known kind
@@ -90,10 +91,16 @@ class Problem {
         view_);
   }
 
-  index_t n() const { return std::visit([](auto &v) { return v.n; }, view_); }
-  index_t d() const { return std::visit([](auto &v) { return v.d; }, view_); }
+  index_t n() const {
+    return std::visit([](auto &v) { return v.n; }, view_);
+  }
+  index_t d() const {
+    return std::visit([](auto &v) { return v.d; }, view_);
+  }
   bool has_y() const { return y_.has_value(); }
-  index_t k() const { return std::visit([](auto &v) { return v.k; }, view_); }
+  index_t k() const {
+    return std::visit([](auto &v) { return v.k; }, view_);
+  }
 
   // Runs f(view) with the typed view, its k set to `k` (checked against y
   // when the call reads y).
@@ -133,15 +140,18 @@ class Problem {
 class Stats {
  public:
   Stats(double weight_sum, darray mean_x, darray mean_y, darray Cxx, darray Cxy, darray Cyy)
-      : mean_x_(std::move(mean_x)), mean_y_(std::move(mean_y)), Cxx_(std::move(Cxx)),
-        Cxy_(std::move(Cxy)), Cyy_(std::move(Cyy)) {
+      : mean_x_(std::move(mean_x)),
+        mean_y_(std::move(mean_y)),
+        Cxx_(std::move(Cxx)),
+        Cxy_(std::move(Cxy)),
+        Cyy_(std::move(Cyy)) {
     const index_t d = mean_x_.ndim() == 1 ? mean_x_.shape(0) : -1;
     const index_t k = mean_y_.ndim() == 1 ? mean_y_.shape(0) : -1;
     require(d >= 0 && k >= 1, "mean_x and mean_y must be 1-D float64 arrays");
     check_mat(Cxx_, d, d, "Cxx");
     check_mat(Cxy_, d, k, "Cxy");
     check_mat(Cyy_, k, k, "Cyy");
-    view_ = GramView{d, k, weight_sum, mean_x_.data(), mean_y_.data(),
+    view_ = GramView{d,           k,           weight_sum, mean_x_.data(), mean_y_.data(),
                      Cxx_.data(), Cxy_.data(), Cyy_.data()};
   }
 
@@ -238,8 +248,8 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Stats>(m, "Stats", "Centred sufficient statistics, checked once (see stats.hpp).")
       .def(py::init<double, darray, darray, darray, darray, darray>(), py::arg("weight_sum"),
-           py::arg("mean_x").noconvert(), py::arg("mean_y").noconvert(),
-           py::arg("Cxx").noconvert(), py::arg("Cxy").noconvert(), py::arg("Cyy").noconvert());
+           py::arg("mean_x").noconvert(), py::arg("mean_y").noconvert(), py::arg("Cxx").noconvert(),
+           py::arg("Cxy").noconvert(), py::arg("Cyy").noconvert());
 
   py::class_<PyDescentParams> dp(m, "DescentParams", "Parameters of a descent loop.");
   dp.def(py::init<>())
@@ -265,9 +275,9 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<PySgdParams> sp(m, "SgdParams", "Parameters of mini-batch SGD epochs.");
   sp.def(py::init<>());
-#define FASTLINREG_SGD_FIELD(name)                                                       \
-  sp.def_property(                                                                       \
-      #name, [](const PySgdParams &s) { return s.p.name; },                              \
+#define FASTLINREG_SGD_FIELD(name)                          \
+  sp.def_property(                                          \
+      #name, [](const PySgdParams &s) { return s.p.name; }, \
       [](PySgdParams &s, decltype(SgdParams::name) v) { s.p.name = v; })
   FASTLINREG_SGD_FIELD(max_epochs);
   FASTLINREG_SGD_FIELD(batch_size);
@@ -318,14 +328,17 @@ PYBIND11_MODULE(_core, m) {
       "linear_predict",
       [](const Problem &pr, const darray &W, const darray &b, darray &P, int n_threads) {
         const index_t k = outputs_of(b);
-        pr.with_view(k, [&](auto v) {
-          check_mat(W, v.d, k, "W");
-          check_mat(P, v.n, k, "P");
-          check_writable(P, "P");
-          py::gil_scoped_release nogil;
-          linear_predict(v, W.data(), b.data(), P.mutable_data(), n_threads);
-          return 0;
-        }, /*reads_y=*/false);
+        pr.with_view(
+            k,
+            [&](auto v) {
+              check_mat(W, v.d, k, "W");
+              check_mat(P, v.n, k, "P");
+              check_writable(P, "P");
+              py::gil_scoped_release nogil;
+              linear_predict(v, W.data(), b.data(), P.mutable_data(), n_threads);
+              return 0;
+            },
+            /*reads_y=*/false);
       },
       py::arg("problem"), py::arg("W").noconvert(), py::arg("b").noconvert(),
       py::arg("P").noconvert(), py::arg("n_threads") = 0,
@@ -333,8 +346,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "descend_stream",
-      [](const Problem &pr, const PyDescentParams &params, darray &W, darray &b,
-         darray &loss_curve, int n_threads) {
+      [](const Problem &pr, const PyDescentParams &params, darray &W, darray &b, darray &loss_curve,
+         int n_threads) {
         const index_t k = outputs_of(b);
         return pr.with_view(k, [&](auto v) {
           require(pr.has_y(), "descend_stream needs y");
@@ -368,8 +381,7 @@ PYBIND11_MODULE(_core, m) {
         DescentResult r;
         {
           py::gil_scoped_release nogil;
-          r = descend_gram(s, p, Wp, bp, loss_curve.mutable_data(), n_threads,
-                           python_interrupted);
+          r = descend_gram(s, p, Wp, bp, loss_curve.mutable_data(), n_threads, python_interrupted);
         }
         return raise_if_interrupted(r);
       },
@@ -380,8 +392,7 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "descend_sgd",
-      [](const Problem &pr, const PySgdParams &params, darray &W, darray &b,
-         darray &loss_curve) {
+      [](const Problem &pr, const PySgdParams &params, darray &W, darray &b, darray &loss_curve) {
         const index_t k = outputs_of(b);
         return pr.with_view(k, [&](auto v) {
           require(pr.has_y(), "descend_sgd needs y");
@@ -408,12 +419,15 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "curvature_stream",
       [](const Problem &pr, const PyDescentParams &params, int n_threads) {
-        return pr.with_view(1, [&](auto v) {
-          v.y = nullptr;
-          const DescentParams p = params.resolved(v.d);
-          py::gil_scoped_release nogil;
-          return curvature_stream(v, p, n_threads);
-        }, /*reads_y=*/false);
+        return pr.with_view(
+            1,
+            [&](auto v) {
+              v.y = nullptr;
+              const DescentParams p = params.resolved(v.d);
+              py::gil_scoped_release nogil;
+              return curvature_stream(v, p, n_threads);
+            },
+            /*reads_y=*/false);
       },
       py::arg("problem"), py::arg("params"), py::arg("n_threads") = 0,
       "The largest curvature of the problem's loss along the coefficients in the descended "
@@ -455,16 +469,20 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "column_moments",
       [](const Problem &pr, darray &mean, darray &var, int n_threads) {
-        return pr.with_view(1, [&](auto v) {
-          check_vec(mean, v.d, "mean");
-          check_vec(var, v.d, "var");
-          check_writable(mean, "mean");
-          check_writable(var, "var");
-          py::gil_scoped_release nogil;
-          return column_moments(v, n_threads, mean.mutable_data(), var.mutable_data());
-        }, /*reads_y=*/false);
+        return pr.with_view(
+            1,
+            [&](auto v) {
+              check_vec(mean, v.d, "mean");
+              check_vec(var, v.d, "var");
+              check_writable(mean, "mean");
+              check_writable(var, "var");
+              py::gil_scoped_release nogil;
+              return column_moments(v, n_threads, mean.mutable_data(), var.mutable_data());
+            },
+            /*reads_y=*/false);
       },
       py::arg("problem"), py::arg("mean").noconvert(), py::arg("var").noconvert(),
-      py::arg("n_threads") = 0, "Weighted column means and variances in one pass; returns the "
+      py::arg("n_threads") = 0,
+      "Weighted column means and variances in one pass; returns the "
       "weight sum.");
 }

@@ -56,8 +56,8 @@ int default_threads() { return resolve_threads(0); }
 bool built_with_openmp() { return has_openmp(); }
 
 template <class T>
-double fused_gradient(const DataView<T> &v, const double *W, const double *b, double *G,
-                      double *gb, int n_threads) {
+double fused_gradient(const DataView<T> &v, const double *W, const double *b, double *G, double *gb,
+                      int n_threads) {
   return dispatch_loss(v.loss, [&](auto policy) {
     auto oracle = make_oracle<decltype(policy)>(v);
     const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
@@ -136,8 +136,8 @@ double curvature_stream(const DataView<T> &v, const DescentParams &params, int n
 template <class T>
 double sufficient_stats(const DataView<T> &v, dsyrk_fn *syrk, int n_threads, double *mean_x,
                         double *mean_y, double *Cxx, double *Cxy, double *Cyy) {
-  return stats_pass<T>(v.X, v.n, v.d, v.ldx, v.y, v.k, v.sw, syrk, n_threads, mean_x, mean_y,
-                       Cxx, Cxy, Cyy);
+  return stats_pass<T>(v.X, v.n, v.d, v.ldx, v.y, v.k, v.sw, syrk, n_threads, mean_x, mean_y, Cxx,
+                       Cxy, Cyy);
 }
 
 template <class T>
@@ -161,18 +161,18 @@ double curvature_gram(const GramView &s, const DescentParams &params, int n_thre
 }
 
 // The one list of instantiations.
-#define FASTLINREG_INSTANTIATE(T)                                                                \
-  template double fused_gradient<T>(const DataView<T> &, const double *, const double *,        \
-                                    double *, double *, int);                                   \
-  template void linear_predict<T>(const DataView<T> &, const double *, const double *, double *, \
-                                  int);                                                         \
-  template DescentResult descend_stream<T>(const DataView<T> &, const DescentParams &, double *, \
-                                           double *, double *, int, const StopCheck &);         \
-  template SgdResult descend_sgd<T>(const DataView<T> &, const SgdParams &, double *, double *,  \
-                                    double *, const StopCheck &);                               \
-  template double curvature_stream<T>(const DataView<T> &, const DescentParams &, int);         \
-  template double sufficient_stats<T>(const DataView<T> &, dsyrk_fn *, int, double *, double *, \
-                                      double *, double *, double *);                            \
+#define FASTLINREG_INSTANTIATE(T)                                                                  \
+  template double fused_gradient<T>(const DataView<T> &, const double *, const double *, double *, \
+                                    double *, int);                                                \
+  template void linear_predict<T>(const DataView<T> &, const double *, const double *, double *,   \
+                                  int);                                                            \
+  template DescentResult descend_stream<T>(const DataView<T> &, const DescentParams &, double *,   \
+                                           double *, double *, int, const StopCheck &);            \
+  template SgdResult descend_sgd<T>(const DataView<T> &, const SgdParams &, double *, double *,    \
+                                    double *, const StopCheck &);                                  \
+  template double curvature_stream<T>(const DataView<T> &, const DescentParams &, int);            \
+  template double sufficient_stats<T>(const DataView<T> &, dsyrk_fn *, int, double *, double *,    \
+                                      double *, double *, double *);                               \
   template double column_moments<T>(const DataView<T> &, int, double *, double *);
 FASTLINREG_INSTANTIATE(float)
 FASTLINREG_INSTANTIATE(double)

@@ -238,9 +238,9 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
             lost_s += waited;
             finish_step(t++);
             if (!stop) oracle.prepare(W, b);
-            next = stop ? Next::kEnd
-                 : t - t_team >= 4 && wait_s > others * share_s ? Next::kSpell
-                                                                : Next::kStep;
+            next = stop                                           ? Next::kEnd
+                   : t - t_team >= 4 && wait_s > others * share_s ? Next::kSpell
+                                                                  : Next::kStep;
           }
           meet.wait();
           const Next now = next;  // thread 0 writes it next after the next first meeting
@@ -252,8 +252,8 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
             const auto start = std::chrono::steady_clock::now();
             for (index_t i = 0; !stop; ++i) {
               if (i >= kMinSpell &&
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                          .count() >= spell_s)
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >=
+                      spell_s)
                 break;
               oracle.share_all();
               finish_step(t++);
@@ -292,7 +292,8 @@ double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads, inde
                      double rtol, double intercept_curvature) {
   const index_t d = oracle.d();
   const detail::ParamMap st(d, 1, p.standardisation, p.fit_intercept);
-  std::vector<double> v(static_cast<size_t>(d)), W(static_cast<size_t>(d)), G(static_cast<size_t>(d));
+  std::vector<double> v(static_cast<size_t>(d)), W(static_cast<size_t>(d)),
+      G(static_cast<size_t>(d));
   double b = 0.0, gb = 0.0, c = 0.0;
   // A fixed, sign-varied start vector: deterministic, not orthogonal to a
   // dominant direction of all-positive correlations.

@@ -209,12 +209,10 @@ template <int L, class T>
 inline typename Vec<L>::d load_part(const T *p, int m) {
 #if FASTLINREG_LANES == 8
   const auto mask = static_cast<__mmask8>((1u << m) - 1u);
-  if constexpr (L == 8 && sizeof(T) == 8)
-    return (typename Vec<L>::d)_mm512_maskz_loadu_pd(mask, p);
+  if constexpr (L == 8 && sizeof(T) == 8) return (typename Vec<L>::d)_mm512_maskz_loadu_pd(mask, p);
   if constexpr (L == 8 && sizeof(T) == 4)
     return widen<L>((typename Vec<L>::f)_mm256_maskz_loadu_ps(mask, p));
-  if constexpr (L == 4 && sizeof(T) == 8)
-    return (typename Vec<L>::d)_mm256_maskz_loadu_pd(mask, p);
+  if constexpr (L == 4 && sizeof(T) == 8) return (typename Vec<L>::d)_mm256_maskz_loadu_pd(mask, p);
   if constexpr (L == 4 && sizeof(T) == 4)
     return widen<L>((typename Vec<L>::f)_mm_maskz_loadu_ps(mask, p));
 #elif FASTLINREG_LANES == 4
@@ -258,8 +256,8 @@ struct ColumnLoad {
     if constexpr (L == 8 && sizeof(T) == 8)
       return (vec)_mm512_mask_i64gather_pd(_mm512_setzero_pd(), mask8, offsets8, p, 8);
     if constexpr (L == 8 && sizeof(T) == 4)
-      return widen<L>((typename Vec<L>::f)_mm512_mask_i64gather_ps(_mm256_setzero_ps(), mask8,
-                                                                   offsets8, p, 4));
+      return widen<L>(
+          (typename Vec<L>::f)_mm512_mask_i64gather_ps(_mm256_setzero_ps(), mask8, offsets8, p, 4));
 #endif
 #if FASTLINREG_LANES == 8 || defined(__AVX2__)
     if constexpr (L == 4) {
@@ -431,14 +429,13 @@ struct LaneLoss {
 // Writes the chunk partial: slot[0:D] = G, slot[padded_width(D)] = g_b,
 // slot[padded_width(D) + 1] = loss.
 template <class Loss, class T, int D, bool Weighted, bool Unit, bool Prefetch = true>
-inline void short_rows(const T *X,         // (n, D), row stride ldx
+inline void short_rows(const T *X,  // (n, D), row stride ldx
                        index_t ldx,
-                       const double *y,    // (n) or nullptr for y = 0
-                       const double *sw,   // (n) if Weighted
-                       const double *W,    // (D)
-                       const double *b,    // (1)
-                       index_t r0, index_t r1,
-                       double *slot) {
+                       const double *y,   // (n) or nullptr for y = 0
+                       const double *sw,  // (n) if Weighted
+                       const double *W,   // (D)
+                       const double *b,   // (1)
+                       index_t r0, index_t r1, double *slot) {
   static_assert(D >= 1 && D <= kShortRow, "short rows only");
   constexpr int L = short_lanes(D), S = short_sets(D);
   typedef typename Vec<L>::d vec;
@@ -522,9 +519,9 @@ inline void short_rows(const T *X,         // (n, D), row stride ldx
 // prefetches its own stream kPrefetchBytes / R ahead, running on past the
 // row's end into the same row of the next tile.
 struct Ahead {
-  index_t ahead = 0;              // elements past the load; 0: no prefetch
-  index_t wrap_at = INT64_MAX;    // offsets from here on ...
-  index_t wrap_by = 0;            // ... move on by this many more elements
+  index_t ahead = 0;            // elements past the load; 0: no prefetch
+  index_t wrap_at = INT64_MAX;  // offsets from here on ...
+  index_t wrap_by = 0;          // ... move on by this many more elements
 
   bool on() const { return ahead != 0; }
   index_t at(index_t j) const {
@@ -566,21 +563,21 @@ struct Stash<float> {
 // One tile of R rows (kRowTile, or 1 for the rows after the last whole
 // tile) against KB outputs: the long-row kernel's unit of work.
 template <class Loss, class T, int R, int KB, bool Weighted>
-inline void long_tile(const T *const *x,   // R row pointers, each (d)
+inline void long_tile(const T *const *x,  // R row pointers, each (d)
                       index_t d,
-                      const double *Wt,    // (KB, ldw) rows of W^T for these outputs
+                      const double *Wt,  // (KB, ldw) rows of W^T for these outputs
                       index_t ldw,
-                      const vd *wtail,    // (KB) W^T past the last whole lane group, padded
-                      const double *b,     // (KB)
-                      const double *y,     // row i's targets of this block, row stride k; or nullptr
+                      const vd *wtail,  // (KB) W^T past the last whole lane group, padded
+                      const double *b,  // (KB)
+                      const double *y,  // row i's targets of this block, row stride k; or nullptr
                       index_t k,
-                      const double *sw,    // (R) if Weighted
-                      double *Gt,          // (KB, dp) accumulated into
+                      const double *sw,  // (R) if Weighted
+                      double *Gt,        // (KB, dp) accumulated into
                       index_t dp,
-                      double *gb,          // (KB) accumulated into
+                      double *gb,  // (KB) accumulated into
                       double &loss,
-                      const Ahead &ahead,    // where to prefetch X, if at all
-                      double *stash) {       // (R, Stash<T>::kCols) or nullptr: none
+                      const Ahead &ahead,  // where to prefetch X, if at all
+                      double *stash) {     // (R, Stash<T>::kCols) or nullptr: none
   const index_t dfull = d / kLanes * kLanes;
   const int tail = static_cast<int>(d - dfull);
   vd acc[R][KB];
@@ -647,12 +644,13 @@ void long_rows(const T *X, index_t d, index_t ldx,  // X (n, d), row stride ldx
                const double *sw,                    // (n) if Weighted
                const double *Wt, index_t ldw,       // (KB, ldw): W^T rows c0...
                const double *b,                     // (KB)
-               index_t c0, index_t r0, index_t r1,
-               double *Gt, index_t dp, double *gb, double &loss) {
+               index_t c0, index_t r0, index_t r1, double *Gt, index_t dp, double *gb,
+               double &loss) {
   const index_t dfull = d / kLanes * kLanes;
   const int tail = static_cast<int>(d - dfull);
   vd wtail[KB];
-  for (int q = 0; q < KB; ++q) wtail[q] = tail ? load_part<kLanes>(Wt + q * ldw + dfull, tail) : vd{};
+  for (int q = 0; q < KB; ++q)
+    wtail[q] = tail ? load_part<kLanes>(Wt + q * ldw + dfull, tail) : vd{};
   const double *yc = y ? y + c0 : nullptr;
   double gbl[KB], lossl = loss;  // running sums in registers, not through memory
   for (int q = 0; q < KB; ++q) gbl[q] = gb[q];
@@ -692,9 +690,8 @@ void long_rows_block(int kb, const T *X, index_t d, index_t ldx, const double *y
 }
 
 template <class Loss, class T, bool Weighted>
-void long_rows_all(const T *X, index_t d, index_t ldx, const double *y, index_t k,
-                   const double *sw, const double *Wt, const double *b, index_t r0, index_t r1,
-                   double *slot) {
+void long_rows_all(const T *X, index_t d, index_t ldx, const double *y, index_t k, const double *sw,
+                   const double *Wt, const double *b, index_t r0, index_t r1, double *slot) {
   const index_t dp = padded_width(d);
   std::memset(slot, 0, sizeof(double) * static_cast<size_t>(k * dp + k + 1));
   double *gb = slot + k * dp;
@@ -708,8 +705,8 @@ void long_rows_all(const T *X, index_t d, index_t ldx, const double *y, index_t 
 }
 
 template <class Loss, class T, int D>
-void short_rows_any(const T *X, index_t ldx, const double *y, const double *sw,
-                    const double *W, const double *b, index_t r0, index_t r1, double *slot) {
+void short_rows_any(const T *X, index_t ldx, const double *y, const double *sw, const double *W,
+                    const double *b, index_t r0, index_t r1, double *slot) {
   if (sw) {
     if (D == 1 && ldx == 1)
       short_rows<Loss, T, D, true, true>(X, ldx, y, sw, W, b, r0, r1, slot);
@@ -728,9 +725,8 @@ void short_rows_any(const T *X, index_t ldx, const double *y, const double *sw,
 // couple (softmax); elementwise losses take the vectorised kernels above.
 // Same slot layout, and sums in a fixed order.
 template <class Loss, class T>
-void coupled_rows(const T *X, index_t d, index_t ldx, const double *y, index_t k,
-                  const double *sw, const double *Wt, const double *b, index_t r0, index_t r1,
-                  double *slot) {
+void coupled_rows(const T *X, index_t d, index_t ldx, const double *y, index_t k, const double *sw,
+                  const double *Wt, const double *b, index_t r0, index_t r1, double *slot) {
   const index_t dp = padded_width(d);
   std::memset(slot, 0, sizeof(double) * static_cast<size_t>(k * dp + k + 1));
   std::vector<double> p(static_cast<size_t>(k)), g(static_cast<size_t>(k));
@@ -759,28 +755,36 @@ void coupled_rows(const T *X, index_t d, index_t ldx, const double *y, index_t k
 // G as (k, padded_width(d)) (the transpose of W's layout), then g_b (k),
 // then the loss. Wt is W^T (k, d); for k == 1 that is W itself.
 template <class Loss, class T>
-void fused_rows(const T *X,        // (n, d), row stride ldx
+void fused_rows(const T *X,  // (n, d), row stride ldx
                 index_t d, index_t ldx,
-                const double *y,   // (n, k) row-major, or nullptr for y = 0
+                const double *y,  // (n, k) row-major, or nullptr for y = 0
                 index_t k,
                 const double *sw,  // (n) sample weights, or nullptr for 1
                 const double *Wt,  // (k, d) row-major
                 const double *b,   // (k)
                 index_t r0, index_t r1,
-                double *slot) {    // (k * padded_width(d) + k + 1)
+                double *slot) {  // (k * padded_width(d) + k + 1)
   if constexpr (!Loss::kElementwise) {
     return coupled_rows<Loss, T>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
   }
   if (k == 1 && d >= 1 && d <= kShortRow) {
     switch (d) {
-      case 1: return short_rows_any<Loss, T, 1>(X, ldx, y, sw, Wt, b, r0, r1, slot);
-      case 2: return short_rows_any<Loss, T, 2>(X, ldx, y, sw, Wt, b, r0, r1, slot);
-      case 3: return short_rows_any<Loss, T, 3>(X, ldx, y, sw, Wt, b, r0, r1, slot);
-      case 4: return short_rows_any<Loss, T, 4>(X, ldx, y, sw, Wt, b, r0, r1, slot);
-      case 5: return short_rows_any<Loss, T, 5>(X, ldx, y, sw, Wt, b, r0, r1, slot);
-      case 6: return short_rows_any<Loss, T, 6>(X, ldx, y, sw, Wt, b, r0, r1, slot);
-      case 7: return short_rows_any<Loss, T, 7>(X, ldx, y, sw, Wt, b, r0, r1, slot);
-      default: return short_rows_any<Loss, T, 8>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 1:
+        return short_rows_any<Loss, T, 1>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 2:
+        return short_rows_any<Loss, T, 2>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 3:
+        return short_rows_any<Loss, T, 3>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 4:
+        return short_rows_any<Loss, T, 4>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 5:
+        return short_rows_any<Loss, T, 5>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 6:
+        return short_rows_any<Loss, T, 6>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      case 7:
+        return short_rows_any<Loss, T, 7>(X, ldx, y, sw, Wt, b, r0, r1, slot);
+      default:
+        return short_rows_any<Loss, T, 8>(X, ldx, y, sw, Wt, b, r0, r1, slot);
     }
   }
   if (sw)
@@ -810,12 +814,21 @@ class StreamOracle : public UnitPass<StreamOracle<Loss, T>> {
  public:
   StreamOracle(const T *X,  // (n, d), rows contiguous, row stride ldx
                index_t n, index_t d, index_t ldx,
-               const double *y,   // (n, k) or nullptr
+               const double *y,  // (n, k) or nullptr
                index_t k,
                const double *sw,  // (n) or nullptr
                double weight_sum)
-      : X_(X), n_(n), d_(d), ldx_(ldx), y_(y), k_(k), sw_(sw), inv_weight_sum_(1.0 / weight_sum),
-        plan_(plan_chunks(n, d, k)), dp_(padded_width(d)), slot_(k * dp_ + k + 1),
+      : X_(X),
+        n_(n),
+        d_(d),
+        ldx_(ldx),
+        y_(y),
+        k_(k),
+        sw_(sw),
+        inv_weight_sum_(1.0 / weight_sum),
+        plan_(plan_chunks(n, d, k)),
+        dp_(padded_width(d)),
+        slot_(k * dp_ + k + 1),
         partial_(static_cast<size_t>(plan_.n_chunks * slot_)),
         Wt_(static_cast<size_t>(k > 1 ? d * k : 0)),
         total_(static_cast<size_t>(plan_.n_chunks > 1 ? slot_ : 0)) {}
@@ -837,7 +850,6 @@ class StreamOracle : public UnitPass<StreamOracle<Loss, T>> {
       Wt_cur_ = Wt_.data();
     }
   }
-
 
   // Sum the chunk partials in chunk order and normalise by the weight sum.
   // Returns the loss; G (d,k) and gb (k) receive the mean gradients.

@@ -28,9 +28,18 @@ class GramOracle : public UnitPass<GramOracle> {
              const double *Cxy,     // (d, k)
              const double *Cyy,     // (k, k)
              bool zero_y = false)
-      : d_(d), k_(k), weight_sum_(weight_sum), mean_x_(mean_x), mean_y_(mean_y), Cxx_(Cxx),
-        Cxy_(Cxy), Cyy_(Cyy), zero_y_(zero_y), E_(static_cast<size_t>(d * k)),
-        W_(nullptr), b_(nullptr) {}
+      : d_(d),
+        k_(k),
+        weight_sum_(weight_sum),
+        mean_x_(mean_x),
+        mean_y_(mean_y),
+        Cxx_(Cxx),
+        Cxy_(Cxy),
+        Cyy_(Cyy),
+        zero_y_(zero_y),
+        E_(static_cast<size_t>(d * k)),
+        W_(nullptr),
+        b_(nullptr) {}
 
   index_t d() const { return d_; }
   index_t k() const { return k_; }

@@ -71,9 +71,8 @@ double column_moments(const DataView<T> &data, int n_threads, double *mean, doub
 
 // The descent loop and the curvature replayed from sufficient statistics
 // (squared loss): the same iterates as descend_stream at O(d^2 k) per step.
-DescentResult descend_gram(const GramView &stats, const DescentParams &params, double *W,
-                           double *b, double *loss_curve, int n_threads,
-                           const StopCheck &should_stop);
+DescentResult descend_gram(const GramView &stats, const DescentParams &params, double *W, double *b,
+                           double *loss_curve, int n_threads, const StopCheck &should_stop);
 double curvature_gram(const GramView &stats, const DescentParams &params, int n_threads);
 
 }  // namespace fastlinreg

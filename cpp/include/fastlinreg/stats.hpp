@@ -94,12 +94,17 @@ inline std::vector<GramTile> upper_gram_tiles(index_t mp) {
   return tiles;
 }
 
-inline void run_gram_tile(const GramTile &t, const double *A, index_t rows, index_t mp,
-                          double *S) {
+inline void run_gram_tile(const GramTile &t, const double *A, index_t rows, index_t mp, double *S) {
   switch (t.nv) {
-    case 1: gram_tile<1>(A, rows, mp, t.j0, t.l0, S); break;
-    case 2: gram_tile<2>(A, rows, mp, t.j0, t.l0, S); break;
-    default: gram_tile<3>(A, rows, mp, t.j0, t.l0, S); break;
+    case 1:
+      gram_tile<1>(A, rows, mp, t.j0, t.l0, S);
+      break;
+    case 2:
+      gram_tile<2>(A, rows, mp, t.j0, t.l0, S);
+      break;
+    default:
+      gram_tile<3>(A, rows, mp, t.j0, t.l0, S);
+      break;
   }
 }
 
@@ -122,9 +127,8 @@ namespace detail {
 // Pack rows [r0, r0 + rows) as a_i = sqrt(w_i) [x_i - s_x, y_i - s_y, 1, 0...]
 // into A (rows, mp), in double. Returns the rows' weight sum.
 template <class T>
-double pack_rows(const T *X, index_t ldx, index_t d, const double *y, index_t k,
-                 const double *sw, const double *shift, index_t r0, index_t rows, index_t mp,
-                 double *A) {
+double pack_rows(const T *X, index_t ldx, index_t d, const double *y, index_t k, const double *sw,
+                 const double *shift, index_t r0, index_t rows, index_t mp, double *A) {
   double wsum = 0.0;
   for (index_t i = 0; i < rows; ++i) {
     const T *x = X + (r0 + i) * ldx;
@@ -147,12 +151,12 @@ double pack_rows(const T *X, index_t ldx, index_t d, const double *y, index_t k,
 // mean_x (d), mean_y (k), Cxx (d, d), Cxy (d, k), Cyy (k, k).
 template <class T>
 double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
-                        index_t n, index_t d, index_t ldx,
-                        const double *y,   // (n, k) row-major
-                        index_t k,
-                        const double *sw,  // (n) or nullptr
-                        dsyrk_fn *syrk, int n_threads, double *mean_x,
-                        double *mean_y, double *Cxx, double *Cxy, double *Cyy) {
+                  index_t n, index_t d, index_t ldx,
+                  const double *y,  // (n, k) row-major
+                  index_t k,
+                  const double *sw,  // (n) or nullptr
+                  dsyrk_fn *syrk, int n_threads, double *mean_x, double *mean_y, double *Cxx,
+                  double *Cxy, double *Cyy) {
   // Augmented width: x (d), y (k), the constant column; padded to 8 doubles.
   const index_t m = d + k + 1;
   const index_t mp = ((m + 7) / 8) * 8;
@@ -251,8 +255,8 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
 // Weighted column means and variances in one deterministic chunked pass,
 // shifted by the first row. mean (d), var (d) are overwritten.
 template <class T>
-double moments_pass(const T *X, index_t n, index_t d, index_t ldx, const double *sw,
-                      int n_threads, double *mean, double *var) {
+double moments_pass(const T *X, index_t n, index_t d, index_t ldx, const double *sw, int n_threads,
+                    double *mean, double *var) {
   const ChunkPlan plan = plan_chunks(n, d, 1);
   const index_t slot = 2 * d + 1;
   std::vector<double> part(static_cast<size_t>(plan.n_chunks * slot), 0.0);

@@ -16,9 +16,9 @@ using index_t = std::int64_t;
 // Rows of a (weighted) problem held in memory, and the loss over them.
 template <class T>
 struct DataView {
-  const T *X = nullptr;        // (n, d), rows contiguous, row stride ldx >= d
+  const T *X = nullptr;  // (n, d), rows contiguous, row stride ldx >= d
   index_t n = 0, d = 0, ldx = 0;
-  const double *y = nullptr;   // (n, k) row-major, or nullptr for y = 0
+  const double *y = nullptr;  // (n, k) row-major, or nullptr for y = 0
   index_t k = 1;
   const double *sw = nullptr;  // (n) sample weights, or nullptr for 1
   double weight_sum = 0.0;     // sum of sw, or n
@@ -56,8 +56,8 @@ enum class DescentStatus : int {
 struct DescentParams {
   index_t max_iter = 100;
   double learning_rate = 0.01;
-  double tol = -1.0;    // < 0: no convergence test, run max_iter steps
-  double alpha = 0.0;   // L2 penalty alpha/2 * ||W||^2 on the model coefficients
+  double tol = -1.0;   // < 0: no convergence test, run max_iter steps
+  double alpha = 0.0;  // L2 penalty alpha/2 * ||W||^2 on the model coefficients
   bool fit_intercept = true;
   Standardisation standardisation;
   double divergence_factor = 1e8;  // loss > factor * initial loss counts as divergence
@@ -74,8 +74,8 @@ struct SgdParams {
   index_t batch_size = 256;
   bool shuffle = true;
   std::uint64_t seed = 0;
-  double eta0 = 0.01;            // epoch e steps eta0 / sqrt(1 + e)
-  index_t epoch_offset = 0;      // epochs done by earlier calls (partial_fit)
+  double eta0 = 0.01;        // epoch e steps eta0 / sqrt(1 + e)
+  index_t epoch_offset = 0;  // epochs done by earlier calls (partial_fit)
   double alpha = 0.0;
   double tol = -1.0;             // < 0: no early stopping
   index_t n_iter_no_change = 5;  // epochs without a tol improvement before stopping
@@ -96,8 +96,8 @@ struct SgdResult {
 
 // Fortran BLAS dsyrk, as scipy.linalg.cython_blas exports it.
 using dsyrk_fn = void(const char *uplo, const char *trans, const int *n, const int *k,
-                      const double *alpha, const double *a, const int *lda,
-                      const double *beta, double *c, const int *ldc);
+                      const double *alpha, const double *a, const int *lda, const double *beta,
+                      double *c, const int *ldc);
 
 // Called now and then by the thread that started a loop; true stops the
 // loop with kInterrupted. Must not throw.
