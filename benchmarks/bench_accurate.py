@@ -48,8 +48,12 @@ def main():
     print(f"{platform.processor() or platform.machine()}, n={args.n}, d={args.d}, float64")
     print("| method | time / normal equations |")
     print("|---|---|")
-    for name, t in [("normal equations (from_arrays + solve)", ts), ("qr_lstsq refine=False", tq),
-                    ("qr_lstsq (refined)", tr), ("numpy.linalg.lstsq on [1, X]", tl)]:
+    for name, t in [
+        ("normal equations (from_arrays + solve)", ts),
+        ("qr_lstsq refine=False", tq),
+        ("qr_lstsq (refined)", tr),
+        ("numpy.linalg.lstsq on [1, X]", tl),
+    ]:
         print(f"| {name} | {t / ts:.2f} |")
 
 

@@ -145,8 +145,10 @@ CERTIFIED = {
 
 
 def _powers(x, degree):
-    return [[Fraction(repr(v) if isinstance(v, float) else v) ** j for j in range(1, degree + 1)]
-            for v in x]
+    return [
+        [Fraction(repr(v) if isinstance(v, float) else v) ** j for j in range(1, degree + 1)]
+        for v in x
+    ]
 
 
 def _exact_problem(name):
@@ -166,8 +168,10 @@ def _exact_problem(name):
         "Wampler4": (WAMPLER_X, WAMPLER4_Y, 5, True),
         "Wampler5": (WAMPLER_X, WAMPLER5_Y, 5, True),
     }[name]
-    ys = [v if isinstance(v, Fraction) else Fraction(repr(v) if isinstance(v, float) else v)
-          for v in y]
+    ys = [
+        v if isinstance(v, Fraction) else Fraction(repr(v) if isinstance(v, float) else v)
+        for v in y
+    ]
     return _powers(x, degree), ys, icpt
 
 
@@ -239,8 +243,11 @@ def test_certified_values_are_the_exact_solution(name):
     if icpt:
         rows = [[Fraction(1)] + r for r in rows]
     p = len(rows[0])
-    M = [[sum(r[i] * r[j] for r in rows) for j in range(p)]
-         + [sum(r[i] * v for r, v in zip(rows, y))] for i in range(p)]
+    M = [
+        [sum(r[i] * r[j] for r in rows) for j in range(p)]
+        + [sum(r[i] * v for r, v in zip(rows, y))]
+        for i in range(p)
+    ]
     for c in range(p):  # Gauss-Jordan, exact
         M[c] = [v / M[c][c] for v in M[c]]
         for i in range(p):
@@ -280,8 +287,9 @@ def test_qr_keeps_lstsq_digits(name):
     cert_beta, cert_sd, cert_r2 = CERTIFIED[name]
     ours = qr_fit(X, y, icpt)
     theirs = summary(lstsq_fit(X, y, icpt), X, y, icpt)
-    for what, a, b, cert in zip(("coef", "residual sd", "R²"), ours, theirs,
-                                (cert_beta, cert_sd, cert_r2)):
+    for what, a, b, cert in zip(
+        ("coef", "residual sd", "R²"), ours, theirs, (cert_beta, cert_sd, cert_r2)
+    ):
         a_lre, b_lre = lre(a, np.array(cert)), lre(b, np.array(cert))
         assert np.all(a_lre >= b_lre - 1.0), f"{name} {what}: QR LRE {a_lre} vs lstsq {b_lre}"
 
@@ -349,12 +357,14 @@ CASES = [
 
 @pytest.mark.parametrize("n,d,k,dtype,layout,weights,alpha,fit_intercept", CASES)
 @pytest.mark.parametrize("block_rows", [None, 1, 64])
-def test_qr_lstsq_matches_reference(rng, n, d, k, dtype, layout, weights, alpha, fit_intercept,
-                                    block_rows):
+def test_qr_lstsq_matches_reference(
+    rng, n, d, k, dtype, layout, weights, alpha, fit_intercept, block_rows
+):
     X, Y, sw = make_problem(rng, n, d, k, dtype=dtype, layout=layout, weights=weights)
     X_before = X.copy()
-    coef, intercept = qr_lstsq(X, Y, sw, alpha=alpha, fit_intercept=fit_intercept,
-                               block_rows=block_rows)
+    coef, intercept = qr_lstsq(
+        X, Y, sw, alpha=alpha, fit_intercept=fit_intercept, block_rows=block_rows
+    )
     ref_coef, ref_intercept = ref_lstsq(X, Y, sw, alpha=alpha, fit_intercept=fit_intercept)
     assert coef.shape == (d, k) and intercept.shape == (k,)
     assert_close(coef, ref_coef, QR_RTOL, scale=1.0)
@@ -430,7 +440,8 @@ def test_residual_and_total_sums_of_squares(rng):
         assert_close(factor.total_sum_of_squares(), (sw[:, None] * Yc**2).sum(0), 1e-10)
 
 
-@pytest.mark.parametrize("rcond,expected", [(1.0, False), (0.2, False), (0.05, True), (0.0, True),
-                                            (float("nan"), True)])
+@pytest.mark.parametrize(
+    "rcond,expected", [(1.0, False), (0.2, False), (0.05, True), (0.0, True), (float("nan"), True)]
+)
 def test_switch_rule(rcond, expected):
     assert needs_accurate_path(rcond) is expected

@@ -77,8 +77,9 @@ def equilibrated_cholesky_rcond(A: np.ndarray) -> float:
         return 0.0
     scale = 1.0 / np.sqrt(diag)
     try:
-        c, _ = scipy.linalg.cho_factor(A * scale[:, None] * scale[None, :], lower=False,
-                                       check_finite=False)
+        c, _ = scipy.linalg.cho_factor(
+            A * scale[:, None] * scale[None, :], lower=False, check_finite=False
+        )
     except np.linalg.LinAlgError:
         return 0.0
     return _triangular_rcond(c)
@@ -132,8 +133,9 @@ class QRFactor:
         return cls(np.zeros((m, m)), 0.0, 0, n_features, fit_intercept)
 
     @classmethod
-    def from_arrays(cls, X, Y, sample_weight=None, *, fit_intercept: bool = True,
-                    block_rows: int | None = None) -> QRFactor:
+    def from_arrays(
+        cls, X, Y, sample_weight=None, *, fit_intercept: bool = True, block_rows: int | None = None
+    ) -> QRFactor:
         """Factor of the rows of ``X`` (n, d) float32/float64, any layout, and
         ``Y`` (n,) or (n, k), in one read of X by blocks of ``block_rows``
         rows, each copied once as float64 (never the whole X)."""
@@ -187,7 +189,9 @@ class QRFactor:
         """Factor of the rows of both: ``R`` of ``[R_self; R_other]``, equal to
         factoring the concatenated rows (up to rounding)."""
         if (self.n_features, self.n_targets, self.fit_intercept) != (
-            other.n_features, other.n_targets, other.fit_intercept
+            other.n_features,
+            other.n_targets,
+            other.fit_intercept,
         ):
             raise ValueError(
                 "cannot merge QR factors of different shapes: "
@@ -196,8 +200,13 @@ class QRFactor:
                 f"{other.fit_intercept}"
             )
         R = _triangular_factor(np.vstack([self.R, other.R]))
-        return QRFactor(R, self.weight_sum + other.weight_sum,
-                        self.n_samples + other.n_samples, self.n_features, self.fit_intercept)
+        return QRFactor(
+            R,
+            self.weight_sum + other.weight_sum,
+            self.n_samples + other.n_samples,
+            self.n_features,
+            self.fit_intercept,
+        )
 
     __add__ = merge
 
@@ -266,8 +275,15 @@ class QRFactor:
         return np.einsum("ij,ij->j", cols, cols)
 
 
-def qr_lstsq(X, Y, sample_weight=None, alpha: float = 0.0, fit_intercept: bool = True,
-             block_rows: int | None = None, refine: bool = True):
+def qr_lstsq(
+    X,
+    Y,
+    sample_weight=None,
+    alpha: float = 0.0,
+    fit_intercept: bool = True,
+    block_rows: int | None = None,
+    refine: bool = True,
+):
     """Weighted ridge least squares by a streaming Householder QR (TSQR).
 
     Minimises ``sum w (X coef + b - y)^2 / (2 sum w) + alpha/2 |coef|^2``
@@ -304,15 +320,17 @@ def qr_lstsq(X, Y, sample_weight=None, alpha: float = 0.0, fit_intercept: bool =
     >>> bool(np.allclose(coef, 1.0, rtol=1e-12) and np.allclose(intercept, 1.0, rtol=1e-12))
     True
     """
-    factor = QRFactor.from_arrays(X, Y, sample_weight, fit_intercept=fit_intercept,
-                                  block_rows=block_rows)
+    factor = QRFactor.from_arrays(
+        X, Y, sample_weight, fit_intercept=fit_intercept, block_rows=block_rows
+    )
     if not refine:
         return factor.solve(alpha)
     return refine_solution(factor, X, Y, sample_weight, alpha=alpha, block_rows=block_rows)
 
 
-def refine_solution(factor: QRFactor, X, Y, sample_weight=None, *, alpha: float = 0.0,
-           block_rows: int | None = None):
+def refine_solution(
+    factor: QRFactor, X, Y, sample_weight=None, *, alpha: float = 0.0, block_rows: int | None = None
+):
     """The factor's solution after one step of iterative refinement.
 
     Semi-normal equations (Björck): with ``z = [b; coef]``, the residual
@@ -354,7 +372,8 @@ def refine_solution(factor: QRFactor, X, Y, sample_weight=None, *, alpha: float 
     if factor.fit_intercept:
         g = np.vstack([np.asarray(g_b, dtype=np.float64)[None, :], g])
     dz = scipy.linalg.solve_triangular(
-        R_full, scipy.linalg.solve_triangular(R_full, g, trans="T", check_finite=False),
+        R_full,
+        scipy.linalg.solve_triangular(R_full, g, trans="T", check_finite=False),
         check_finite=False,
     )
     if factor.fit_intercept:
