@@ -26,6 +26,8 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import lapack
 
+from ._stats import _tri_rcond
+
 __all__ = [
     "QRFactor",
     "qr_lstsq",
@@ -399,12 +401,8 @@ def _triangular_factor(A: np.ndarray) -> np.ndarray:
 
 
 def _triangular_rcond(R: np.ndarray) -> float:
-    """Reciprocal 1-norm condition estimate of an upper-triangular matrix (LAPACK trcon)."""
-    if R.shape[0] == 0:
-        return 1.0
-    (trcon,) = lapack.get_lapack_funcs(("trcon",), (R,))
-    rcond, info = trcon(R, norm="1", uplo="U", diag="N")
-    return float(rcond) if info == 0 else 0.0
+    """Reciprocal 1-norm condition estimate of an upper-triangular matrix."""
+    return 1.0 if R.shape[0] == 0 else _tri_rcond(R)
 
 
 def _min_norm_triangular_solve(T11: np.ndarray, T12: np.ndarray, tol: float):

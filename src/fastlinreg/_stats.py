@@ -12,6 +12,12 @@ from .exceptions import IllConditionedWarning, warn_caller
 
 __all__ = ["SufficientStats"]
 
+ILL_CONDITIONED = (
+    "XᵀX is singular or ill-conditioned (collinear or constant columns); using the "
+    "minimum-norm least-squares solution. Consider alpha > 0 (ridge) or removing "
+    "redundant columns."
+)
+
 
 @dataclass(frozen=True)
 class SufficientStats:
@@ -177,6 +183,22 @@ class SufficientStats:
         # A sum of squares: a negative value is rounding (Cyy - β·Cxy cancels at a perfect fit).
         return float(max(data, 0.0) + 0.5 * alpha * np.sum(coef**2))
 
+    def normal_equations(self, alpha: float = 0.0, fit_intercept: bool = True):
+        """``(A (d, d), B (d, k))`` with ``A coef = B`` at the optimum: the
+        centred (or, without an intercept, raw) XᵀWX plus ``alpha·Σw·I``, and
+        XᵀWy."""
+        if fit_intercept:
+            A, B = self.Cxx.copy(), self.Cxy
+        else:
+            A, B = self.raw_xtx(), self.raw_xty()
+        if alpha:
+            A[np.diag_indices(A.shape[0])] += alpha * self.weight_sum
+        return A, B
+
+    def underdetermined(self, fit_intercept: bool = True) -> bool:
+        """Fewer rows with weight than unknowns: singular by shape."""
+        return self.n_samples - int(fit_intercept) < self.n_features
+
     def solve(self, alpha: float = 0.0, fit_intercept: bool = True):
         """Minimiser of ``sum w (Xβ + b - y)^2 / (2 sum w) + alpha/2 |β|^2``.
 
@@ -186,19 +208,11 @@ class SufficientStats:
         eigendecomposition giving the minimum-norm solution, with an
         :class:`IllConditionedWarning`.
         """
-        if fit_intercept:
-            A = self.Cxx.copy()
-            B = self.Cxy
-        else:
-            A = self.raw_xtx()
-            B = self.raw_xty()
+        A, B = self.normal_equations(alpha, fit_intercept)
         d = A.shape[0]
-        if alpha:
-            A[np.diag_indices(d)] += alpha * self.weight_sum
         # Fewer rows than unknowns: singular by shape, and the minimum-norm
         # solution is the expected answer, so no warning.
-        underdetermined = self.n_samples - int(fit_intercept) < d
-        coef = _solve_spd(A, B, warn=not underdetermined)
+        coef = _solve_spd(A, B, warn=not self.underdetermined(fit_intercept))
         if fit_intercept:
             intercept = self.mean_y - self.mean_x @ coef
         else:
@@ -233,12 +247,7 @@ def _solve_spd(A: np.ndarray, B: np.ndarray, warn: bool = True) -> np.ndarray:
         except np.linalg.LinAlgError:
             pass
     if warn:
-        warn_caller(
-            "XᵀX is singular or ill-conditioned (collinear or constant columns); using the "
-            "minimum-norm least-squares solution. Consider alpha > 0 (ridge) or removing "
-            "redundant columns.",
-            IllConditionedWarning,
-        )
+        warn_caller(ILL_CONDITIONED, IllConditionedWarning)
     # Minimum norm in the caller's coordinates (as numpy.linalg.lstsq), so
     # the decomposition is of A itself, not of the equilibrated matrix.
     evals, evecs = scipy.linalg.eigh(A, check_finite=False)

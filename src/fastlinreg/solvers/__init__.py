@@ -46,7 +46,7 @@ def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
     n, d = problem.X.shape
     solver = choose(settings, n, d)
     if solver == "exact":
-        return exact.solve(settings, exact.statistics(backend, problem))
+        return exact.fit(settings, problem, exact.statistics(backend, problem))
     if solver == "gram":
         return descent.run(
             "gram", settings, backend, problem, exact.statistics(backend, problem), W0, b0

@@ -1,10 +1,13 @@
-"""The exact strategy: one pass for the sufficient statistics, one solve."""
+"""The exact strategy: one pass for the sufficient statistics, one solve;
+and where the normal equations would lose digits, LAPACK-grade QR."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._stats import SufficientStats
+from .. import _accurate
+from .._stats import ILL_CONDITIONED, SufficientStats
+from ..exceptions import IllConditionedWarning, warn_caller
 from ._common import FitResult, Settings, Stream, raise_not_finite
 
 
@@ -21,5 +24,31 @@ def statistics(backend, problem) -> SufficientStats:
 def solve(settings: Settings, stats: SufficientStats) -> FitResult:
     """The least-squares optimum; n_iter 1 and the curve holds its cost."""
     W, b = stats.solve(alpha=settings.alpha, fit_intercept=settings.fit_intercept)
+    curve = np.array([stats.loss(W, b, settings.alpha)])
+    return FitResult("exact", W, b, 1, curve, None, Stream("exact", stats.n_targets, stats))
+
+
+def fit(settings: Settings, problem, stats: SufficientStats) -> FitResult:
+    """The optimum for the rows of ``problem``, whose statistics are ``stats``.
+
+    The normal equations square the condition number: where the Cholesky
+    factor's condition estimate says they would fall more than a digit short
+    of a QR (``_accurate.needs_accurate_path``), the answer comes from a
+    streaming QR over X with one refinement pass instead (two more reads of
+    X, as accurate as ``numpy.linalg.lstsq``). Underdetermined problems keep
+    the minimum-norm normal-equations answer.
+    """
+    A, _ = stats.normal_equations(settings.alpha, settings.fit_intercept)
+    if stats.underdetermined(settings.fit_intercept) or not _accurate.needs_accurate_path(
+        _accurate.equilibrated_cholesky_rcond(A)
+    ):
+        return solve(settings, stats)
+    X, Y, sw = problem.X, problem.Y, problem.sample_weight
+    factor = _accurate.QRFactor.from_arrays(X, Y, sw, fit_intercept=settings.fit_intercept)
+    W, b, rank = factor.solve(settings.alpha, return_rank=True)
+    if rank < stats.n_features:
+        warn_caller(ILL_CONDITIONED, IllConditionedWarning)
+    else:
+        W, b = _accurate.refine_solution(factor, X, Y, sw, alpha=settings.alpha)
     curve = np.array([stats.loss(W, b, settings.alpha)])
     return FitResult("exact", W, b, 1, curve, None, Stream("exact", stats.n_targets, stats))
