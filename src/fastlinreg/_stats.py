@@ -209,7 +209,6 @@ class SufficientStats:
         :class:`IllConditionedWarning`.
         """
         A, B = self.normal_equations(alpha, fit_intercept)
-        d = A.shape[0]
         # Fewer rows than unknowns: singular by shape, and the minimum-norm
         # solution is the expected answer, so no warning.
         coef = _solve_spd(A, B, warn=not self.underdetermined(fit_intercept))
