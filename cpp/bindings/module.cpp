@@ -229,6 +229,8 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = FASTLINREG_VERSION;
   m.attr("has_openmp") = built_with_openmp();
   m.attr("simd_lanes") = simd_lanes();
+  m.attr("isa") = active_isa();
+  m.attr("compiled_isas") = compiled_isas();
   m.def("max_threads", &default_threads,
         "Threads a kernel uses by default (OMP_NUM_THREADS / threadpoolctl aware).");
   m.def("chunk_plan", &chunk_plan, py::arg("n"), py::arg("d"), py::arg("k"),

@@ -1,6 +1,44 @@
-// The kernels' entry points (kernels.hpp), explicitly instantiated for float
-// and double X: the one translation unit that turns a LossKind into a policy.
-#include "fastlinreg/kernels.hpp"
+// The kernels' entry points (kernel_entries.inc), defined and explicitly
+// instantiated for float and double X: the one translation unit that turns
+// a LossKind into a policy.
+//
+// The multi-instruction-set build compiles this file once per instruction
+// set (CMakeLists.txt), each time with FASTLINREG_ISA_NAMESPACE naming the
+// namespace of everything it defines and FASTLINREG_ISA_TARGET the target
+// pragma that applies to the kernels below it. The standard library is
+// included first, outside the pragma, so its out-of-line code stays plain
+// x86-64 and any copy the linker keeps runs on every CPU.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+#if defined(FASTLINREG_HAVE_OPENMP)
+#include <omp.h>
+#endif
+
+#include "fastlinreg/types.hpp"
+
+#if defined(FASTLINREG_ISA_TARGET)
+#define FASTLINREG_PRAGMA(x) _Pragma(#x)
+#define FASTLINREG_TARGET(t) FASTLINREG_PRAGMA(GCC target(t))
+#pragma GCC push_options
+FASTLINREG_TARGET(FASTLINREG_ISA_TARGET)
+#endif
 
 #include "fastlinreg/descent.hpp"
 #include "fastlinreg/fused.hpp"
@@ -10,6 +48,9 @@
 #include "fastlinreg/stats.hpp"
 
 namespace fastlinreg {
+FASTLINREG_ISA_BEGIN
+
+#include "fastlinreg/kernel_entries.inc"
 
 namespace {
 
@@ -160,22 +201,12 @@ double curvature_gram(const GramView &s, const DescentParams &params, int n_thre
   return top_curvature(oracle, params, nt, 100, 1e-4, SquaredLoss::kCurvature);
 }
 
-// The one list of instantiations.
-#define FASTLINREG_INSTANTIATE(T)                                                                  \
-  template double fused_gradient<T>(const DataView<T> &, const double *, const double *, double *, \
-                                    double *, int);                                                \
-  template void linear_predict<T>(const DataView<T> &, const double *, const double *, double *,   \
-                                  int);                                                            \
-  template DescentResult descend_stream<T>(const DataView<T> &, const DescentParams &, double *,   \
-                                           double *, double *, int, const StopCheck &);            \
-  template SgdResult descend_sgd<T>(const DataView<T> &, const SgdParams &, double *, double *,    \
-                                    double *, const StopCheck &);                                  \
-  template double curvature_stream<T>(const DataView<T> &, const DescentParams &, int);            \
-  template double sufficient_stats<T>(const DataView<T> &, dsyrk_fn *, int, double *, double *,    \
-                                      double *, double *, double *);                               \
-  template double column_moments<T>(const DataView<T> &, int, double *, double *);
 FASTLINREG_INSTANTIATE(float)
 FASTLINREG_INSTANTIATE(double)
-#undef FASTLINREG_INSTANTIATE
 
+FASTLINREG_ISA_END
 }  // namespace fastlinreg
+
+#if defined(FASTLINREG_ISA_TARGET)
+#pragma GCC pop_options
+#endif

@@ -14,6 +14,8 @@ _F64 = NDArray[np.float64]
 __version__: str
 has_openmp: bool
 simd_lanes: int
+isa: str
+compiled_isas: str
 
 def max_threads() -> int: ...
 def chunk_plan(n: int, d: int, k: int) -> tuple[int, int]: ...

@@ -9,6 +9,8 @@
 // is exactly plain gradient descent on (W, b), the tutorial's iterates.
 #pragma once
 
+#include "fastlinreg/isa.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,6 +24,7 @@
 #include "fastlinreg/types.hpp"
 
 namespace fastlinreg {
+FASTLINREG_ISA_BEGIN
 
 namespace detail {
 
@@ -329,4 +332,5 @@ double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads, inde
   return p.fit_intercept ? std::max(lambda, intercept_curvature) : lambda;
 }
 
+FASTLINREG_ISA_END
 }  // namespace fastlinreg

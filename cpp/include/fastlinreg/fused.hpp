@@ -27,19 +27,30 @@
 // between builds for different instruction sets, never between runs.
 #pragma once
 
+#include "fastlinreg/isa.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
-// Lanes per vector: the native width for doubles (AVX-512: 8, AVX: 4, else 2).
+// Lanes per vector: the width for doubles (AVX-512: 8, AVX: 4, else 2), and
+// whether AVX2's gathers are there. The multi-instruction-set build defines
+// both for each compilation of kernels.cpp (CMakeLists.txt), whose target
+// pragma the compiler's own macros do not follow; a single-target build
+// (FASTLINREG_NATIVE, or not x86-64) reads the compiler's macros.
+#ifndef FASTLINREG_LANES
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 #define FASTLINREG_LANES 8
 #elif defined(__AVX__)
 #define FASTLINREG_LANES 4
 #else
 #define FASTLINREG_LANES 2
+#endif
+#endif
+#if !defined(FASTLINREG_AVX2) && defined(__AVX2__)
+#define FASTLINREG_AVX2 1
 #endif
 #if FASTLINREG_LANES > 2
 #include <immintrin.h>
@@ -60,6 +71,7 @@
 #endif
 
 namespace fastlinreg {
+FASTLINREG_ISA_BEGIN
 
 // Rows per tile of the long-row kernel: their dot products share each load of W.
 constexpr int kRowTile = 4;
@@ -237,14 +249,14 @@ struct ColumnLoad {
 #if FASTLINREG_LANES == 8
   __m512i offsets8;
 #endif
-#if FASTLINREG_LANES == 8 || defined(__AVX2__)
+#if FASTLINREG_LANES == 8 || defined(FASTLINREG_AVX2)
   __m256i offsets4;
 #endif
   explicit ColumnLoad(index_t s) : stride(s) {
 #if FASTLINREG_LANES == 8
     offsets8 = _mm512_set_epi64(7 * s, 6 * s, 5 * s, 4 * s, 3 * s, 2 * s, s, 0);
 #endif
-#if FASTLINREG_LANES == 8 || defined(__AVX2__)
+#if FASTLINREG_LANES == 8 || defined(FASTLINREG_AVX2)
     offsets4 = _mm256_set_epi64x(3 * s, 2 * s, s, 0);
 #endif
   }
@@ -259,7 +271,7 @@ struct ColumnLoad {
       return widen<L>(
           (typename Vec<L>::f)_mm512_mask_i64gather_ps(_mm256_setzero_ps(), mask8, offsets8, p, 4));
 #endif
-#if FASTLINREG_LANES == 8 || defined(__AVX2__)
+#if FASTLINREG_LANES == 8 || defined(FASTLINREG_AVX2)
     if constexpr (L == 4) {
       const auto mask = lane_index<4>() < m;
       if constexpr (sizeof(T) == 8) {
@@ -935,4 +947,5 @@ class SmallOracle {
   double slot_[kPadded + 2];
 };
 
+FASTLINREG_ISA_END
 }  // namespace fastlinreg

@@ -9,12 +9,15 @@
 // descent on this oracle replays the streaming iterates.
 #pragma once
 
+#include "fastlinreg/isa.hpp"
+
 #include <algorithm>
 #include <vector>
 
 #include "fastlinreg/fused.hpp"
 
 namespace fastlinreg {
+FASTLINREG_ISA_BEGIN
 
 class GramOracle : public UnitPass<GramOracle> {
   friend class UnitPass<GramOracle>;
@@ -115,4 +118,5 @@ class GramOracle : public UnitPass<GramOracle> {
   const double *b_;
 };
 
+FASTLINREG_ISA_END
 }  // namespace fastlinreg

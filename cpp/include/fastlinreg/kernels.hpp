@@ -16,63 +16,14 @@
 
 namespace fastlinreg {
 
-// The row chunking of a fused pass (n_chunks, rows_per_chunk): depends on
-// the shape only, never on threads.
-std::pair<index_t, index_t> chunk_plan(index_t n, index_t d, index_t k);
+#include "fastlinreg/kernel_entries.inc"
 
-// Doubles per vector the kernels were compiled for (8 AVX-512, 4 AVX, 2 else).
-int simd_lanes();
-
-// Threads a call uses when n_threads <= 0 (OMP_NUM_THREADS, threadpoolctl).
-int default_threads();
-bool built_with_openmp();
-
-// One fused pass of data.loss. Returns the mean loss; G (d, k) and gb (k)
-// get the mean gradients at (W, b).
-template <class T>
-double fused_gradient(const DataView<T> &data, const double *W, const double *b, double *G,
-                      double *gb, int n_threads);
-
-// Predictions P = X W + b (n, k), accumulated in double. data.y is unused.
-template <class T>
-void linear_predict(const DataView<T> &data, const double *W, const double *b, double *P,
-                    int n_threads);
-
-// The whole descent loop over X (one fused pass per step). W, b: start in,
-// last iterate out. loss_curve has params.max_iter slots.
-template <class T>
-DescentResult descend_stream(const DataView<T> &data, const DescentParams &params, double *W,
-                             double *b, double *loss_curve, int n_threads,
-                             const StopCheck &should_stop);
-
-// Mini-batch SGD, the fused pass per batch. W, b: start in, last iterate out.
-template <class T>
-SgdResult descend_sgd(const DataView<T> &data, const SgdParams &params, double *W, double *b,
-                      double *loss_curve, const StopCheck &should_stop);
-
-// The largest curvature of data.loss along the coefficients, in the
-// descended space: loss curvature bound * lambda_max(X^T X / weight_sum), plus
-// the penalty. data.y is unused.
-template <class T>
-double curvature_stream(const DataView<T> &data, const DescentParams &params, int n_threads);
-
-// Centred sufficient statistics in one read of X (stats.hpp). Outputs are
-// overwritten: mean_x (d), mean_y (k), Cxx (d, d), Cxy (d, k), Cyy (k, k).
-// Returns the weight sum. syrk: run the rank update in BLAS (for the
-// benchmark's comparison), or nullptr for the own tiled kernel.
-template <class T>
-double sufficient_stats(const DataView<T> &data, dsyrk_fn *syrk, int n_threads, double *mean_x,
-                        double *mean_y, double *Cxx, double *Cxy, double *Cyy);
-
-// Weighted column means and variances in one pass: mean (d), var (d)
-// overwritten; returns the weight sum.
-template <class T>
-double column_moments(const DataView<T> &data, int n_threads, double *mean, double *var);
-
-// The descent loop and the curvature replayed from sufficient statistics
-// (squared loss): the same iterates as descend_stream at O(d^2 k) per step.
-DescentResult descend_gram(const GramView &stats, const DescentParams &params, double *W, double *b,
-                           double *loss_curve, int n_threads, const StopCheck &should_stop);
-double curvature_gram(const GramView &stats, const DescentParams &params, int n_threads);
+// The instruction set the entry points run: "avx512", "avx2" or "x86-64-v2"
+// for the multi-instruction-set build (chosen once, from what the CPU
+// reports, or lowered by the environment variable FASTLINREG_ISA), "native"
+// for a single-target build.
+const char *active_isa();
+// Instruction sets compiled into this build, best first, comma-separated.
+const char *compiled_isas();
 
 }  // namespace fastlinreg

@@ -26,6 +26,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "fastlinreg/isa.hpp"
+
 #if defined(__CUDACC__)
 #define FASTLINREG_HD __host__ __device__
 #else
@@ -36,6 +38,8 @@ namespace fastlinreg {
 
 // Which loss a call runs: the value Python passes (fastlinreg._losses).
 enum class LossKind : int { kSquared = 0 };
+
+FASTLINREG_ISA_BEGIN
 
 // Squared error: value = (p - y)^2 / 2, derivative = p - y.
 // The descent loss sum(value) / n is the tutorial's cost sum((Xw+b-y)^2) / (2n).
@@ -85,4 +89,5 @@ decltype(auto) dispatch_loss(LossKind kind, F &&f) {
   throw std::invalid_argument("unknown loss kind " + std::to_string(static_cast<int>(kind)));
 }
 
+FASTLINREG_ISA_END
 }  // namespace fastlinreg

@@ -1,6 +1,8 @@
 // OpenMP guard: the kernels compile and run single-threaded without OpenMP.
 #pragma once
 
+#include "fastlinreg/isa.hpp"
+
 #include <cstdint>
 
 #include <atomic>
@@ -17,6 +19,7 @@ inline int omp_get_max_threads() { return 1; }
 #endif
 
 namespace fastlinreg {
+FASTLINREG_ISA_BEGIN
 
 // True when the module was built with OpenMP.
 constexpr bool has_openmp() {
@@ -125,4 +128,5 @@ class SpinThenSleepBarrier {
   std::condition_variable wake_;
 };
 
+FASTLINREG_ISA_END
 }  // namespace fastlinreg

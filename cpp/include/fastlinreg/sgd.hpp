@@ -11,6 +11,8 @@
 // The whole run is a function of (data, seed, params): bitwise reproducible.
 #pragma once
 
+#include "fastlinreg/isa.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <numeric>
@@ -21,6 +23,7 @@
 #include "fastlinreg/types.hpp"
 
 namespace fastlinreg {
+FASTLINREG_ISA_BEGIN
 
 namespace detail {
 
@@ -149,4 +152,5 @@ SgdResult descend_sgd(const DataView<T> &data, const SgdParams &p, double *W_io,
 
 }  // namespace detail
 
+FASTLINREG_ISA_END
 }  // namespace fastlinreg

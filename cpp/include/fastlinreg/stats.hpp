@@ -21,18 +21,17 @@
 // the output tiles, never the rows: the bits do not depend on the thread count.
 #pragma once
 
+#include "fastlinreg/isa.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include "fastlinreg/fused.hpp"
 #include "fastlinreg/types.hpp"
 
 namespace fastlinreg {
+FASTLINREG_ISA_BEGIN
 
 namespace detail {
 
@@ -45,7 +44,7 @@ constexpr int kTileRows = 8;
 template <int NV>
 inline void gram_tile(const double *A, index_t rows, index_t mp, index_t j0, index_t l0,
                       double *S) {
-#if defined(__AVX512F__)
+#if FASTLINREG_LANES == 8
   __m512d acc[kTileRows][NV];
   for (int r = 0; r < kTileRows; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_loadu_pd(S + (j0 + r) * mp + l0 + 8 * v);
@@ -295,4 +294,5 @@ double moments_pass(const T *X, index_t n, index_t d, index_t ldx, const double 
   return wsum;
 }
 
+FASTLINREG_ISA_END
 }  // namespace fastlinreg
