@@ -190,7 +190,10 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
   std::vector<double> S(static_cast<size_t>(n_chunks * gram), 0.0);
   std::vector<double> wpart(static_cast<size_t>(n_chunks), 0.0);
   // BLAS threads itself; an OpenMP team beside it would only steal its cores.
-  const int nt = syrk ? 1 : resolve_threads(n_threads);
+  // A pass of under a million multiply-adds is over before a team could start
+  // (and a team whose threads a busy machine deschedules costs milliseconds).
+  const bool tiny = double(n) * double(gram) < double(1 << 21);
+  const int nt = syrk || tiny ? 1 : resolve_threads(n_threads);
 
   if (n_chunks > 1 || nt == 1) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && n_chunks > 1)
