@@ -88,3 +88,21 @@ def assert_close(actual, expected, rtol, scale=None):
     ref = max(float(np.max(np.abs(expected), initial=0.0)), scale or 0.0, 1e-300)
     err = float(np.max(np.abs(actual - expected), initial=0.0))
     assert err <= rtol * ref, f"max abs error {err:.3e} > {rtol:.1e} * {ref:.3e}"
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt during the test, whatever the process inherited.
+
+    Python installs its KeyboardInterrupt handler only when SIGINT's disposition
+    at start-up is the default; a process started in the background by a
+    non-interactive shell (``cmd &`` in a script) inherits SIG_IGN, and there a
+    SIGINT does nothing at all, so an interrupt test would wait forever.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
