@@ -117,3 +117,21 @@ def descent(
     max_iter, learning_rate, *, tol=None, alpha=0.0, fit_intercept=True, shift=None, scale=None
 ):
     return DescentConfig(max_iter, learning_rate, tol, alpha, fit_intercept, shift, scale)
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt during the test, whatever the process inherited.
+
+    Python installs its KeyboardInterrupt handler only when SIGINT's disposition
+    at start-up is the default; a process started in the background by a
+    non-interactive shell (``cmd &`` in a script) inherits SIG_IGN, and there a
+    SIGINT does nothing at all, so an interrupt test would wait forever.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

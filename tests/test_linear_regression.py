@@ -390,10 +390,11 @@ def test_score_and_pickle(rng):
     assert np.array_equal(again.predict(X), model.predict(X))
 
 
-def test_interrupt_raises_keyboardinterrupt_and_keeps_estimator(rng):
+def test_interrupt_raises_keyboardinterrupt_and_keeps_estimator(rng, sigint_raises):
     X = rng.standard_normal((200_000, 20))
     y = rng.standard_normal(200_000)
-    model = LinearRegression(solver="gd", learning_rate=1e-3, max_iter=10**7, tol=None)
+    # Seconds of steps, not hours: a lost signal fails the test instead of hanging it.
+    model = LinearRegression(solver="gd", learning_rate=1e-3, max_iter=20_000, tol=None)
     timer = threading.Timer(0.3, lambda: signal.raise_signal(signal.SIGINT))
     t0 = time.perf_counter()
     timer.start()
