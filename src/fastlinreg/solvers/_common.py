@@ -65,6 +65,7 @@ class Stream:
     stats: SufficientStats | None = None
     sgd: SgdState | None = None
     y_is_1d: bool = True
+    converged: bool = True  # False: a descent that stopped before its tol (or had none)
 
 
 @dataclass

@@ -61,7 +61,8 @@ def run(solver: str, settings: Settings, backend, problem, stats, W0, b0) -> Fit
             "solver='exact' for the least-squares optimum.",
             ConvergenceWarning,
         )
-    stream = Stream(solver, out.b.shape[0], stats if solver == "gram" else None)
+    stats = stats if solver == "gram" else None
+    stream = Stream(solver, out.b.shape[0], stats, converged=out.status == Status.CONVERGED)
     return FitResult(solver, out.W, out.b, out.n_iter, out.curve, lr, stream)
 
 
