@@ -65,6 +65,7 @@ class TargetInference:
 
     def _critical(self, alpha: float) -> float:
         import scipy.stats
+
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1); got {alpha!r}.")
         if self.use_t:

@@ -340,6 +340,7 @@ def _figures(
 ) -> TargetInference:
     """One target's figures from its identified parameters and their covariance."""
     import scipy.stats  # here, not at import: it costs `import fastlinreg` ~0.3 s
+
     P = full.shape[0]
     params, cov = np.full(P, np.nan), np.full((P, P), np.nan)
     params[full] = params_k

@@ -314,6 +314,14 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         P = get_backend(self.backend_).predict(X, coef.T, intercept, self.n_jobs)
         return P[:, 0] if np.ndim(self.coef_) == 1 else P
 
+    def save(self, path) -> None:
+        """Write the fitted model to ``path``: a documented zip of JSON and
+        ``.npy`` members, no pickle (see :mod:`fastlinreg.model_file`);
+        :func:`fastlinreg.load` reads it back bit for bit."""
+        from .model_file import save
+
+        save(self, path)
+
     def _settings(self) -> solvers.Settings:
         return solvers.Settings(
             self.solver,

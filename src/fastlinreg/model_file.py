@@ -124,7 +124,7 @@ def save(model, path) -> None:
         z.writestr("metadata.json", json.dumps(meta, indent=1, allow_nan=True))
         for name, a in arrays.items():
             with z.open(f"{name}.npy", "w") as f:
-                np.lib.format.write_array(f, np.ascontiguousarray(a), allow_pickle=False)
+                np.lib.format.write_array(f, np.array(a, order="C"), allow_pickle=False)
 
 
 class _Reader:
