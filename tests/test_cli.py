@@ -132,3 +132,20 @@ def test_predict_and_summary_errors(tmp_path):
     (tmp_path / "few.csv").write_text("x0\n1.0\n")
     with pytest.raises(SystemExit, match=r"lacks the model's columns \['x1'\]"):
         cli.main(["predict", str(model_path), str(tmp_path / "few.csv")])
+
+
+def test_fit_shows_progress_only_on_a_terminal(tmp_path, monkeypatch):
+    seen = []
+    real = cli.LinearRegression
+
+    def spy(**kw):
+        seen.append(kw.get("verbose"))
+        return real(**kw)
+
+    monkeypatch.setattr(cli, "LinearRegression", spy)
+    rng = np.random.default_rng(3)
+    path = _csv(tmp_path / "d.csv", rng.standard_normal((30, 2)), rng.standard_normal(30))
+    for tty in (True, False):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty)
+        cli.main(["fit", str(path), "--target", "target"])
+    assert seen == [1, 0]

@@ -129,7 +129,7 @@ class TargetInference:
             ("BIC:", f"{self.bic:#.4g}"),
         ]
         rule, thin = "=" * 78, "-" * 78
-        lines = [f"{wls} Regression Results".center(78), rule]
+        lines = [f"{wls} Regression Results".center(78).rstrip(), rule]
         for (a, x), (b, y) in zip(left, right):
             lines.append(f"{a:<20}{x:>18}   {b:<20}{y:>17}")
         stat = "t" if self.use_t else "z"

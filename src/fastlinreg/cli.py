@@ -117,7 +117,8 @@ def _run_fit(args) -> int:
     X, y, names = _read_csv(args.csv, args.target)
     if not names:
         raise SystemExit("error: no numeric feature columns besides the target")
-    model = LinearRegression(solver=args.solver, alpha=args.alpha)
+    # Progress (for descent fits past 2 s) by default on a terminal only.
+    model = LinearRegression(solver=args.solver, alpha=args.alpha, verbose=int(sys.stderr.isatty()))
     t0 = time.perf_counter()
     try:
         model.fit(_frame(X, names), y)

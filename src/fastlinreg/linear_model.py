@@ -128,6 +128,10 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         The coefficients' covariance in :meth:`summary` and :meth:`conf_int`
         (see :mod:`fastlinreg.inference`). The HC ones make ``fit`` take a
         second pass over X; after ``partial_fit``, call :meth:`robust_pass`.
+    verbose : int, default=0
+        1: a descent fit (``"gd"``, ``"gram"``, ``"sgd"``) that runs longer
+        than 2 s shows its step, loss and rate on stderr (a tqdm bar when
+        tqdm is installed), reported from the C++ loop's periodic check.
 
     Attributes
     ----------
@@ -177,6 +181,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         "random_state": ["random_state"],
         "backend": [str],
         "cov_type": [StrOptions(set(COV_TYPES))],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -197,6 +202,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         random_state=None,
         backend="auto",
         cov_type="nonrobust",
+        verbose=0,
     ):
         self.fit_intercept = fit_intercept
         self.solver = solver
@@ -213,6 +219,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.backend = backend
         self.cov_type = cov_type
+        self.verbose = verbose
 
     def fit(self, X, y, sample_weight=None, coef_init=None, intercept_init=None):
         """Fit the model.
@@ -335,6 +342,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
             self.n_iter_no_change,
             self.random_state,
             self.n_jobs,
+            self.verbose,
         )
 
     def _problem(self, backend, X, y, sample_weight) -> Problem:

@@ -34,6 +34,7 @@ class Settings:
     n_iter_no_change: int
     random_state: object
     n_jobs: int | None
+    verbose: int = 0
 
     @property
     def auto_step(self) -> bool:
