@@ -294,3 +294,23 @@ def test_longley_robust_against_exact_arithmetic(cov_type, power):
     s = LinearRegression(cov_type=cov_type).fit(X, y).summary(show=False)
     np.testing.assert_allclose(s.cov_params, cov, rtol=1e-11)
     np.testing.assert_allclose(s.fvalue, fvalue, rtol=1e-11)
+
+
+@pytest.mark.parametrize("layout", ["float32", "fortran", "strided", "one_feature"])
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC2"])
+def test_layouts_and_dtypes(layout, cov_type):
+    X, y = _random(11, n=90, d=3)
+    if layout == "float32":
+        X = X.astype(np.float32)
+    elif layout == "fortran":
+        X = np.asfortranarray(X)
+    elif layout == "strided":
+        X = np.repeat(X, 2, axis=1)[:, ::2]
+    else:
+        X = X[:, :1].copy()
+    before = X.copy()
+    model = LinearRegression(cov_type=cov_type).fit(X, y)
+    # The reference sees the same numbers (float32 values widened exactly).
+    ref = _statsmodels(X.astype(np.float64), y, None, True, cov_type)
+    _assert_matches(model.summary(show=False), ref)
+    np.testing.assert_array_equal(X, before)  # the user's array is untouched

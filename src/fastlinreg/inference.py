@@ -268,90 +268,76 @@ def infer(
             "coefficients are not identified and are reported as NaN.",
             IllConditionedWarning,
         )
-    n, p = int(stats.n_samples), basis.n_params
-    df_resid, df_model = n - p, p - int(fit_intercept)
-    if df_resid <= 0:
-        raise ValueError(
-            f"inference needs more rows with a positive weight ({n}) than parameters ({p}): "
-            "there are no residual degrees of freedom to estimate the noise from."
-        )
-    if robust is not None and (robust.n_samples != n or robust.meat.shape != (k, p, p)):
-        raise ValueError(
-            f"the robust pass saw {robust.n_samples} rows but the fit {n}: pass every row the "
-            "fit saw (each chunk once) before asking for the summary."
-        )
+    fit = _Fit.of(stats, basis, names, robust, weighted)
     tss = np.diag(stats.Cyy) + (0.0 if fit_intercept else stats.weight_sum * stats.mean_y**2)
     B = stats.Cxy if fit_intercept else stats.raw_xty()
     # At the optimum SSR = TSS - β·(Xᵀy); a sum of squares, so negative is rounding.
     ssr = np.maximum(tss - np.einsum("jq,jq->q", basis.coef, B[basis.keep]), 0.0)
-    full = np.concatenate([[True], basis.keep]) if fit_intercept else basis.keep
-    all_names = (["intercept"] if fit_intercept else []) + names
     T, bread = basis.uncentre(), basis.bread()
-    llf_const = 0.5 * stats.log_weight_sum
+    hc1 = fit.n / fit.df_resid if robust is not None and robust.cov_type == "HC1" else 1.0
     out = []
     for q in range(k):
-        params_k = np.concatenate([basis.intercept[q : q + 1], basis.coef[:, q]])[
-            0 if fit_intercept else 1 :
-        ]
-        scale = float(ssr[q] / df_resid)
+        params = np.concatenate([basis.intercept[q : q + 1], basis.coef[:, q]])
+        params = params if fit_intercept else params[1:]
         if robust is None:
-            cov_c = scale * bread
+            cov_c = float(ssr[q] / fit.df_resid) * bread
         else:
-            cov_c = (
-                bread @ robust.meat[q] @ bread * (n / df_resid if robust.cov_type == "HC1" else 1)
-            )
-        cov_k = T @ cov_c @ T.T
-        out.append(
-            _figures(
-                all_names,
-                full,
-                params_k,
-                cov_k,
-                float(ssr[q]),
-                float(tss[q]),
-                n,
-                df_model,
-                df_resid,
-                fit_intercept,
-                llf_const,
-                robust,
-                str(target_names[q]),
-                weighted,
-            )
-        )
+            cov_c = bread @ robust.meat[q] @ bread * hc1
+        cov = T @ cov_c @ T.T
+        out.append(_figures(fit, params, cov, float(ssr[q]), float(tss[q]), str(target_names[q])))
     return Summary(out)
 
 
-def _figures(
-    names,
-    full,
-    params_k,
-    cov_k,
-    ssr,
-    tss,
-    n,
-    df_model,
-    df_resid,
-    fit_intercept,
-    llf_const,
-    robust,
-    target,
-    weighted,
-) -> TargetInference:
+@dataclass(frozen=True)
+class _Fit:
+    """What every target's figures share."""
+
+    names: list  # (p_full,): "intercept" (with one), then the features
+    full: np.ndarray  # (p_full,) bool: identified
+    n: int
+    df_model: int
+    df_resid: int
+    fit_intercept: bool
+    llf_const: float  # the WLS likelihood's 0.5 * sum(log w)
+    robust: RobustPass | None
+    weighted: bool
+
+    @classmethod
+    def of(cls, stats, basis: Basis, names, robust, weighted) -> _Fit:
+        n, p, k = int(stats.n_samples), basis.n_params, stats.n_targets
+        if n - p <= 0:
+            raise ValueError(
+                f"inference needs more rows with a positive weight ({n}) than parameters "
+                f"({p}): there are no residual degrees of freedom to estimate the noise from."
+            )
+        if robust is not None and (robust.n_samples != n or robust.meat.shape != (k, p, p)):
+            raise ValueError(
+                f"the robust pass saw {robust.n_samples} rows but the fit {n}: pass every row "
+                "the fit saw (each chunk once) before asking for the summary."
+            )
+        fi = basis.fit_intercept
+        full = np.concatenate([[True], basis.keep]) if fi else basis.keep
+        all_names = (["intercept"] if fi else []) + list(names)
+        llf_const = 0.5 * stats.log_weight_sum
+        return cls(all_names, full, n, p - int(fi), n - p, fi, llf_const, robust, weighted)
+
+
+def _figures(fit: _Fit, params_k, cov_k, ssr: float, tss: float, target: str) -> TargetInference:
     """One target's figures from its identified parameters and their covariance."""
     import scipy.stats  # here, not at import: it costs `import fastlinreg` ~0.3 s
 
-    P = full.shape[0]
+    n, df_model, df_resid = fit.n, fit.df_model, fit.df_resid
+    full, P = fit.full, fit.full.shape[0]
     params, cov = np.full(P, np.nan), np.full((P, P), np.nan)
     params[full] = params_k
     cov[np.ix_(full, full)] = cov_k
     bse = np.sqrt(np.diag(cov))
     with np.errstate(divide="ignore", invalid="ignore"):
         tvalues = params / bse
-    use_t = robust is None
+    use_t = fit.robust is None
     dist = scipy.stats.t(df_resid) if use_t else scipy.stats.norm()
     pvalues = 2 * dist.sf(np.abs(tvalues))
-    slopes = slice(1, None) if fit_intercept else slice(None)
+    slopes = slice(1, None) if fit.fit_intercept else slice(None)
     if df_model == 0:
         fvalue = f_pvalue = float("nan")
     else:
@@ -361,31 +347,17 @@ def _figures(
             b, V = params_k[slopes], cov_k[slopes, slopes]
             fvalue = float(b @ np.linalg.solve(V, b)) / df_model
         f_pvalue = float(scipy.stats.f.sf(fvalue, df_model, df_resid))
-    llf = -0.5 * n * (1.0 + np.log(2 * np.pi * ssr / n)) + llf_const if ssr > 0 else float("inf")
-    k_params = df_model + int(fit_intercept)
-    rsquared = 1.0 - ssr / tss if tss > 0 else float("nan")
-    rsquared_adj = 1.0 - (n - int(fit_intercept)) / df_resid * (1.0 - rsquared)
-    return TargetInference(
-        names,
-        params,
-        bse,
-        tvalues,
-        pvalues,
-        cov,
-        ssr / df_resid,
-        ssr,
-        float(rsquared),
-        float(rsquared_adj),
-        float(fvalue),
-        f_pvalue,
-        float(llf),
-        float(-2 * llf + 2 * k_params),
-        float(-2 * llf + np.log(n) * k_params),
-        n,
-        df_model,
-        df_resid,
-        robust.cov_type if robust is not None else "nonrobust",
-        use_t,
-        target,
-        weighted,
+    llf = (
+        -0.5 * n * (1.0 + np.log(2 * np.pi * ssr / n)) + fit.llf_const if ssr > 0 else float("inf")
     )
+    k_params = df_model + int(fit.fit_intercept)
+    rsquared = 1.0 - ssr / tss if tss > 0 else float("nan")
+    rsquared_adj = 1.0 - (n - int(fit.fit_intercept)) / df_resid * (1.0 - rsquared)
+    return TargetInference(
+        fit.names, params, bse, tvalues, pvalues, cov, ssr / df_resid, ssr,
+        float(rsquared), float(rsquared_adj), float(fvalue), f_pvalue, float(llf),
+        float(-2 * llf + 2 * k_params), float(-2 * llf + np.log(n) * k_params),
+        n, df_model, df_resid,
+        fit.robust.cov_type if fit.robust is not None else "nonrobust",
+        use_t, target, fit.weighted,
+    )  # fmt: skip

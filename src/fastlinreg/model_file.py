@@ -221,11 +221,7 @@ def load(path):
 
 
 def _build(r: _Reader, meta: dict):
-    from ._stats import SufficientStats
-    from .inference import COV_TYPES, RobustPass
     from .linear_model import LinearRegression
-    from .solvers import Stream
-    from .solvers._common import SgdState
 
     if meta.get("estimator") != "LinearRegression":
         raise r.bad(f"estimator {meta.get('estimator')!r} is not one this fastlinreg reads")
@@ -250,6 +246,30 @@ def _build(r: _Reader, meta: dict):
     intercept = r.array("intercept", () if one else (k,))
     n_iter = _field(meta, "n_iter", (int,), r)
     curve = r.array("loss_curve", (None,))
+    model._stream, model._robust = _stream(r, st, d, k, one)
+    model.coef_ = coef
+    model.intercept_ = float(intercept) if one else intercept
+    model.n_iter_ = n_iter
+    model.loss_curve_ = curve
+    lr = meta.get("learning_rate")
+    model.learning_rate_ = (
+        None if lr is None else float(_field(meta, "learning_rate", (int, float), r))
+    )
+    model.solver_ = _field(meta, "solver", (str,), r)
+    model.backend_ = _field(meta, "backend", (str,), r)
+    model.n_features_in_ = d
+    if names is not None:
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    return model
+
+
+def _stream(r: _Reader, st: dict, d: int, k: int, one: bool):
+    """(the Stream partial_fit continues from, the robust pass or None)."""
+    from ._stats import SufficientStats
+    from .inference import COV_TYPES, RobustPass
+    from .solvers import Stream
+    from .solvers._common import SgdState
+
     stats = sgd = robust = None
     if "stats" in st:
         s = _field(st, "stats", (dict,), r)
@@ -285,19 +305,5 @@ def _build(r: _Reader, meta: dict):
     solver = _field(st, "solver", (str,), r)
     if solver not in ("exact", "gram", "gd", "sgd"):
         raise r.bad(f"stream solver {solver!r}")
-    model._stream = Stream(solver, k, stats, sgd, one, _field(st, "converged", (bool,), r))
-    model._robust = robust
-    model.coef_ = coef
-    model.intercept_ = float(intercept) if one else intercept
-    model.n_iter_ = n_iter
-    model.loss_curve_ = curve
-    lr = meta.get("learning_rate")
-    model.learning_rate_ = (
-        None if lr is None else float(_field(meta, "learning_rate", (int, float), r))
-    )
-    model.solver_ = _field(meta, "solver", (str,), r)
-    model.backend_ = _field(meta, "backend", (str,), r)
-    model.n_features_in_ = d
-    if names is not None:
-        model.feature_names_in_ = np.asarray(names, dtype=object)
-    return model
+    converged = _field(st, "converged", (bool,), r)
+    return Stream(solver, k, stats, sgd, one, converged), robust
