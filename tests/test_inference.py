@@ -314,3 +314,10 @@ def test_layouts_and_dtypes(layout, cov_type):
     ref = _statsmodels(X.astype(np.float64), y, None, True, cov_type)
     _assert_matches(model.summary(show=False), ref)
     np.testing.assert_array_equal(X, before)  # the user's array is untouched
+
+
+def test_summary_repr_is_short_and_str_is_the_table():
+    X, y = _random(12)
+    s = LinearRegression().fit(X, y).summary(show=False)
+    assert repr(s) == "<Summary of 1 target(s), nonrobust: print() it for the table>"
+    assert str(s) == s.table() and str(s).startswith(" " * 28 + "OLS Regression Results")

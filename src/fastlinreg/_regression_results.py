@@ -162,7 +162,8 @@ def _number(x: float) -> str:
 class Summary:
     """The inference of a fit: one :class:`TargetInference` per target.
 
-    ``str(summary)`` is the statsmodels-style table (one per target). With a
+    ``str(summary)`` is the statsmodels-style table (one per target); the
+    repr is one line, as ``summary()`` has printed the table already. With a
     single target, the figures are also attributes of the summary itself
     (``summary.bse``, ``summary.rsquared``, ...).
     """
@@ -202,4 +203,7 @@ class Summary:
     def __str__(self) -> str:
         return "\n\n".join(t.table() for t in self.targets)
 
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        # Short: summary() has printed the table already, and a REPL echoes this.
+        kinds = sorted({t.cov_type for t in self.targets})
+        return f"<Summary of {len(self)} target(s), {', '.join(kinds)}: print() it for the table>"

@@ -57,7 +57,11 @@ def _run_tutorial(args) -> int:
     rng = np.random.default_rng(args.seed)
     m0, c0 = rng.standard_normal(2)
     model = LinearRegression(
-        solver="gd", learning_rate=args.learning_rate, max_iter=args.steps, tol=None
+        solver="gd",
+        learning_rate=args.learning_rate,
+        max_iter=args.steps,
+        tol=None,
+        verbose=int(sys.stderr.isatty()),  # shows only past 2 s (a huge --steps)
     )
     t0 = time.perf_counter()
     model.fit(x.reshape(-1, 1), y, coef_init=[m0], intercept_init=c0)

@@ -6,7 +6,9 @@ covariances HC0-HC3, whose "meat" ``sum_i w_i^2 e_i^2 z_i z_i^T`` needs the
 residual of every row: a second blocked pass over the rows
 (:class:`RobustPass`), which never forms anything n x n.
 
-The parameters are ordered as statsmodels orders ``add_constant(X)``: the
+``nobs`` counts the rows with a positive weight (statsmodels' WLS also
+counts rows of weight zero, which add nothing else to the fit). The
+parameters are ordered as statsmodels orders ``add_constant(X)``: the
 intercept first (named ``"intercept"``), then the coefficients. Figures match
 statsmodels ``OLS``/``WLS``: t-based p-values and intervals for the nonrobust
 covariance, normal ones for HC0-HC3 (statsmodels' ``use_t`` default); the F
@@ -59,16 +61,18 @@ def identified_columns(A: np.ndarray) -> np.ndarray:
             return keep
     except np.linalg.LinAlgError:
         pass
+    # Cholesky column by column, skipping a column whose pivot is (relatively) zero.
     kept: list[int] = []
-    L = np.zeros((0, 0))
+    L = np.zeros((d, d))
     for j in np.flatnonzero(keep):
+        r = len(kept)
         a = As[kept, j]
-        v = scipy.linalg.solve_triangular(L, a, lower=True) if kept else a
+        v = scipy.linalg.solve_triangular(L[:r, :r], a, lower=True) if r else a
         resid = As[j, j] - v @ v
         if resid <= d * _EPS * 100:
             keep[j] = False
             continue
-        L = np.block([[L, np.zeros((len(kept), 1))], [v[None, :], np.sqrt(resid)]])
+        L[r, :r], L[r, r] = v, np.sqrt(resid)
         kept.append(j)
     return keep
 
