@@ -202,12 +202,24 @@ index_t outputs_of(const darray &b) {
   return b.shape(0);
 }
 
-// Checks for Ctrl-C from inside a loop: takes the GIL for the check only.
-// Runs on the thread that called the kernel (the OpenMP master), which is
-// the thread Python delivers signals to.
-bool python_interrupted() {
-  py::gil_scoped_acquire gil;
-  return PyErr_CheckSignals() != 0;
+// A loop's StopCheck: checks for Ctrl-C and hands (step, loss) to
+// `progress` (a Python callable, or None), taking the GIL for that only. Runs
+// on the thread that called the kernel (the OpenMP master), which is the
+// thread Python delivers signals to. An exception from `progress` stops the
+// loop and is raised by raise_if_interrupted. `progress` must outlive the loop.
+StopCheck python_check(const py::object &progress) {
+  return [&progress](index_t step, double loss) {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) return true;
+    if (progress.is_none()) return false;
+    try {
+      progress(step, loss);
+    } catch (py::error_already_set &e) {
+      e.restore();
+      return true;
+    }
+    return false;
+  };
 }
 
 template <class Result>
@@ -349,7 +361,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "descend_stream",
       [](const Problem &pr, const PyDescentParams &params, darray &W, darray &b, darray &loss_curve,
-         int n_threads) {
+         int n_threads, const py::object &progress) {
         const index_t k = outputs_of(b);
         return pr.with_view(k, [&](auto v) {
           require(pr.has_y(), "descend_stream needs y");
@@ -361,20 +373,21 @@ PYBIND11_MODULE(_core, m) {
           {
             py::gil_scoped_release nogil;
             r = descend_stream(v, p, Wp, bp, loss_curve.mutable_data(), n_threads,
-                               python_interrupted);
+                               python_check(progress));
           }
           return raise_if_interrupted(r);
         });
       },
       py::arg("problem"), py::arg("params"), py::arg("W").noconvert(), py::arg("b").noconvert(),
-      py::arg("loss_curve").noconvert(), py::arg("n_threads") = 0,
+      py::arg("loss_curve").noconvert(), py::arg("n_threads") = 0, py::arg("progress") = py::none(),
       "Gradient descent over X, all steps in C++ with the GIL released. W, b: the start in, "
-      "the last iterate out; loss_curve[:n_iter] filled.");
+      "the last iterate out; loss_curve[:n_iter] filled. progress(step, loss), if given, is "
+      "called about every 2**25 elements read.");
 
   m.def(
       "descend_gram",
       [](const Stats &stats, const PyDescentParams &params, darray &W, darray &b,
-         darray &loss_curve, int n_threads) {
+         darray &loss_curve, int n_threads, const py::object &progress) {
         const GramView &s = stats.solvable();
         auto [Wp, bp] = model_out(W, b, s.d, s.k);
         const DescentParams p = params.resolved(s.d);
@@ -383,18 +396,20 @@ PYBIND11_MODULE(_core, m) {
         DescentResult r;
         {
           py::gil_scoped_release nogil;
-          r = descend_gram(s, p, Wp, bp, loss_curve.mutable_data(), n_threads, python_interrupted);
+          r = descend_gram(s, p, Wp, bp, loss_curve.mutable_data(), n_threads,
+                           python_check(progress));
         }
         return raise_if_interrupted(r);
       },
       py::arg("stats"), py::arg("params"), py::arg("W").noconvert(), py::arg("b").noconvert(),
-      py::arg("loss_curve").noconvert(), py::arg("n_threads") = 0,
+      py::arg("loss_curve").noconvert(), py::arg("n_threads") = 0, py::arg("progress") = py::none(),
       "Gradient descent replayed from sufficient statistics: the same iterates as "
-      "descend_stream at O(d^2 k) per step.");
+      "descend_stream at O(d^2 k) per step; progress as descend_stream's.");
 
   m.def(
       "descend_sgd",
-      [](const Problem &pr, const PySgdParams &params, darray &W, darray &b, darray &loss_curve) {
+      [](const Problem &pr, const PySgdParams &params, darray &W, darray &b, darray &loss_curve,
+         const py::object &progress) {
         const index_t k = outputs_of(b);
         return pr.with_view(k, [&](auto v) {
           require(pr.has_y(), "descend_sgd needs y");
@@ -408,15 +423,16 @@ PYBIND11_MODULE(_core, m) {
           SgdResult r;
           {
             py::gil_scoped_release nogil;
-            r = descend_sgd(v, p, Wp, bp, loss_curve.mutable_data(), python_interrupted);
+            r = descend_sgd(v, p, Wp, bp, loss_curve.mutable_data(), python_check(progress));
           }
           return raise_if_interrupted(r);
         });
       },
       py::arg("problem"), py::arg("params"), py::arg("W").noconvert(), py::arg("b").noconvert(),
-      py::arg("loss_curve").noconvert(),
+      py::arg("loss_curve").noconvert(), py::arg("progress") = py::none(),
       "Mini-batch SGD epochs with the fused pass per batch. W, b: the start in, the last "
-      "iterate out; loss_curve[:n_epochs] filled.");
+      "iterate out; loss_curve[:n_epochs] filled. progress(epoch, loss), if given, is called "
+      "about every 2**25 elements read.");
 
   m.def(
       "curvature_stream",

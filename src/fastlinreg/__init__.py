@@ -14,6 +14,7 @@ from ._stats import SufficientStats
 from .backends import available_backends, backend_status
 from .exceptions import ConvergenceWarning, DivergenceError, IllConditionedWarning
 from .linear_model import LinearRegression
+from .model_file import load
 
 __version__ = _version("fastlinreg")
 
@@ -25,5 +26,6 @@ __all__ = [
     "IllConditionedWarning",
     "available_backends",
     "backend_status",
+    "load",
     "__version__",
 ]

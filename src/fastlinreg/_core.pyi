@@ -6,6 +6,8 @@ allocated by the caller and written in place. tests/test_stub.py checks this
 file against the built module.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -111,6 +113,7 @@ def descend_stream(
     b: _F64,
     loss_curve: _F64,
     n_threads: int = 0,
+    progress: Callable[[int, float], object] | None = None,
 ) -> DescentResult: ...
 def descend_gram(
     stats: Stats,
@@ -119,6 +122,7 @@ def descend_gram(
     b: _F64,
     loss_curve: _F64,
     n_threads: int = 0,
+    progress: Callable[[int, float], object] | None = None,
 ) -> DescentResult: ...
 def descend_sgd(
     problem: Problem,
@@ -126,6 +130,7 @@ def descend_sgd(
     W: _F64,
     b: _F64,
     loss_curve: _F64,
+    progress: Callable[[int, float], object] | None = None,
 ) -> SgdResult: ...
 def curvature_stream(problem: Problem, params: DescentParams, n_threads: int = 0) -> float: ...
 def curvature_gram(stats: Stats, params: DescentParams, n_threads: int = 0) -> float: ...

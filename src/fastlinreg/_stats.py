@@ -40,6 +40,9 @@ class SufficientStats:
     n_samples : int
         Rows with a positive weight: with no more of them than columns (plus
         one for the intercept), XᵀX is singular by shape, not by accident.
+    log_weight_sum : float
+        Sum of the logs of the positive weights (0 when unweighted): the
+        constant a weighted fit's Gaussian log-likelihood needs.
 
     The raw moments follow: ``XᵀWX = Cxx + weight_sum * outer(mean_x, mean_x)``
     and so on. Centred moments merge exactly (Chan, Golub and LeVeque's
@@ -65,6 +68,7 @@ class SufficientStats:
     Cxy: np.ndarray
     Cyy: np.ndarray
     n_samples: int = 0
+    log_weight_sum: float = 0.0
 
     @property
     def n_features(self) -> int:
@@ -99,7 +103,7 @@ class SufficientStats:
                 f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, n_targets); got {y.shape}."
             )
         impl = get_backend(backend)
-        sw, n_samples = None, X.shape[0]
+        sw, n_samples, log_wsum = None, X.shape[0], 0.0
         if sample_weight is not None:
             sw = np.asarray(sample_weight, dtype=np.float64)
             if sw.shape != (X.shape[0],) or not np.isfinite(sw).all() or (sw < 0).any():
@@ -108,11 +112,12 @@ class SufficientStats:
                     "row of X)."
                 )
             n_samples = int(np.count_nonzero(sw))
+            log_wsum = float(np.log(sw[sw > 0]).sum())
         wsum = float(X.shape[0]) if sw is None else float(sw.sum())
         if not wsum > 0:
             return cls.empty(X.shape[1], y.shape[1])
         problem = Problem(impl.prepare_X(X), y, sw, wsum, SQUARED, n_jobs)
-        return cls(*impl.sufficient_stats(problem), n_samples=n_samples)
+        return cls(*impl.sufficient_stats(problem), n_samples=n_samples, log_weight_sum=log_wsum)
 
     @classmethod
     def empty(cls, n_features: int, n_targets: int) -> SufficientStats:
@@ -149,6 +154,7 @@ class SufficientStats:
             self.Cxy + other.Cxy + cross * np.outer(dx, dy),
             self.Cyy + other.Cyy + cross * np.outer(dy, dy),
             self.n_samples + other.n_samples,
+            self.log_weight_sum + other.log_weight_sum,
         )
 
     __add__ = merge

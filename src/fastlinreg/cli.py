@@ -2,7 +2,9 @@
 
 With no arguments it runs the classic tutorial: gradient descent with
 learning rate 0.01 for 10000 steps on its 16 points, from a random start.
-``fastlinreg fit data.csv --target COLUMN`` fits a CSV file's columns.
+``fastlinreg fit data.csv --target COLUMN [--save model.flr]`` fits a CSV
+file's columns; ``fastlinreg predict model.flr data.csv`` writes predictions
+as CSV and ``fastlinreg summary model.flr`` prints the inference table.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--target", required=True, help="name of the column to predict")
     f.add_argument("--solver", default="auto", choices=["auto", "gd", "gram", "exact"])
     f.add_argument("--alpha", type=float, default=0.0, help="L2 penalty")
+    f.add_argument("--save", metavar="MODEL", help="write the model file (e.g. model.flr)")
+    pr = sub.add_parser("predict", help="predict a CSV file's rows with a saved model (CSV out)")
+    pr.add_argument("model", help="model file written by fit --save")
+    pr.add_argument("csv", help="CSV file with a header row holding the model's feature columns")
+    pr.add_argument("-o", "--output", help="write the predictions here (default: stdout)")
+    sm = sub.add_parser("summary", help="print a saved model's statsmodels-style summary")
+    sm.add_argument("model", help="model file written by fit --save")
+    sm.add_argument("--alpha", type=float, default=0.05, help="intervals at level 1 - alpha")
     return p
 
 
@@ -47,7 +57,11 @@ def _run_tutorial(args) -> int:
     rng = np.random.default_rng(args.seed)
     m0, c0 = rng.standard_normal(2)
     model = LinearRegression(
-        solver="gd", learning_rate=args.learning_rate, max_iter=args.steps, tol=None
+        solver="gd",
+        learning_rate=args.learning_rate,
+        max_iter=args.steps,
+        tol=None,
+        verbose=int(sys.stderr.isatty()),  # shows only past 2 s (a huge --steps)
     )
     t0 = time.perf_counter()
     model.fit(x.reshape(-1, 1), y, coef_init=[m0], intercept_init=c0)
@@ -70,38 +84,48 @@ def _run_tutorial(args) -> int:
     return 0
 
 
-def _run_fit(args) -> int:
+def _read_csv(path, target=None):
+    """(X, y or None, feature names) of a CSV file with a header: every numeric
+    column but ``target`` is a feature."""
     try:
         import pandas as pd
     except ImportError:
         pd = None
     if pd is not None:
-        frame = pd.read_csv(args.csv)
-        if args.target not in frame.columns:
-            raise SystemExit(
-                f"error: column {args.target!r} is not in {args.csv}; "
-                f"columns are {list(frame.columns)}"
-            )
-        y = frame[args.target].to_numpy(dtype=np.float64)
-        features = frame.drop(columns=[args.target]).select_dtypes("number")
-        names = list(features.columns)
-        X = features.to_numpy(dtype=np.float64)
+        frame = pd.read_csv(path)
+        cols = list(frame.columns)
+        numeric = list(frame.select_dtypes("number").columns)
     else:
-        data = np.genfromtxt(args.csv, delimiter=",", names=True)
-        cols = list(data.dtype.names)
-        if args.target not in cols:
-            raise SystemExit(
-                f"error: column {args.target!r} is not in {args.csv}; columns are {cols}"
-            )
-        names = [c for c in cols if c != args.target]
-        X = np.column_stack([data[c] for c in names]).astype(np.float64)
-        y = np.asarray(data[args.target], dtype=np.float64)
+        data = np.genfromtxt(path, delimiter=",", names=True)
+        cols = numeric = list(data.dtype.names)
+    if target is not None and target not in cols:
+        raise SystemExit(f"error: column {target!r} is not in {path}; columns are {cols}")
+    names = [c for c in numeric if c != target]
+    column = (lambda c: frame[c].to_numpy(np.float64)) if pd is not None else data.__getitem__
+    X = np.column_stack([column(c) for c in names]).astype(np.float64) if names else None
+    y = None if target is None else np.asarray(column(target), dtype=np.float64)
+    return X, y, names
+
+
+def _frame(X, names):
+    """X as a DataFrame with the column names when pandas is there (so a
+    saved model keeps them), else as is."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return X
+    return pd.DataFrame(X, columns=list(names))
+
+
+def _run_fit(args) -> int:
+    X, y, names = _read_csv(args.csv, args.target)
     if not names:
         raise SystemExit("error: no numeric feature columns besides the target")
-    model = LinearRegression(solver=args.solver, alpha=args.alpha)
+    # Progress (for descent fits past 2 s) by default on a terminal only.
+    model = LinearRegression(solver=args.solver, alpha=args.alpha, verbose=int(sys.stderr.isatty()))
     t0 = time.perf_counter()
     try:
-        model.fit(X, y)
+        model.fit(_frame(X, names), y)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     elapsed = time.perf_counter() - t0
@@ -113,7 +137,54 @@ def _run_fit(args) -> int:
     for name, coef in zip(names, model.coef_):
         print(f"{name:<{width}}  {coef: .8g}")
     print(f"{'intercept':<{width}}  {model.intercept_: .8g}")
-    print(f"R^2 (training): {model.score(X, y):.6f}")
+    print(f"R^2 (training): {model.score(_frame(X, names), y):.6f}")
+    if args.save:
+        model.save(args.save)
+        print(f"saved      : {args.save}")
+    return 0
+
+
+def _load(path):
+    from .model_file import load
+
+    try:
+        return load(path)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _run_predict(args) -> int:
+    model = _load(args.model)
+    X, _, names = _read_csv(args.csv)
+    wanted = getattr(model, "feature_names_in_", None)
+    if wanted is not None:
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            raise SystemExit(f"error: {args.csv} lacks the model's columns {missing}")
+        X = _frame(X[:, [names.index(c) for c in wanted]], wanted)
+    if X is None or X.shape[1] != model.n_features_in_:
+        raise SystemExit(
+            f"error: the model takes {model.n_features_in_} features; {args.csv} has "
+            f"{0 if X is None else X.shape[1]} numeric columns"
+        )
+    P = model.predict(X).reshape(X.shape[0], -1)
+    head = ["prediction"] if P.shape[1] == 1 else [f"prediction_{q + 1}" for q in range(P.shape[1])]
+    out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        out.write(",".join(head) + "\n")
+        np.savetxt(out, P, delimiter=",", fmt="%.17g")
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+def _run_summary(args) -> int:
+    model = _load(args.model)
+    try:
+        model.summary(alpha=args.alpha)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     return 0
 
 
@@ -123,8 +194,10 @@ def main(argv=None) -> int:
         raise SystemExit("error: --steps must be at least 1")
     if not args.learning_rate > 0:
         raise SystemExit("error: --learning-rate must be positive")
-    if args.command == "fit":
-        return _run_fit(args)
+    if args.command in ("fit", "predict", "summary"):
+        return {"fit": _run_fit, "predict": _run_predict, "summary": _run_summary}[args.command](
+            args
+        )
     try:
         return _run_tutorial(args)
     except ImportError as exc:

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import solvers
+from ._estimator_inference import InferenceMixin
 from ._losses import SQUARED
 from ._validation import (
     KERNEL_DTYPES,
@@ -27,11 +28,12 @@ from ._validation import (
     validate_fit_data,
 )
 from .backends import Problem, get_backend
+from .inference import COV_TYPES
 
 __all__ = ["LinearRegression"]
 
 
-class LinearRegression(RegressorMixin, BaseEstimator):
+class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
     """Least-squares linear regression by fused gradient descent or an exact solve.
 
     Minimises the tutorial's cost, with optional sample weights and L2 penalty::
@@ -122,6 +124,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         from :func:`fastlinreg.available_backends`, such as ``"cpu"`` or
         ``"reference"`` (plain numpy, the tests' oracle). A backend that
         cannot run here raises a ValueError that says why.
+    cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3"}, default="nonrobust"
+        The coefficients' covariance in :meth:`summary` and :meth:`conf_int`
+        (see :mod:`fastlinreg.inference`). The HC ones make ``fit`` take a
+        second pass over X; after ``partial_fit``, call :meth:`robust_pass`.
+    verbose : int, default=0
+        1: a descent fit (``"gd"``, ``"gram"``, ``"sgd"``) that runs longer
+        than 2 s shows its step, loss and rate on stderr (a tqdm bar when
+        tqdm is installed), reported from the C++ loop's periodic check.
 
     Attributes
     ----------
@@ -170,6 +180,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         "n_jobs": [numbers.Integral, None],
         "random_state": ["random_state"],
         "backend": [str],
+        "cov_type": [StrOptions(set(COV_TYPES))],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -189,6 +201,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         n_jobs=None,
         random_state=None,
         backend="auto",
+        cov_type="nonrobust",
+        verbose=0,
     ):
         self.fit_intercept = fit_intercept
         self.solver = solver
@@ -204,6 +218,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.backend = backend
+        self.cov_type = cov_type
+        self.verbose = verbose
 
     def fit(self, X, y, sample_weight=None, coef_init=None, intercept_init=None):
         """Fit the model.
@@ -245,6 +261,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             )
             result = solvers.fit(self._settings(), backend, problem, W0, b0)
             self._store(result, backend, y.ndim == 1)
+            self._robust_after_fit(problem)
             return self
 
     @available_if(lambda est: est.solver != "gd")
@@ -304,6 +321,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         P = get_backend(self.backend_).predict(X, coef.T, intercept, self.n_jobs)
         return P[:, 0] if np.ndim(self.coef_) == 1 else P
 
+    def save(self, path) -> None:
+        """Write the fitted model to ``path``: a documented zip of JSON and
+        ``.npy`` members, no pickle (see :mod:`fastlinreg.model_file`);
+        :func:`fastlinreg.load` reads it back bit for bit."""
+        from .model_file import save
+
+        save(self, path)
+
     def _settings(self) -> solvers.Settings:
         return solvers.Settings(
             self.solver,
@@ -317,6 +342,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             self.n_iter_no_change,
             self.random_state,
             self.n_jobs,
+            self.verbose,
         )
 
     def _problem(self, backend, X, y, sample_weight) -> Problem:
@@ -345,6 +371,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.backend_ = backend.NAME
         r.stream.y_is_1d = y_is_1d
         self._stream = r.stream
+        self._robust = None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -181,7 +181,7 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
       stop = true;
     } else if (checks && --until_check == 0) {
       until_check = check_every;
-      if (should_stop()) {
+      if (should_stop(res.n_iter, loss)) {
         res.status = DescentStatus::kInterrupted;
         stop = true;
       }

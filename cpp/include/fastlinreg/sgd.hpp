@@ -125,7 +125,7 @@ SgdResult descend_sgd(const DataView<T> &data, const SgdParams &p, double *W_io,
       work += double(rows) * double(d) * double(k);
       if (should_stop && work >= per_check) {
         work = 0.0;
-        if (should_stop()) return finish(DescentStatus::kInterrupted);
+        if (should_stop(e, loss)) return finish(DescentStatus::kInterrupted);
       }
     }
     epoch_loss /= double(n);

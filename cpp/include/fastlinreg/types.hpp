@@ -99,8 +99,10 @@ using dsyrk_fn = void(const char *uplo, const char *trans, const int *n, const i
                       const double *alpha, const double *a, const int *lda, const double *beta,
                       double *c, const int *ldc);
 
-// Called now and then by the thread that started a loop; true stops the
-// loop with kInterrupted. Must not throw.
-using StopCheck = std::function<bool()>;
+// Called now and then (about every 2^25 elements read) by the thread that
+// started a loop, with the steps (epochs, for SGD) done so far and the last
+// loss, so that it can also report progress; true stops the loop with
+// kInterrupted. Must not throw.
+using StopCheck = std::function<bool(index_t step, double loss)>;
 
 }  // namespace fastlinreg

@@ -10,6 +10,7 @@ b (k), float64). reference.py is the plain-numpy template to copy.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,6 +75,9 @@ class DescentConfig:
     fit_intercept: bool
     shift: np.ndarray | None = None
     scale: np.ndarray | None = None
+    # progress(steps done, last loss), called now and then (the cpu backend
+    # about every 2**25 elements read, the reference backend every step).
+    progress: Callable[[int, float], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class SgdConfig:
     best_loss: float = np.inf
     no_improvement: int = 0
     ref_loss: float = 0.0
+    progress: Callable[[int, float], object] | None = None  # (epochs done, loss)
 
 
 @dataclass(frozen=True)

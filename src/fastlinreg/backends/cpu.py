@@ -155,7 +155,13 @@ def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
     W, b = _model(W0, b0)
     curve = np.empty(config.max_iter)
     r = _core.descend_stream(
-        _problem(problem), _descent_params(config), W, b, curve, resolve_threads(problem.n_jobs)
+        _problem(problem),
+        _descent_params(config),
+        W,
+        b,
+        curve,
+        resolve_threads(problem.n_jobs),
+        config.progress,
     )
     return _descent_outcome(r, W, b, curve)
 
@@ -164,7 +170,13 @@ def descend_gram(stats, config: DescentConfig, W0, b0, n_jobs=None) -> DescentOu
     W, b = _model(W0, b0)
     curve = np.empty(config.max_iter)
     r = _core.descend_gram(
-        _stats(stats), _descent_params(config), W, b, curve, resolve_threads(n_jobs)
+        _stats(stats),
+        _descent_params(config),
+        W,
+        b,
+        curve,
+        resolve_threads(n_jobs),
+        config.progress,
     )
     return _descent_outcome(r, W, b, curve)
 
@@ -181,7 +193,7 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
     p.best_loss, p.ref_loss = float(config.best_loss), float(config.ref_loss)
     p.shift, p.scale = _f64(config.shift), _f64(config.scale)
     curve = np.empty(config.max_epochs)
-    r = _core.descend_sgd(_problem(problem), p, W, b, curve)
+    r = _core.descend_sgd(_problem(problem), p, W, b, curve, config.progress)
     return SgdOutcome(
         W,
         b,

@@ -138,6 +138,8 @@ def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
             status = Status.DIVERGED
             break
         curve.append(loss)
+        if config.progress is not None:
+            config.progress(t + 1, loss)
         V, c = V - config.learning_rate * G, c - config.learning_rate * gb
         W, b = m.to_model(V, c)
         if config.tol is not None and norm <= config.tol * norm0:
@@ -274,6 +276,8 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
             status = Status.DIVERGED
             break
         curve.append(epoch_loss)
+        if config.progress is not None:
+            config.progress(e + 1, epoch_loss)
         if not ref > 0.0:
             ref = epoch_loss
         if config.tol is not None:

@@ -58,7 +58,8 @@ def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
     if settings.solver == "auto" and n * d < _SMALL and d <= n:
         # "auto" ran gd on a problem too small for statistics to pay; keep
         # them anyway (nothing, at this size) so partial_fit can continue.
-        result.stream = Stream("gram", W0.shape[1], exact.statistics(backend, problem))
+        stats = exact.statistics(backend, problem)
+        result.stream = Stream("gram", W0.shape[1], stats, converged=result.stream.converged)
     return result
 
 

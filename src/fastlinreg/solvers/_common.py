@@ -34,6 +34,7 @@ class Settings:
     n_iter_no_change: int
     random_state: object
     n_jobs: int | None
+    verbose: int = 0
 
     @property
     def auto_step(self) -> bool:
@@ -65,6 +66,7 @@ class Stream:
     stats: SufficientStats | None = None
     sgd: SgdState | None = None
     y_is_1d: bool = True
+    converged: bool = True  # False: a descent that stopped before its tol (or had none)
 
 
 @dataclass

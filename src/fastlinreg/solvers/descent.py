@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._progress import Progress
 from ..backends import DescentConfig, Status
 from ..exceptions import ConvergenceWarning, DivergenceError, warn_caller
 from ._common import FitResult, Settings, Stream, raise_not_finite
@@ -45,13 +46,23 @@ def run(solver: str, settings: Settings, backend, problem, stats, W0, b0) -> Fit
         lr = 1.0 / L if L > 0 else 1.0
     else:
         lr = float(settings.learning_rate)
+    progress = Progress(settings.max_iter) if settings.verbose else None
     config = DescentConfig(
-        settings.max_iter, lr, settings.tol, settings.alpha, settings.fit_intercept, shift, scale
+        settings.max_iter,
+        lr,
+        settings.tol,
+        settings.alpha,
+        settings.fit_intercept,
+        shift,
+        scale,
+        progress,
     )
     if solver == "gram":
         out = backend.descend_gram(stats, config, W0, b0, settings.n_jobs)
     else:
         out = backend.descend(problem, config, W0, b0)
+    if progress is not None:
+        progress.close(out.n_iter, out.last_loss)
     if out.status == Status.DIVERGED:
         raise divergence_error(settings, backend, problem, stats, lr, out.n_iter, out.last_loss)
     if settings.tol is not None and out.status != Status.CONVERGED:
@@ -61,7 +72,8 @@ def run(solver: str, settings: Settings, backend, problem, stats, W0, b0) -> Fit
             "solver='exact' for the least-squares optimum.",
             ConvergenceWarning,
         )
-    stream = Stream(solver, out.b.shape[0], stats if solver == "gram" else None)
+    stats = stats if solver == "gram" else None
+    stream = Stream(solver, out.b.shape[0], stats, converged=out.status == Status.CONVERGED)
     return FitResult(solver, out.W, out.b, out.n_iter, out.curve, lr, stream)
 
 

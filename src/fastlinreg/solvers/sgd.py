@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._progress import Progress
 from ..backends import SgdConfig, Status
 from ..exceptions import ConvergenceWarning, warn_caller
 from . import descent
@@ -45,8 +46,11 @@ def run(settings: Settings, backend, problem, state: SgdState, epochs: int) -> F
         best_loss=state.best_loss,
         no_improvement=state.no_improvement,
         ref_loss=state.ref_loss,
+        progress=Progress(epochs, "epoch") if settings.verbose else None,
     )
     out = backend.sgd(problem, config, state.W, state.b)
+    if config.progress is not None:
+        config.progress.close(out.n_epochs, out.curve[-1] if out.n_epochs else np.nan)
     if out.status == Status.DIVERGED:
         raise descent.divergence_error(
             settings,
