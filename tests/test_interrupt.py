@@ -61,8 +61,9 @@ def busy_neighbour():
 
 @pytest.fixture(scope="module")
 def sender():
-    proc = subprocess.Popen([sys.executable, "-c", _SENDER], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SENDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     yield proc
     proc.stdin.close()
     proc.wait(timeout=30)
@@ -84,8 +85,9 @@ def _fitted_keys(kw, X, y):
 @pytest.mark.parametrize("n_jobs", [1, 2])
 @pytest.mark.parametrize("source", ["thread", "process"])
 @pytest.mark.parametrize("solver", list(SOLVERS))
-def test_every_interrupt_is_raised(solver, source, n_jobs, data, sender, busy_neighbour,
-                                   sigint_raises):
+def test_every_interrupt_is_raised(
+    solver, source, n_jobs, data, sender, busy_neighbour, sigint_raises
+):
     X, y = data
     kw = dict(SOLVERS[solver], n_jobs=n_jobs)
     unfitted = set(vars(LinearRegression(**kw)))
