@@ -28,10 +28,9 @@ from conftest import assert_close, make_problem, ref_lstsq
 import fastlinreg
 from fastlinreg._accurate import (
     QRFactor,
-    equilibrated_cholesky_rcond,
-    needs_accurate_path,
     qr_lstsq,
 )
+from fastlinreg._stats import equilibrated_cholesky_rcond, needs_accurate_path
 
 # fmt: off
 NORRIS_X = [

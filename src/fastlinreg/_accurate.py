@@ -32,59 +32,12 @@ __all__ = [
     "QRFactor",
     "qr_lstsq",
     "refine_solution",
-    "needs_accurate_path",
-    "equilibrated_cholesky_rcond",
 ]
 
 _EPS = np.finfo(np.float64).eps
 # A block of about 2**21 float64 (16 MiB): large enough for geqrf's level-3
 # updates to dominate, small enough that no copy of X is ever large.
 _BLOCK_ELEMENTS = 1 << 21
-
-
-def needs_accurate_path(rcond_factor: float, max_digits_lost: float = 1.0) -> bool:
-    """Whether the normal-equations answer may fall short of a QR's by more
-    than ``max_digits_lost`` decimal digits, so the caller should take the QR path.
-
-    Parameters
-    ----------
-    rcond_factor : float
-        Reciprocal 1-norm condition estimate of the Cholesky factor of the
-        equilibrated normal matrix (``D Cxx D`` with ``D = diag(Cxx)**-1/2``,
-        plus the ridge term), as :func:`equilibrated_cholesky_rcond` returns
-        and ``_solve_spd`` computes; 0 when Cholesky fails. It estimates
-        ``1 / cond(sqrt(w) (X - mean) D)``; ``rcond(D Cxx D)`` is its square.
-    max_digits_lost : float
-        Digits the normal equations may lose beyond what QR loses.
-
-    Returns
-    -------
-    bool
-        True when the QR path (:func:`qr_lstsq`) should be taken.
-    """
-    # Normal equations lose ~log10(kappa**2) digits, QR ~log10(kappa): the gap is log10(kappa).
-    return not rcond_factor > 10.0 ** (-max_digits_lost)
-
-
-def equilibrated_cholesky_rcond(A: np.ndarray) -> float:
-    """Reciprocal condition estimate of the Cholesky factor of the
-    equilibrated symmetric matrix ``A`` (d, d): the figure
-    :func:`needs_accurate_path` takes. 0.0 when ``A`` is not positive definite.
-    """
-    A = np.asarray(A, dtype=np.float64)
-    if A.shape[0] == 0:
-        return 1.0
-    diag = np.diag(A)
-    if not np.all(diag > 0):
-        return 0.0
-    scale = 1.0 / np.sqrt(diag)
-    try:
-        c, _ = scipy.linalg.cho_factor(
-            A * scale[:, None] * scale[None, :], lower=False, check_finite=False
-        )
-    except np.linalg.LinAlgError:
-        return 0.0
-    return _triangular_rcond(c)
 
 
 @dataclass(frozen=True)
@@ -400,11 +353,6 @@ def _triangular_factor(A: np.ndarray) -> np.ndarray:
     return R
 
 
-def _triangular_rcond(R: np.ndarray) -> float:
-    """Reciprocal 1-norm condition estimate of an upper-triangular matrix."""
-    return 1.0 if R.shape[0] == 0 else _tri_rcond(R)
-
-
 def _min_norm_triangular_solve(T11: np.ndarray, T12: np.ndarray, tol: float):
     """Solve ``T11 x = T12`` for upper-triangular T11 (d, d); returns ``(x, rank)``.
 
@@ -419,7 +367,7 @@ def _min_norm_triangular_solve(T11: np.ndarray, T12: np.ndarray, tol: float):
         return np.zeros((0, T12.shape[1])), 0
     norms = np.sqrt(np.einsum("ij,ij->j", T11, T11))
     if np.all(norms > 0) and np.all(np.isfinite(T11)):
-        if _triangular_rcond(T11 / norms[None, :]) > tol:
+        if _tri_rcond(T11 / norms[None, :]) > tol:
             x = scipy.linalg.solve_triangular(T11, T12, lower=False, check_finite=False)
             return x, d
     U, s, Vt = scipy.linalg.svd(T11, check_finite=False, lapack_driver="gesvd")

@@ -281,3 +281,37 @@ def _tri_rcond(R: np.ndarray) -> float:
         return float(rcond) if np.isfinite(rcond) else 0.0
     rcond, info = trcon(R, norm="1", uplo="U", diag="N")
     return float(rcond) if info == 0 else 0.0
+
+
+def needs_accurate_path(rcond_factor: float, max_digits_lost: float = 1.0) -> bool:
+    """Whether the normal-equations answer may fall more than ``max_digits_lost``
+    decimal digits short of a QR's, so the caller should take :func:`qr_lstsq`.
+
+    ``rcond_factor`` is the reciprocal 1-norm condition estimate of the
+    Cholesky factor of the equilibrated normal matrix (``D Cxx D``, ``D =
+    diag(Cxx)**-1/2``, ridge term included), as :func:`equilibrated_cholesky_rcond`
+    returns (0 when Cholesky fails): it estimates ``1 / cond(sqrt(w) (X - mean) D)``.
+    """
+    # Normal equations lose ~log10(kappa**2) digits, QR ~log10(kappa): the gap is log10(kappa).
+    return not rcond_factor > 10.0 ** (-max_digits_lost)
+
+
+def equilibrated_cholesky_rcond(A: np.ndarray) -> float:
+    """Reciprocal condition estimate of the Cholesky factor of the
+    equilibrated symmetric matrix ``A`` (d, d): the figure
+    :func:`needs_accurate_path` takes. 0.0 when ``A`` is not positive definite.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.shape[0] == 0:
+        return 1.0
+    diag = np.diag(A)
+    if not np.all(diag > 0):
+        return 0.0
+    scale = 1.0 / np.sqrt(diag)
+    try:
+        c, _ = scipy.linalg.cho_factor(
+            A * scale[:, None] * scale[None, :], lower=False, check_finite=False
+        )
+    except np.linalg.LinAlgError:
+        return 0.0
+    return _tri_rcond(c)

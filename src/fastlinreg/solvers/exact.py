@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _accurate
-from .._stats import ILL_CONDITIONED, SufficientStats
+from .._stats import (
+    ILL_CONDITIONED,
+    SufficientStats,
+    equilibrated_cholesky_rcond,
+    needs_accurate_path,
+)
 from ..exceptions import IllConditionedWarning, warn_caller
 from ._common import FitResult, Settings, Stream, raise_not_finite
 
@@ -36,14 +41,14 @@ def fit(settings: Settings, problem, stats: SufficientStats) -> FitResult:
 
     The normal equations square the condition number: where the Cholesky
     factor's condition estimate says they would fall more than a digit short
-    of a QR (``_accurate.needs_accurate_path``), the answer comes from a
+    of a QR (``_stats.needs_accurate_path``), the answer comes from a
     streaming QR over X with one refinement pass instead (two more reads of
     X, as accurate as ``numpy.linalg.lstsq``). Underdetermined problems keep
     the minimum-norm normal-equations answer.
     """
     A, _ = stats.normal_equations(settings.alpha, settings.fit_intercept)
-    if stats.underdetermined(settings.fit_intercept) or not _accurate.needs_accurate_path(
-        _accurate.equilibrated_cholesky_rcond(A)
+    if stats.underdetermined(settings.fit_intercept) or not needs_accurate_path(
+        equilibrated_cholesky_rcond(A)
     ):
         return solve(settings, stats)
     X, Y, sw = problem.X, problem.Y, problem.sample_weight
