@@ -120,8 +120,9 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds ``init="random"`` and SGD's row order.
     backend : str, default="auto"
-        Where the work runs: ``"auto"`` (the compiled CPU kernels) or a name
-        from :func:`fastlinreg.available_backends`, such as ``"cpu"`` or
+        Where the work runs: ``"auto"`` (the compiled CPU kernels; ``"dask"``
+        when X is a dask array or DataFrame) or a name from
+        :func:`fastlinreg.available_backends`, such as ``"cpu"`` or
         ``"reference"`` (plain numpy, the tests' oracle). A backend that
         cannot run here raises a ValueError that says why.
     cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3"}, default="nonrobust"
@@ -245,8 +246,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         """
         with restore_on_error(self):
             check_params(self)
-            X, y = validate_fit_data(self, X, y)
-            backend = get_backend(self.backend)
+            backend = get_backend(self.backend, data=X)
+            X, y = _validate_for(backend)(self, X, y)
             problem = self._problem(backend, X, y, sample_weight)
             if coef_init is None and self.warm_start and hasattr(self, "coef_"):
                 coef_init = self.coef_
@@ -290,14 +291,14 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         with restore_on_error(self):
             check_params(self)
             stream = getattr(self, "_stream", None)
-            X, y = validate_fit_data(self, X, y, reset=stream is None)
+            backend = get_backend(self.backend, data=X)
+            X, y = _validate_for(backend)(self, X, y, reset=stream is None)
             if stream is not None and stream.y_is_1d != (y.ndim == 1):
                 raise ValueError(
                     f"partial_fit got its target(s) as a {y.ndim}-D y, but the model so far "
                     f"was fitted on a {2 if stream.y_is_1d else 1}-D y. Keep y's shape fixed "
                     "across calls, or call fit() to start over."
                 )
-            backend = get_backend(self.backend)
             problem = self._problem(backend, X, y, sample_weight)
             result = solvers.partial_fit(self._settings(), backend, problem, stream)
             self._store(result, backend, y.ndim == 1)
@@ -315,10 +316,14 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=list(KERNEL_DTYPES), reset=False)
+        backend = get_backend("auto" if self.backend == "auto" else self.backend_, data=X)
+        if hasattr(backend, "validate_predict_data"):  # rows that stay where they are (dask)
+            X = backend.validate_predict_data(self, X)
+        else:
+            X = validate_data(self, X, dtype=list(KERNEL_DTYPES), reset=False)
         coef = np.atleast_2d(self.coef_)
         intercept = np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
-        P = get_backend(self.backend_).predict(X, coef.T, intercept, self.n_jobs)
+        P = backend.predict(X, coef.T, intercept, self.n_jobs)
         return P[:, 0] if np.ndim(self.coef_) == 1 else P
 
     def save(self, path) -> None:
@@ -346,6 +351,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         )
 
     def _problem(self, backend, X, y, sample_weight) -> Problem:
+        if hasattr(backend, "make_problem"):  # rows that stay where they are (dask)
+            return backend.make_problem(X, y, sample_weight, SQUARED, self.n_jobs)
         X = backend.prepare_X(X)
         Y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=np.float64)
         sw, wsum = check_weights(sample_weight, X)
@@ -377,3 +384,9 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _validate_for(backend):
+    """The backend's own check of (X, y) where it has one (dask: nothing is
+    gathered to the client), scikit-learn's otherwise."""
+    return getattr(backend, "validate_fit_data", validate_fit_data)

@@ -8,6 +8,7 @@ backend from :func:`get_backend` and never import the compiled modules.
 from __future__ import annotations
 
 import importlib
+import sys
 
 from ._protocol import (
     Backend,
@@ -33,8 +34,8 @@ __all__ = [
 ]
 
 # Known backends, in the order "auto" prefers them. The reference backend is
-# the tests' oracle, never chosen by "auto".
-_KNOWN = ("cpu", "reference")
+# the tests' oracle, never chosen by "auto"; "dask" is chosen by the data.
+_KNOWN = ("cpu", "reference", "dask")
 _AUTO_ORDER = ("cpu",)
 
 
@@ -60,11 +61,20 @@ def available_backends() -> list[str]:
     return [name for name, why in backend_status().items() if why is None]
 
 
-def get_backend(name: str = "auto") -> Backend:
-    """The backend module called ``name``, or the first available for ``"auto"``.
+def _is_dask_collection(data) -> bool:
+    # A dask collection can only exist once its user imported dask: never import it here.
+    dask = sys.modules.get("dask")
+    return dask is not None and dask.is_dask_collection(data)
+
+
+def get_backend(name: str = "auto", data=None) -> Backend:
+    """The backend module called ``name``, or for ``"auto"`` the one for ``data``:
+    "dask" for a dask array or DataFrame, else the first available.
 
     Raises ValueError, with the reason, for an unknown or unavailable name.
     """
+    if name == "auto" and _is_dask_collection(data):
+        name = "dask"
     if name == "auto":
         for candidate in _AUTO_ORDER:
             module, why = _load(candidate)

@@ -1,0 +1,281 @@
+"""The dask backend's rows: collections checked and aligned into row blocks,
+and the tasks that run on the workers, each on the block it is given.
+
+Imported only by backends/dask.py, once dask is known to be installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+try:  # only used once backends/dask.py has found dask installed
+    import dask
+    import dask.array as da
+    import distributed
+except ImportError:
+    pass
+
+from .._losses import SQUARED, get_loss
+from .._stats import SufficientStats
+from . import cpu
+from ._protocol import Problem
+
+# Partials are combined this many at a time, so the client receives one.
+_FAN_IN = 8
+
+
+def is_dataframe(data) -> bool:
+    return hasattr(data, "to_dask_array") and hasattr(data, "dtypes")
+
+
+def numeric_array(data, what: str):
+    """A dask DataFrame/Series/array as a dask array with known row chunks.
+
+    A DataFrame's non-numeric columns are named in the error; its partition
+    lengths are computed (one read of the index), as dask needs them to align.
+    """
+    if is_dataframe(data):
+        dtypes = data.dtypes.items() if hasattr(data.dtypes, "items") else [(data.name, data.dtype)]
+        bad = [str(c) for c, t in dtypes if getattr(t, "kind", "O") not in "biuf"]
+        if bad:
+            raise ValueError(
+                f"{what} has non-numeric column(s) {', '.join(map(repr, bad))}: fastlinreg fits "
+                "numbers only. Drop them or encode them as numbers (e.g. with "
+                "dask_ml.preprocessing.Categorizer and DummyEncoder) first."
+            )
+        data = data.to_dask_array(lengths=True)
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=-1)
+    if data.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold numbers; got dtype {data.dtype}.")
+    if any(np.isnan(c) for c in data.chunks[0]):
+        data = data.compute_chunk_sizes()
+    return data
+
+
+def feature_names(data):
+    """The DataFrame's column names when they are all strings (scikit-learn's rule)."""
+    if is_dataframe(data) and hasattr(data, "columns"):
+        names = list(data.columns)
+        if names and all(isinstance(c, str) for c in names):
+            return np.asarray(names, dtype=object)
+    return None
+
+
+def as_rows(X) -> da.Array:
+    """X (n, d) as the blocks read it: float32/float64, one chunk across columns."""
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    return X.rechunk({1: -1}) if len(X.chunks[1]) > 1 else X
+
+
+def aligned(a, chunks):
+    """``a`` (n,) or (n, k) as a float64 dask array with X's row ``chunks``."""
+    if a is None:
+        return None
+    if not isinstance(a, da.Array):
+        a = np.asarray(a, dtype=np.float64)
+        return da.from_array(a, chunks=(chunks,) + a.shape[1:])
+    a = a.astype(np.float64)
+    return a.rechunk((chunks,) + ((-1,) if a.ndim == 2 else ()))
+
+
+@dataclass
+class Rows:
+    """A problem's X (n, d), Y (n, k) and weights (n,) as aligned row blocks."""
+
+    X: da.Array
+    Y: da.Array | None
+    w: da.Array | None
+    weight_sum: float
+    loss_name: str
+    n_jobs: int | None
+
+    @classmethod
+    def of(cls, problem: Problem) -> Rows:
+        X = as_rows(problem.X)
+        return cls(
+            X,
+            aligned(problem.Y, X.chunks[0]),
+            aligned(problem.sample_weight, X.chunks[0]),
+            float(problem.weight_sum),
+            problem.loss.name,
+            problem.n_jobs,
+        )
+
+    def persisted(self) -> Rows:
+        """The same rows held in the workers' memory (for passes that repeat).
+
+        On a distributed cluster each block's X, Y and w are held together
+        as one future, so a pass is a few ``submit`` calls with no graph to
+        build and no block to move (the lineage stays with the scheduler,
+        which recomputes a lost block)."""
+        client = _client()
+        if client is None:
+            X, Y, w = dask.persist(self.X, self.Y, self.w)
+            return Rows(X, Y, w, self.weight_sum, self.loss_name, self.n_jobs)
+        out = Rows(self.X, self.Y, self.w, self.weight_sum, self.loss_name, self.n_jobs)
+        out._futures = client.compute([dask.delayed(_pack)(*b[2:]) for b in self.blocks()])
+        out._client = client
+        return out
+
+    def blocks(self):
+        """[(index, first row, X block, Y block or None, w block or None)], as delayed."""
+        if getattr(self, "_blocks", None) is None:
+            self._blocks = self._split()
+        return self._blocks
+
+    def _split(self):
+        starts = np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]]).astype(np.int64)
+        xs = self.X.to_delayed().ravel()
+        ys = self.Y.to_delayed().ravel() if self.Y is not None else [None] * len(xs)
+        ws = self.w.to_delayed().ravel() if self.w is not None else [None] * len(xs)
+        return [(i, int(s), x, y, w) for i, (s, x, y, w) in enumerate(zip(starts, xs, ys, ws))]
+
+    def map_reduce(self, task, combine, *args):
+        """``combine`` of ``task(index, first_row, X, Y, w, *args)`` over the blocks,
+        tree-reduced on the workers; one result comes back to the client."""
+        if getattr(self, "_futures", None) is not None:
+            return self._submit(task, combine, args)
+        parts = [dask.delayed(task, pure=True)(*blk, *args) for blk in self.blocks()]
+        while len(parts) > 1:
+            parts = [
+                dask.delayed(combine, pure=True)(*parts[i : i + _FAN_IN])
+                for i in range(0, len(parts), _FAN_IN)
+            ]
+        return dask.compute(parts[0])[0]
+
+    def _submit(self, task, combine, args):
+        """map_reduce with futures: the tasks go straight to the scheduler."""
+        submit = self._client.submit
+        blocks = self.blocks()
+        parts = [
+            submit(_unpack, task, i, start, held, *args, pure=False)
+            for (i, start, *_), held in zip(blocks, self._futures)
+        ]
+        while len(parts) > 1:
+            parts = [
+                submit(combine, *parts[i : i + _FAN_IN], pure=False)
+                for i in range(0, len(parts), _FAN_IN)
+            ]
+        return parts[0].result()
+
+
+def _client():
+    """The distributed Client dask computes on by default, if there is one."""
+    try:
+        return distributed.default_client()
+    except ValueError:
+        return None
+
+
+def _pack(X, Y, w):
+    return X, Y, w
+
+
+def _unpack(task, index, start, block, *args):
+    return task(index, start, *block, *args)
+
+
+def _block_problem(X, Y, w, weight_sum, loss_name, n_jobs) -> Problem:
+    return Problem(cpu.prepare_X(X), Y, w, weight_sum, get_loss(loss_name), n_jobs)
+
+
+def _bad_block(index, start, X, Y, what) -> str:
+    """Which block (and column) holds a NaN or inf, or that the values overflow."""
+    rows = f"block {index} (rows {start} to {start + X.shape[0] - 1})"
+    cols = np.flatnonzero(~np.isfinite(X).all(axis=0))
+    if cols.size:
+        return (
+            f"Input X contains NaN or infinity in {rows}, column {int(cols[0])}. "
+            "Remove or impute those values."
+        )
+    if Y is not None and not np.isfinite(Y).all():
+        return f"Input y contains NaN or infinity in {rows}. Remove or impute those values."
+    return f"The {what} of X {rows} overflow float64: rescale X (e.g. with a StandardScaler)."
+
+
+def block_stats(index, start, X, Y, w, n_jobs):
+    """SufficientStats of one block by the compiled kernels (None for no rows)."""
+    ws = float(X.shape[0]) if w is None else float(np.sum(w))
+    if X.shape[0] == 0 or not ws > 0:
+        return None
+    problem = _block_problem(X, Y, w, ws, SQUARED.name, n_jobs)
+    n = X.shape[0] if w is None else int(np.count_nonzero(w))
+    stats = SufficientStats(*cpu.sufficient_stats(problem), n_samples=n)
+    if not stats.is_finite():
+        raise ValueError(_bad_block(index, start, X, Y, "moments"))
+    return stats
+
+
+def merge_stats(*parts):
+    out = None
+    for p in parts:
+        if p is not None:
+            out = p if out is None else out.merge(p)
+    return out
+
+
+def block_moments(index, start, X, Y, w, n_jobs):
+    """(weight sum, mean (d), weighted sum of squared deviations (d)) of one block."""
+    ws = float(X.shape[0]) if w is None else float(np.sum(w))
+    if X.shape[0] == 0 or not ws > 0:
+        return None
+    ws, mean, var = cpu.column_moments(_block_problem(X, None, w, ws, SQUARED.name, n_jobs))
+    if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+        raise ValueError(_bad_block(index, start, X, None, "moments"))
+    return ws, mean, ws * var
+
+
+def merge_moments(*parts):
+    """Chan, Golub and LeVeque's pairwise update of (weight, mean, M2)."""
+    out = None
+    for p in parts:
+        if p is None:
+            continue
+        if out is None:
+            out = p
+            continue
+        wa, ma, sa = out
+        wb, mb, sb = p
+        w = wa + wb
+        delta = mb - ma
+        out = (w, ma + (wb / w) * delta, sa + sb + (wa * wb / w) * delta * delta)
+    return out
+
+
+def block_pass(index, start, X, Y, w, W, b, weight_sum, loss_name, n_jobs):
+    """(loss, G, gb) of one block, each already divided by the whole problem's
+    weight sum, so the blocks' partials add up to the means."""
+    if X.shape[0] == 0:
+        return None
+    return cpu.fused_pass(_block_problem(X, Y, w, weight_sum, loss_name, n_jobs), W, b)
+
+
+def sum_passes(*parts):
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    loss, G, gb = parts[0]
+    for other in parts[1:]:
+        loss, G, gb = loss + other[0], G + other[1], gb + other[2]
+    return loss, G, gb
+
+
+def block_sgd(index, start, X, Y, w, state, config, mean_weight, loss_name, n_jobs):
+    """One epoch of the compiled SGD over this block, from the model ``state``
+    (W, b, rows-weighted loss so far, diverged) the previous block handed on."""
+    W, b, total, diverged = state
+    if diverged or X.shape[0] == 0:
+        return state
+    problem = _block_problem(X, Y, w, X.shape[0] * mean_weight, loss_name, n_jobs)
+    out = cpu.sgd(problem, config, W, b)
+    if out.n_epochs == 0:
+        return W, b, total, True
+    return out.W, out.b, total + out.curve[0] * X.shape[0], False
+
+
+def block_predict(X, W, b, n_jobs):
+    return cpu.predict(X, W, b, n_jobs)

@@ -1,0 +1,166 @@
+"""The dask backend on a real distributed cluster (2 worker processes x 1
+thread): the same answers as the in-memory fit, worker loss, out-of-core
+data and bad input. Skipped cleanly without the ``[dask]`` extra."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from conftest import assert_close, make_problem
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+
+from fastlinreg import LinearRegression  # noqa: E402
+from fastlinreg.backends import dask as dask_backend  # noqa: E402
+
+# Uneven blocks, a one-row block and an empty partition.
+CHUNKS = (37, 1, 0, 100, 62)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def blocks(a, chunks=CHUNKS):
+    return da.from_array(a, chunks=(chunks,) + a.shape[1:])
+
+
+@pytest.mark.parametrize("solver", ["exact", "gram", "auto"])
+@pytest.mark.parametrize("k", [1, 3])
+def test_exact_equals_in_memory(client, rng, solver, k):
+    X, Y, sw = make_problem(rng, sum(CHUNKS), 6, k, weights=True)
+    X = X * np.linspace(1.0, 50.0, 6) + 4.0
+    y = Y[:, 0] if k == 1 else Y
+    params = dict(solver=solver, alpha=0.01, tol=None, max_iter=50)
+    params["learning_rate"] = 5e-4 if solver == "gram" else "auto"
+    want = LinearRegression(**params).fit(X, y, sample_weight=sw)
+    got = LinearRegression(**params).fit(blocks(X), blocks(y), sample_weight=blocks(sw))
+    assert got.backend_ == "dask" and got.solver_ == want.solver_
+    assert_close(got.coef_, want.coef_, 1e-10)
+    assert_close(got.intercept_, want.intercept_, 1e-10, scale=1.0)
+    assert_close(got.loss_curve_, want.loss_curve_, 1e-10)
+
+
+@pytest.mark.parametrize("learning_rate", ["auto", 0.02])
+def test_gd_iterates_equal_in_memory(client, rng, learning_rate):
+    X, Y, sw = make_problem(rng, sum(CHUNKS), 5, weights=True)
+    X = X * np.linspace(1.0, 10.0, 5) + 2.0
+    params = dict(solver="gd", learning_rate=learning_rate, max_iter=25, tol=None, alpha=0.1)
+    want = LinearRegression(**params).fit(X, Y[:, 0], sample_weight=sw)
+    got = LinearRegression(**params).fit(blocks(X), blocks(Y[:, 0]), sample_weight=blocks(sw))
+    assert got.n_iter_ == want.n_iter_ == 25
+    assert_close(got.learning_rate_, want.learning_rate_, 1e-9)
+    assert_close(got.loss_curve_, want.loss_curve_, 1e-9)
+    assert_close(got.coef_, want.coef_, 1e-9)
+    assert_close(got.intercept_, want.intercept_, 1e-9, scale=1.0)
+
+
+def test_gd_stops_on_tol_as_in_memory(client, rng):
+    X, Y, _ = make_problem(rng, 200, 4)
+    want = LinearRegression(solver="gd", tol=1e-3).fit(X, Y[:, 0])
+    got = LinearRegression(solver="gd", tol=1e-3).fit(
+        blocks(X, (50, 70, 80)), blocks(Y[:, 0], (50, 70, 80))
+    )
+    assert got.n_iter_ == want.n_iter_ < 1000
+    assert_close(got.coef_, want.coef_, 1e-9)
+
+
+def test_predict_is_lazy_block_by_block(client, rng):
+    X, Y, _ = make_problem(rng, sum(CHUNKS), 4, 2)
+    model = LinearRegression().fit(X, Y)
+    P = model.predict(blocks(X))
+    assert isinstance(P, da.Array) and P.chunks[0] == CHUNKS
+    assert_close(P.compute(), model.predict(X), 1e-12, scale=1.0)
+    one = LinearRegression().fit(blocks(X), blocks(Y[:, 0]))
+    assert one.predict(blocks(X)).shape == (sum(CHUNKS),)
+
+
+def test_sgd_is_reproducible_and_partial_fit_streams(client, rng):
+    X, Y, _ = make_problem(rng, sum(CHUNKS), 3)
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3
+    params = dict(solver="sgd", random_state=3, max_iter=8, batch_size=16, tol=None)
+    a = LinearRegression(**params).fit(blocks(X), blocks(y))
+    b = LinearRegression(**params).fit(blocks(X), blocks(y))
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert a.n_iter_ == 8 and a.loss_curve_[-1] < 0.1 * a.loss_curve_[0]
+    # One block is the in-memory SGD, run on the worker that holds it.
+    one = LinearRegression(**params).fit(da.from_array(X), da.from_array(y))
+    assert_close(one.coef_, LinearRegression(**params).fit(X, y).coef_, 1e-12)
+    streamed, in_memory = LinearRegression(solver="exact"), LinearRegression(solver="exact")
+    for part, chunks in ((slice(0, 80), (30, 0, 50)), (slice(80, 200), (120,))):
+        streamed.partial_fit(blocks(X[part], chunks), blocks(y[part], chunks))
+        in_memory.partial_fit(X[part], y[part])
+    assert_close(streamed.coef_, in_memory.coef_, 1e-10)
+
+
+def test_dataframe_input_and_its_bad_column(client, rng):
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X, Y, _ = make_problem(rng, 120, 3)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    got = LinearRegression().fit(
+        dd.from_pandas(frame, npartitions=3), blocks(Y[:, 0], (40, 40, 40))
+    )
+    want = LinearRegression().fit(frame, Y[:, 0])
+    assert list(got.feature_names_in_) == ["a", "b", "c"]
+    assert_close(got.coef_, want.coef_, 1e-10)
+    frame["city"] = ["x", "y", "z"] * 40
+    with pytest.raises(ValueError, match="non-numeric column.*'city'"):
+        LinearRegression().fit(dd.from_pandas(frame, npartitions=3), blocks(Y[:, 0], (40, 40, 40)))
+
+
+@pytest.mark.parametrize("solver", ["exact", "gd", "sgd"])
+def test_nan_names_its_block(client, rng, solver):
+    X, Y, _ = make_problem(rng, sum(CHUNKS), 3)
+    X[140, 2] = np.nan  # block 3 holds rows 38 to 137; block 4 starts at 138
+    model = LinearRegression(solver=solver, max_iter=3)
+    with pytest.raises(ValueError, match=r"block 4 \(rows 138 to 199\), column 2"):
+        model.fit(blocks(X), blocks(Y[:, 0]))
+    assert not hasattr(model, "coef_")
+
+
+def test_a_lost_worker_changes_nothing(client, rng, monkeypatch):
+    X, Y, _ = make_problem(rng, 400, 5)
+    chunks = (100, 100, 100, 100)
+    params = dict(solver="gd", learning_rate=0.05, max_iter=12, tol=None)
+    want = LinearRegression(**params).fit(X, Y[:, 0])
+    pids = client.run(os.getpid)
+    oracle = dask_backend._oracle
+
+    def killing_oracle(rows):
+        step = oracle(rows)
+        calls = []
+
+        def one_step(W, b):
+            calls.append(1)
+            if len(calls) == 6:  # mid-fit: the blocks held there are gone
+                os.kill(next(iter(pids.values())), signal.SIGKILL)
+            return step(W, b)
+
+        return one_step
+
+    monkeypatch.setattr(dask_backend, "_oracle", killing_oracle)
+    got = LinearRegression(**params).fit(blocks(X, chunks), blocks(Y[:, 0], chunks))
+    assert_close(got.coef_, want.coef_, 1e-9)
+    assert_close(got.loss_curve_, want.loss_curve_, 1e-9)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_without_dask_the_backend_says_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(dask_backend, "dask", None)
+    assert dask_backend.available() == (
+        False,
+        "dask/distributed is not installed: pip install 'fastlinreg[dask]'",
+    )
