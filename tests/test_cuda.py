@@ -14,15 +14,26 @@ from importlib import resources
 
 import numpy as np
 import pytest
-
 from conftest import RTOL, make_problem, ref_fused
 
 from fastlinreg.backends import cuda as cuda_backend
 
 FUNCTIONS = [
-    "device_status", "load_cublas", "cublas_loaded", "dlpack_info", "fused_plan", "fused_pass",
-    "predict", "column_moments", "sufficient_stats", "descend", "sgd", "DeviceBuffer",
-    "DeviceData", "DescentSettings", "SgdSettings",
+    "device_status",
+    "load_cublas",
+    "cublas_loaded",
+    "dlpack_info",
+    "fused_plan",
+    "fused_pass",
+    "predict",
+    "column_moments",
+    "sufficient_stats",
+    "descend",
+    "sgd",
+    "DeviceBuffer",
+    "DeviceData",
+    "DescentSettings",
+    "SgdSettings",
 ]
 
 
@@ -100,8 +111,16 @@ def test_device_status_never_raises():
 
 @pytest.mark.parametrize(
     "n, d, k, itemsize",
-    [(1, 1, 1, 4), (1, 1, 1, 8), (7, 3, 2, 8), (10**7, 100, 1, 4), (1000, 5000, 1, 8),
-     (300, 20000, 1, 4), (50, 10, 700, 8), (123457, 33, 3, 4)],
+    [
+        (1, 1, 1, 4),
+        (1, 1, 1, 8),
+        (7, 3, 2, 8),
+        (10**7, 100, 1, 4),
+        (1000, 5000, 1, 8),
+        (300, 20000, 1, 4),
+        (50, 10, 700, 8),
+        (123457, 33, 3, 4),
+    ],
 )
 def test_fused_plan_depends_on_the_shape_alone(n, d, k, itemsize):
     p = _cuda_module().fused_plan(n, d, d, k, itemsize)
@@ -127,7 +146,10 @@ def test_dlpack_info_reads_a_capsule():
 def test_cuda_array_interface_parsing():
     class Fake:
         __cuda_array_interface__ = {  # noqa: RUF012
-            "shape": (5, 3), "typestr": "<f4", "data": (4096, False), "version": 3,
+            "shape": (5, 3),
+            "typestr": "<f4",
+            "data": (4096, False),
+            "version": 3,
             "strides": (32, 4),
         }
 
@@ -139,6 +161,7 @@ def test_cuda_array_interface_parsing():
 
 # ---- on a GPU ------------------------------------------------------------------
 
+
 def _backend():
     ok, reason = cuda_backend.available()
     if not ok:
@@ -146,9 +169,16 @@ def _backend():
     return cuda_backend.CudaBackend()
 
 
-
-SHAPES = [(1, 1, 1), (2, 1, 1), (17, 3, 1), (1000, 100, 1), (513, 7, 3), (4099, 129, 2),
-          (200, 6001, 1), (64, 10, 9)]
+SHAPES = [
+    (1, 1, 1),
+    (2, 1, 1),
+    (17, 3, 1),
+    (1000, 100, 1),
+    (513, 7, 3),
+    (4099, 129, 2),
+    (200, 6001, 1),
+    (64, 10, 9),
+]
 
 
 @pytest.mark.parametrize("n, d, k", SHAPES)
@@ -207,8 +237,17 @@ def test_descent_matches_cpu_backend(rng, dtype, weights, standardise):
     wsum = float(n if sw is None else sw.sum())
     shift = X.mean(0).astype(np.float64) if standardise else None
     scale = X.std(0).astype(np.float64) if standardise else None
-    kw = dict(sample_weight=sw, weight_sum=wsum, max_iter=60, learning_rate=0.05, tol=-1.0,
-              alpha=0.01, fit_intercept=True, shift=shift, scale=scale)
+    kw = dict(
+        sample_weight=sw,
+        weight_sum=wsum,
+        max_iter=60,
+        learning_rate=0.05,
+        tol=-1.0,
+        alpha=0.01,
+        fit_intercept=True,
+        shift=shift,
+        scale=scale,
+    )
     V0, c0 = np.zeros((d, k)), np.zeros(k)
     Vc, cc = V0.copy(), c0.copy()
     rc = cpu.descend_stream(X, Y, Vc, cc, n_jobs=1, **kw)
@@ -227,8 +266,17 @@ def test_descent_stops_on_tol_and_divergence(rng):
     cpu = _cpu()
     X, Y, _ = make_problem(rng, 500, 4, 1)
     for lr, tol in [(0.5, 1e-6), (50.0, -1.0)]:  # converges; diverges
-        kw = dict(sample_weight=None, weight_sum=500.0, max_iter=5000, learning_rate=lr,
-                  tol=tol, alpha=0.0, fit_intercept=True, shift=None, scale=None)
+        kw = dict(
+            sample_weight=None,
+            weight_sum=500.0,
+            max_iter=5000,
+            learning_rate=lr,
+            tol=tol,
+            alpha=0.0,
+            fit_intercept=True,
+            shift=None,
+            scale=None,
+        )
         Vc, cc, Vg, cg = np.zeros((4, 1)), np.zeros(1), np.zeros((4, 1)), np.zeros(1)
         rc = cpu.descend_stream(X, Y, Vc, cc, n_jobs=1, **kw)
         rg = be.descend(X, Y, Vg, cg, **kw)
@@ -269,10 +317,26 @@ def test_sgd_matches_cpu_backend(rng):
     be = _backend()
     cpu = _cpu()
     X, Y, sw = make_problem(rng, 1000, 6, 1, weights=True)
-    kw = dict(sample_weight=sw, weight_sum=float(sw.sum()), max_epochs=4, batch_size=64,
-              shuffle=True, seed=7, eta0=0.05, power_t=0.5, epoch_offset=0, alpha=0.001,
-              tol=1e-3, n_iter_no_change=5, best_loss=np.inf, no_improvement=0, ref_loss=0.0,
-              fit_intercept=True, shift=None, scale=None)
+    kw = dict(
+        sample_weight=sw,
+        weight_sum=float(sw.sum()),
+        max_epochs=4,
+        batch_size=64,
+        shuffle=True,
+        seed=7,
+        eta0=0.05,
+        power_t=0.5,
+        epoch_offset=0,
+        alpha=0.001,
+        tol=1e-3,
+        n_iter_no_change=5,
+        best_loss=np.inf,
+        no_improvement=0,
+        ref_loss=0.0,
+        fit_intercept=True,
+        shift=None,
+        scale=None,
+    )
     Vc, cc, Vg, cg = np.zeros((6, 1)), np.zeros(1), np.zeros((6, 1)), np.zeros(1)
     rc = cpu.descend_sgd(X, Y, Vc, cc, **kw)
     rg = be.sgd(X, Y, Vg, cg, **kw)
@@ -305,3 +369,12 @@ def test_torch_input_without_copy(rng):
     loss, G, gb = be.fused_pass(p, None, W, b)
     rl, rG, _ = ref_fused(X, Y, W, b)
     np.testing.assert_allclose([loss, *G.ravel()], [rl, *rG.ravel()], rtol=1e-10)
+
+
+def test_cublas_failure_lists_each_try():
+    mod = _cuda_module()
+    if cuda_backend.available()[0]:
+        pytest.skip("a device is present: cuBLAS may load")
+    with pytest.raises(RuntimeError, match=r"cuBLAS could not be loaded:\n  /nonexistent/"):
+        mod.load_cublas(["/nonexistent/libcublas.so.13"])
+    assert not mod.cublas_loaded()

@@ -149,8 +149,9 @@ def _device_view(obj) -> _View | None:
         if info["lanes"] != 1:
             raise ValueError("vector-typed DLPack arrays are not supported")
         dtype = np.dtype(info["typestr"])
-        return _View(info["ptr"], tuple(info["shape"]), tuple(info["strides"]), dtype,
-                     (obj, capsule))
+        return _View(
+            info["ptr"], tuple(info["shape"]), tuple(info["strides"]), dtype, (obj, capsule)
+        )
     return None
 
 
@@ -207,7 +208,13 @@ class DeviceProblem:
         the weight sum, y and the weights overridable."""
         xptr, itemsize, n, d, ldx, yptr, swptr = self._ptrs
         return _module().DeviceData(
-            xptr, itemsize, n, d, ldx, yptr if with_y else 0, self.k if k is None else int(k),
+            xptr,
+            itemsize,
+            n,
+            d,
+            ldx,
+            yptr if with_y else 0,
+            self.k if k is None else int(k),
             swptr if with_weights else 0,
             self.weight_sum if weight_sum is None else float(weight_sum),
         )
@@ -351,8 +358,9 @@ class CudaBackend:
         mean_x, mean_y = np.empty(d), np.empty(k)
         Cxx, Cxy, Cyy = np.empty((d, d)), np.empty((d, k)), np.empty((k, k))
         use = _load_cublas() is not None
-        wsum, self.last_stats_engine = mod.sufficient_stats(p.data, mean_x, mean_y, Cxx, Cxy, Cyy,
-                                                            use)
+        wsum, self.last_stats_engine = mod.sufficient_stats(
+            p.data, mean_x, mean_y, Cxx, Cxy, Cyy, use
+        )
         return wsum, mean_x, mean_y, Cxx, Cxy, Cyy
 
     def column_moments(self, X, sample_weight=None):
@@ -363,8 +371,25 @@ class CudaBackend:
         wsum = mod.column_moments(p.data, mean, var)
         return wsum, mean, var
 
-    def descend(self, X, y, V, c, *, sample_weight=None, weight_sum=None, max_iter, learning_rate,
-                tol, alpha, fit_intercept, shift, scale, n_jobs=None, check_every=16):
+    def descend(
+        self,
+        X,
+        y,
+        V,
+        c,
+        *,
+        sample_weight=None,
+        weight_sum=None,
+        max_iter,
+        learning_rate,
+        tol,
+        alpha,
+        fit_intercept,
+        shift,
+        scale,
+        n_jobs=None,
+        check_every=16,
+    ):
         """Gradient descent, every step on the device.
 
         ``V`` (d, k) and ``c`` (k) (host float64, C-contiguous) hold the start
@@ -387,13 +412,27 @@ class CudaBackend:
         s.fit_intercept = bool(fit_intercept)
         s.check_every = int(check_every)
         curve = np.empty(max(int(max_iter), 0))
-        n_iter, status, g0, g, last, waits = mod.descend(data, s, V, c, curve, _vec(shift),
-                                                         _vec(scale))
+        n_iter, status, g0, g, last, waits = mod.descend(
+            data, s, V, c, curve, _vec(shift), _vec(scale)
+        )
         self.last_host_waits = waits
         return n_iter, status, g0, g, last, curve[:n_iter]
 
-    def descend_gram(self, stats, V, c, *, max_iter, learning_rate, tol, alpha, fit_intercept,
-                     shift, scale, n_jobs=None):
+    def descend_gram(
+        self,
+        stats,
+        V,
+        c,
+        *,
+        max_iter,
+        learning_rate,
+        tol,
+        alpha,
+        fit_intercept,
+        shift,
+        scale,
+        n_jobs=None,
+    ):
         """Gradient descent replayed from sufficient statistics, on the host:
         O(d^2 k) a step needs no GPU. Same arguments and return value as the
         CPU backend's ``descend_gram``."""
@@ -401,15 +440,52 @@ class CudaBackend:
 
         curve = np.empty(max_iter, dtype=np.float64)
         n_iter, status, g0, g, last = _core.descend_gram(
-            stats.weight_sum, stats.mean_x, stats.mean_y, stats.Cxx, stats.Cxy, stats.Cyy,
-            V, c, curve, int(max_iter), float(learning_rate), float(tol), float(alpha),
-            bool(fit_intercept), _vec(shift), _vec(scale), 0 if n_jobs is None else int(n_jobs),
+            stats.weight_sum,
+            stats.mean_x,
+            stats.mean_y,
+            stats.Cxx,
+            stats.Cxy,
+            stats.Cyy,
+            V,
+            c,
+            curve,
+            int(max_iter),
+            float(learning_rate),
+            float(tol),
+            float(alpha),
+            bool(fit_intercept),
+            _vec(shift),
+            _vec(scale),
+            0 if n_jobs is None else int(n_jobs),
         )
         return n_iter, status, g0, g, last, curve[:n_iter]
 
-    def sgd(self, X, y, V, c, *, sample_weight=None, weight_sum=None, max_epochs, batch_size,
-            shuffle, seed, eta0, power_t, epoch_offset, alpha, tol, n_iter_no_change, best_loss,
-            no_improvement, ref_loss, fit_intercept, shift, scale):
+    def sgd(
+        self,
+        X,
+        y,
+        V,
+        c,
+        *,
+        sample_weight=None,
+        weight_sum=None,
+        max_epochs,
+        batch_size,
+        shuffle,
+        seed,
+        eta0,
+        power_t,
+        epoch_offset,
+        alpha,
+        tol,
+        n_iter_no_change,
+        best_loss,
+        no_improvement,
+        ref_loss,
+        fit_intercept,
+        shift,
+        scale,
+    ):
         """Mini-batch SGD epochs on the device, visiting the rows in the CPU
         backend's order for the same seed.
 
@@ -429,8 +505,9 @@ class CudaBackend:
         s.no_improvement, s.ref_loss = int(no_improvement), float(ref_loss)
         s.fit_intercept = bool(fit_intercept)
         curve = np.empty(max(int(max_epochs), 0))
-        n_epochs, status, best, no_imp, ref = mod.sgd(data, s, V, c, curve, _vec(shift),
-                                                      _vec(scale))
+        n_epochs, status, best, no_imp, ref = mod.sgd(
+            data, s, V, c, curve, _vec(shift), _vec(scale)
+        )
         return n_epochs, status, best, no_imp, ref, curve[:n_epochs]
 
     def predict(self, X, W, b):
@@ -484,8 +561,13 @@ class DeviceArray:
 
     @property
     def __cuda_array_interface__(self):
-        return {"shape": self.shape, "typestr": "<f8", "data": (self._buffer.ptr, False),
-                "version": 3, "strides": None}
+        return {
+            "shape": self.shape,
+            "typestr": "<f8",
+            "data": (self._buffer.ptr, False),
+            "version": 3,
+            "strides": None,
+        }
 
     def get(self) -> np.ndarray:
         """A host copy."""
