@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(kStepThreads) descent_step_kernel(const StepAr
   const double norm0 = t == 0 ? sqrt(norm2) : a.state->grad_norm0;
   if (threadIdx.x == 0) {
     a.state->norm2 = norm2;
-    a.state->grad_norm0 = norm0;
+    if (t == 0) a.state->grad_norm0 = norm0;  // later steps only read it
   }
   if (!isfinite(norm2)) {
     if (threadIdx.x == 0) {

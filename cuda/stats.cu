@@ -154,8 +154,8 @@ double sufficient_stats(const DeviceData &data, bool use_cublas, double *mean_x,
   if (engine) *engine = blas ? "cublas" : "own";
   // A block of packed rows takes about 32 MiB: it stays in L2 between the
   // pack that writes it and the rank update that reads it.
-  const index_t block_rows = std::clamp<index_t>((index_t(32) << 20) / (8 * m), 256,
-                                                 std::max<index_t>(n, 1));
+  const index_t block_rows = std::min<index_t>(
+      std::max<index_t>((index_t(32) << 20) / (8 * m), 256), std::max<index_t>(n, 1));
   const std::vector<double> shift = first_row_shift(data, true);
   DeviceBuffer shift_d(sizeof(double) * shift.size());
   DeviceBuffer A(sizeof(double) * std::size_t(block_rows * m));

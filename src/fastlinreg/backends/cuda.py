@@ -164,7 +164,9 @@ def _as_float64_device(obj):
     except ImportError:
         pass
     if type(obj).__module__.startswith("torch"):
-        return obj.detach().to(dtype=obj.new_empty(0).double().dtype).contiguous()
+        import torch
+
+        return obj.detach().to(dtype=torch.float64).contiguous()
     raise TypeError(
         "y and sample_weight on the device must be C-contiguous float64 "
         "(install CuPy to have them converted)"
@@ -546,7 +548,9 @@ def _device_output(like, shape):
     except ImportError:
         pass
     if type(like).__module__.startswith("torch"):
-        return like.new_empty(shape, dtype=like.new_empty(0).double().dtype)
+        import torch
+
+        return torch.empty(shape, dtype=torch.float64, device=like.device)
     return None
 
 
