@@ -22,7 +22,12 @@ nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed" >>"$OUT/nvidi
 
 step "venv + build (log: build.log)"
 rm -rf "$VENV"
+# python3 there is itself a venv (/opt/torch/.venv): --system-site-packages
+# would reach the base interpreter only, so a .pth adds the parent's packages.
+PARENT_SITE=$("$PY" -c "import site; print('\n'.join(site.getsitepackages()))")
 "$PY" -m venv --system-site-packages "$VENV" && . "$VENV/bin/activate" || exit 1
+echo "$PARENT_SITE" >"$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_parent_site.pth"
+python -c "import torch, cupy, pytest, scikit_build_core, pybind11" || echo "WARNING: a package is missing"
 t0=$(date +%s)
 if ! timeout 330 python -m pip install --no-build-isolation --no-deps --no-index -v \
     -Cbuild-dir=/tmp/fastlinreg-gpu-build -Ccmake.define.FASTLINREG_CUDA=ON . >"$OUT/build.log" 2>&1; then
