@@ -52,13 +52,13 @@ def main():
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
-    import cupy
-
     from fastlinreg.backends import cuda as cb
 
     ok, reason = cb.available()
     if not ok:
         raise SystemExit(f"no GPU run: {reason}")
+    import cupy
+
     be = cb.CudaBackend()
     n, d = args.n, args.d
     rs = cupy.random.RandomState(0)
