@@ -28,10 +28,11 @@ struct DeviceData {
   const void *X = nullptr;  // device (n, d), row stride ldx; float32 or float64
   int itemsize = 8;         // 4: float32, 8: float64
   index_t n = 0, d = 0, ldx = 0;
-  const double *y = nullptr;   // device (n, k) or nullptr for y = 0
+  const double *y = nullptr;  // device (n, k) or nullptr for y = 0
   index_t k = 1;
   const double *sw = nullptr;  // device (n) sample weights, or nullptr
   double weight_sum = 0.0;     // sum of sw, or n
+  LossKind loss = LossKind::kSquared;
 };
 
 // The descent loop's settings (descent.hpp's DescentParams; host pointers).
@@ -50,7 +51,7 @@ struct DescentSettings {
 struct DescentOutcome {
   index_t n_iter = 0;
   int status = 0;  // DescentStatus: 0 max_iter, 1 converged, 2 diverged, 3 interrupted
-  double grad_norm0 = 0.0, grad_norm = 0.0, last_loss = 0.0;
+  double last_loss = 0.0;
   index_t host_waits = 0;  // blocking waits on the device, the final copy-back included
 };
 
@@ -59,7 +60,7 @@ struct SgdSettings {
   index_t max_epochs = 5, batch_size = 256;
   bool shuffle = true;
   std::uint64_t seed = 0;
-  double eta0 = 0.01, power_t = 0.5;
+  double eta0 = 0.01;  // epoch e steps eta0 / sqrt(1 + e), as sgd.hpp
   index_t epoch_offset = 0;
   double alpha = 0.0, tol = -1.0;
   index_t n_iter_no_change = 5;
@@ -82,13 +83,13 @@ using StopCheck = std::function<bool()>;
 
 // --- the runtime -----------------------------------------------------------
 struct DeviceStatus {
-  int error = 0;             // cudaError_t of cudaGetDeviceCount (0: success)
-  std::string error_name;    // e.g. "cudaErrorNoDevice"
-  std::string message;       // cudaGetErrorString
+  int error = 0;           // cudaError_t of cudaGetDeviceCount (0: success)
+  std::string error_name;  // e.g. "cudaErrorNoDevice"
+  std::string message;     // cudaGetErrorString
   int device_count = 0;
-  int runtime_version = 0;   // CUDART_VERSION this module was built with
-  int driver_version = 0;    // 0 when no driver answers
-  std::string name;          // device 0's name, if any
+  int runtime_version = 0;  // CUDART_VERSION this module was built with
+  int driver_version = 0;   // 0 when no driver answers
+  std::string name;         // device 0's name, if any
   int cc_major = 0, cc_minor = 0;
 };
 // Never throws: asking is the lazy initialisation of the runtime.
@@ -106,10 +107,9 @@ std::string load_cublas(const std::vector<std::string> &candidates);
 bool cublas_loaded();
 
 // --- the kernels -------------------------------------------------------------
-// One fused pass at (W (d, k), b (k)), host arrays. Returns the mean loss;
-// G (d, k) and gb (k) (host) get the mean gradients.
-double fused_pass(LossKind loss, const DeviceData &data, const double *W, const double *b,
-                  double *G, double *gb);
+// One fused pass of data.loss at (W (d, k), b (k)), host arrays. Returns the
+// mean loss; G (d, k) and gb (k) (host) get the mean gradients.
+double fused_pass(const DeviceData &data, const double *W, const double *b, double *G, double *gb);
 
 // P (device, (n, k) float64) = X W + b, accumulated in double.
 void predict(const DeviceData &data, const double *W, const double *b, double *P);
@@ -123,14 +123,16 @@ double column_moments(const DeviceData &data, double *mean, double *var);
 double sufficient_stats(const DeviceData &data, bool use_cublas, double *mean_x, double *mean_y,
                         double *Cxx, double *Cxy, double *Cyy, std::string *engine);
 
-// The whole descent on the device (descent.hpp's semantics): V (d, k) and c (k)
-// host in/out, loss_curve host (max_iter).
-DescentOutcome descend(LossKind loss, const DeviceData &data, const DescentSettings &s, double *V,
-                       double *c, double *loss_curve, const StopCheck &should_stop);
+// The whole descent on the device (descent.hpp's semantics): the model W (d, k)
+// and b (k), host, the start in and the last iterate out (mapped to the
+// descended space and back on the host, as descent.hpp's ParamMap does);
+// loss_curve host (max_iter).
+DescentOutcome descend(const DeviceData &data, const DescentSettings &s, double *W, double *b,
+                       double *loss_curve, const StopCheck &should_stop);
 
-// Mini-batch SGD epochs (sgd.hpp's semantics, same shuffles): V, c host in/out,
-// loss_curve host (max_epochs).
-SgdOutcome sgd(LossKind loss, const DeviceData &data, const SgdSettings &s, double *V, double *c,
+// Mini-batch SGD epochs (sgd.hpp's semantics, same shuffles): the model W, b
+// host in/out, loss_curve host (max_epochs).
+SgdOutcome sgd(const DeviceData &data, const SgdSettings &s, double *W, double *b,
                double *loss_curve, const StopCheck &should_stop);
 
 // The launch plan of a fused pass (shape only): for tests and the benchmark.

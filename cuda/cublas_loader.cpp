@@ -59,7 +59,7 @@ std::string load_cublas(const std::vector<std::string> &candidates) {
       continue;
     }
     api.set_stream(api.handle, nullptr);  // the legacy default stream, as every kernel here
-    g_api = api;  // the library stays open for the life of the process
+    g_api = api;                          // the library stays open for the life of the process
     g_loaded = true;
     g_path = path;
     return path;

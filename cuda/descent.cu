@@ -6,6 +6,7 @@
 // until the end; with tol >= 0 it waits on a flag copied back every
 // check_every steps, at most two batches behind the launches, so the device
 // always has queued work. The loss curve comes back once, at the end.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -94,7 +95,8 @@ class StopPoller {
   static constexpr int kSlots = 3;
   explicit StopPoller(const int *device_flag) : flag_(device_flag) {
     FASTLINREG_CUDA_CHECK(cudaMallocHost(&host_, sizeof(int) * kSlots));
-    for (auto &e : events_) FASTLINREG_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    for (auto &e : events_)
+      FASTLINREG_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   }
   ~StopPoller() {
     for (auto &e : events_) cudaEventDestroy(e);
@@ -148,11 +150,20 @@ class StopPoller {
 
 }  // namespace
 
-DescentOutcome descend(LossKind loss, const DeviceData &data, const DescentSettings &s, double *V,
-                       double *c, double *loss_curve, const StopCheck &should_stop) {
+DescentOutcome descend(const DeviceData &data, const DescentSettings &s, double *W_io, double *b_io,
+                       double *loss_curve, const StopCheck &should_stop) {
   DescentOutcome out;
   const index_t d = data.d, k = data.k, dk = d * k;
-  if (s.max_iter <= 0) return out;
+  // descent.hpp's first moves: the start in the descended space, and the model it stands for.
+  std::vector<double> V(static_cast<std::size_t>(dk)), c(static_cast<std::size_t>(k));
+  std::vector<double> W(static_cast<std::size_t>(dk)), b(static_cast<std::size_t>(k));
+  host_from_model(d, k, s.shift, s.scale, s.fit_intercept, W_io, b_io, V.data(), c.data());
+  host_to_model(d, k, s.shift, s.scale, s.fit_intercept, V.data(), c.data(), W.data(), b.data());
+  if (s.max_iter <= 0) {
+    std::copy(W.begin(), W.end(), W_io);
+    std::copy(b.begin(), b.end(), b_io);
+    return out;
+  }
   const FusedPlan plan = plan_fused(data.n, d, k, data.itemsize);
 
   // One allocation for the small arrays: V, c, W, b, shift, scale, the pass totals, the curve.
@@ -164,10 +175,8 @@ DescentOutcome descend(LossKind loss, const DeviceData &data, const DescentSetti
   double *shift_d = bd + k, *scale_d = shift_d + d, *total = scale_d + d;
   double *curve_d = total + plan.n_elems;
 
-  std::vector<double> W(static_cast<std::size_t>(dk)), b(static_cast<std::size_t>(k));
-  host_to_model(d, k, s.shift, s.scale, s.fit_intercept, V, c, W.data(), b.data());
-  copy_to_device(Vd, V, sizeof(double) * std::size_t(dk));
-  copy_to_device(cd, c, sizeof(double) * std::size_t(k));
+  copy_to_device(Vd, V.data(), sizeof(double) * V.size());
+  copy_to_device(cd, c.data(), sizeof(double) * c.size());
   copy_to_device(Wd, W.data(), sizeof(double) * W.size());
   copy_to_device(bd, b.data(), sizeof(double) * b.size());
   if (s.shift) copy_to_device(shift_d, s.shift, sizeof(double) * std::size_t(d));
@@ -194,7 +203,7 @@ DescentOutcome descend(LossKind loss, const DeviceData &data, const DescentSetti
   const index_t every = std::max<index_t>(1, s.check_every);
   const bool can_stop_early = s.tol >= 0.0;
   bool interrupted = false;
-  dispatch_loss(loss, [&](auto policy) {
+  dispatch_loss(data.loss, [&](auto policy) {
     using Loss = decltype(policy);
     dispatch_dtype(data.itemsize, [&](auto scalar) {
       using T = decltype(scalar);
@@ -223,13 +232,13 @@ DescentOutcome descend(LossKind loss, const DeviceData &data, const DescentSetti
   StepState host_state{};
   copy_to_host(&host_state, state, sizeof(StepState));  // the one wait of a tol < 0 run
   ++out.host_waits;
-  copy_to_host(V, Vd, sizeof(double) * std::size_t(dk));
-  copy_to_host(c, cd, sizeof(double) * std::size_t(k));
+  copy_to_host(V.data(), Vd, sizeof(double) * V.size());
+  copy_to_host(c.data(), cd, sizeof(double) * c.size());
   copy_to_host(loss_curve, curve_d, sizeof(double) * std::size_t(host_state.n_iter));
+  // descent.hpp's last move, on the host: the model of the last iterate.
+  host_to_model(d, k, s.shift, s.scale, s.fit_intercept, V.data(), c.data(), W_io, b_io);
   out.n_iter = host_state.n_iter;
   out.status = host_state.stop || !interrupted ? host_state.status : 3;
-  out.grad_norm0 = host_state.grad_norm0;
-  out.grad_norm = std::sqrt(host_state.norm2);
   out.last_loss = host_state.last_loss;
   return out;
 }

@@ -40,8 +40,8 @@ void launch_fused_pass(const FusedArgs<T> &a) {
   check_launch("fused_pass_kernel");
 }
 
-void launch_reduce_partials(const double *partial, const FusedPlan &plan, double scale,
-                            double *out, const int *stop) {
+void launch_reduce_partials(const double *partial, const FusedPlan &plan, double scale, double *out,
+                            const int *stop) {
   const index_t warps = kReduceThreads / kWarp;
   const auto blocks = static_cast<unsigned>(ceil_div(plan.n_elems, warps));
   reduce_partials_kernel<<<blocks, kReduceThreads>>>(partial, plan.n_blocks, plan.n_elems, scale,
@@ -55,12 +55,10 @@ template void launch_fused_pass<SquaredLoss, double>(const FusedArgs<double> &);
 FusedPlanInfo fused_plan(index_t n, index_t d, index_t ldx, index_t k, int itemsize) {
   (void)ldx;  // the plan does not depend on the row stride
   const FusedPlan p = plan_fused(n, d, k, itemsize);
-  return {p.tile_rows, p.rows_per_block, p.n_blocks, p.n_groups, p.n_elems, p.staged,
-          p.smem_bytes};
+  return {p.tile_rows, p.rows_per_block, p.n_blocks, p.n_groups, p.n_elems, p.staged, p.smem_bytes};
 }
 
-double fused_pass(LossKind loss, const DeviceData &data, const double *W, const double *b,
-                  double *G, double *gb) {
+double fused_pass(const DeviceData &data, const double *W, const double *b, double *G, double *gb) {
   const index_t d = data.d, k = data.k;
   const FusedPlan plan = plan_fused(data.n, d, k, data.itemsize);
   DeviceBuffer model(sizeof(double) * std::size_t(d * k + k));
@@ -69,7 +67,7 @@ double fused_pass(LossKind loss, const DeviceData &data, const double *W, const 
   double *Wd = model.as<double>(), *bd = Wd + d * k;
   copy_to_device(Wd, W, sizeof(double) * std::size_t(d * k));
   copy_to_device(bd, b, sizeof(double) * std::size_t(k));
-  dispatch_loss(loss, [&](auto policy) {
+  dispatch_loss(data.loss, [&](auto policy) {
     using Loss = decltype(policy);
     dispatch_dtype(data.itemsize, [&](auto scalar) {
       using T = decltype(scalar);

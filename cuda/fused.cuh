@@ -33,19 +33,19 @@ namespace fastlinreg {
 namespace cuda {
 
 constexpr int kFusedThreads = 256;
-constexpr int kPerThread = 4;                             // elements a thread keeps in registers
+constexpr int kPerThread = 4;  // elements a thread keeps in registers
 constexpr index_t kGroup = index_t(kFusedThreads) * kPerThread;  // elements per blockIdx.y
-constexpr int kOutBlock = 4;                              // outputs per phase-1 sweep of a row
-constexpr std::size_t kTileBytes = 24 * 1024;             // shared memory a tile aims for
-constexpr std::size_t kSmemLimit = 48 * 1024;             // the default dynamic limit
+constexpr int kOutBlock = 4;                   // outputs per phase-1 sweep of a row
+constexpr std::size_t kTileBytes = 24 * 1024;  // shared memory a tile aims for
+constexpr std::size_t kSmemLimit = 48 * 1024;  // the default dynamic limit
 constexpr index_t kMaxTileRows = 128;
-constexpr index_t kMaxBlocks = 8192;                      // many waves: a small tail
+constexpr index_t kMaxBlocks = 8192;                           // many waves: a small tail
 constexpr std::size_t kPartialBudget = std::size_t(64) << 20;  // bytes of block partials
 
 struct FusedPlan {
   index_t tile_rows = 1, rows_per_block = 1, n_blocks = 1, n_groups = 1, n_elems = 1;
   bool staged = true;
-  std::size_t x_offset = 0;   // bytes from the start of shared memory to the X tile
+  std::size_t x_offset = 0;  // bytes from the start of shared memory to the X tile
   std::size_t smem_bytes = 0;
 };
 
@@ -76,15 +76,15 @@ inline FusedPlan plan_fused(index_t n, index_t d, index_t k, int itemsize) {
 
 template <class T>
 struct FusedArgs {
-  const T *__restrict__ X;              // (n, d), row stride ldx
+  const T *__restrict__ X;  // (n, d), row stride ldx
   index_t n, d, ldx, k;
-  const double *__restrict__ y;         // (n, k) or nullptr
-  const double *__restrict__ sw;        // (n) or nullptr
+  const double *__restrict__ y;           // (n, k) or nullptr
+  const double *__restrict__ sw;          // (n) or nullptr
   const std::int64_t *__restrict__ rows;  // (n) row indices (an SGD batch), or nullptr: 0..n-1
-  const double *__restrict__ W;         // (d, k)
-  const double *__restrict__ b;         // (k)
-  double *__restrict__ partial;         // (n_elems, n_blocks)
-  const int *stop;                      // a finished descent's flag, or nullptr
+  const double *__restrict__ W;           // (d, k)
+  const double *__restrict__ b;           // (k)
+  double *__restrict__ partial;           // (n_elems, n_blocks)
+  const int *stop;                        // a finished descent's flag, or nullptr
   FusedPlan plan;
 };
 
@@ -128,8 +128,8 @@ __global__ void __launch_bounds__(kFusedThreads, 3) fused_pass_kernel(const Fuse
   extern __shared__ __align__(16) unsigned char smem[];
   const FusedPlan &pl = a.plan;
   const index_t d = a.d, k = a.k, R = pl.tile_rows;
-  double *dr = reinterpret_cast<double *>(smem);  // (R, k): w_i * dLoss/dp
-  double *lv = dr + R * k;                        // (R): w_i * sum_q Loss::value
+  double *dr = reinterpret_cast<double *>(smem);      // (R, k): w_i * dLoss/dp
+  double *lv = dr + R * k;                            // (R): w_i * sum_q Loss::value
   T *xt = reinterpret_cast<T *>(smem + pl.x_offset);  // (R, d) when Staged
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int n_warps = blockDim.x / kWarp;
@@ -225,8 +225,8 @@ __global__ void __launch_bounds__(kFusedThreads, 3) fused_pass_kernel(const Fuse
 template <class Loss, class T>
 void launch_fused_pass(const FusedArgs<T> &a);
 // out[e] = scale * (the sum of partial[e, :] over the blocks, in block order), e < n_elems.
-void launch_reduce_partials(const double *partial, const FusedPlan &plan, double scale,
-                            double *out, const int *stop);
+void launch_reduce_partials(const double *partial, const FusedPlan &plan, double scale, double *out,
+                            const int *stop);
 
 // The FusedArgs of a problem for a plan; W, b, partial, rows and stop are filled by the caller.
 template <class T>
@@ -260,7 +260,9 @@ class DeviceBuffer {
   DeviceBuffer &operator=(const DeviceBuffer &) = delete;
   ~DeviceBuffer() { device_free(p_); }
   template <class U>
-  U *as() const { return static_cast<U *>(p_); }
+  U *as() const {
+    return static_cast<U *>(p_);
+  }
 
  private:
   void *p_ = nullptr;

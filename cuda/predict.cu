@@ -45,8 +45,8 @@ __global__ void __launch_bounds__(kPredictThreads)
 }  // namespace
 
 template <class T>
-void launch_predict(const T *X, index_t n, index_t d, index_t ldx, const double *W,
-                    const double *b, index_t k, double *P) {
+void launch_predict(const T *X, index_t n, index_t d, index_t ldx, const double *W, const double *b,
+                    index_t k, double *P) {
   const index_t warps = kPredictThreads / kWarp;
   const auto blocks = static_cast<unsigned>(std::min<index_t>(ceil_div(n, warps), 65535));
   predict_kernel<T><<<blocks, kPredictThreads>>>(X, n, d, ldx, W, b, k, P);

@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(kBatchThreads)
 
 }  // namespace
 
-SgdOutcome sgd(LossKind loss, const DeviceData &data, const SgdSettings &p, double *V, double *c,
+SgdOutcome sgd(const DeviceData &data, const SgdSettings &p, double *W_io, double *b_io,
                double *loss_curve, const StopCheck &should_stop) {
   const index_t n = data.n, d = data.d, k = data.k, dk = d * k;
   if (n < 1) throw std::invalid_argument("X needs at least one row");
@@ -70,18 +70,20 @@ SgdOutcome sgd(LossKind loss, const DeviceData &data, const SgdSettings &p, doub
 
   const std::size_t n_small = std::size_t(2 * dk + 2 * k + 2 * d + full.n_elems);
   DeviceBuffer small(sizeof(double) * n_small);
-  DeviceBuffer partial(sizeof(double) *
-                       std::size_t(std::max(full.n_elems * full.n_blocks,
-                                            last.n_elems * last.n_blocks)));
+  DeviceBuffer partial(sizeof(double) * std::size_t(std::max(full.n_elems * full.n_blocks,
+                                                             last.n_elems * last.n_blocks)));
   DeviceBuffer order_d(sizeof(std::int64_t) * std::size_t(n));
   DeviceBuffer state_d(sizeof(EpochState));
   double *Vd = small.as<double>(), *cd = Vd + dk, *Wd = cd + k, *bd = Wd + dk;
   double *shift_d = bd + k, *scale_d = shift_d + d, *total = scale_d + d;
 
+  // sgd.hpp's first moves: the start in the descended space, and the model it stands for.
+  std::vector<double> V(static_cast<std::size_t>(dk)), c(static_cast<std::size_t>(k));
   std::vector<double> W(static_cast<std::size_t>(dk)), b(static_cast<std::size_t>(k));
-  host_to_model(d, k, p.shift, p.scale, p.fit_intercept, V, c, W.data(), b.data());
-  copy_to_device(Vd, V, sizeof(double) * std::size_t(dk));
-  copy_to_device(cd, c, sizeof(double) * std::size_t(k));
+  host_from_model(d, k, p.shift, p.scale, p.fit_intercept, W_io, b_io, V.data(), c.data());
+  host_to_model(d, k, p.shift, p.scale, p.fit_intercept, V.data(), c.data(), W.data(), b.data());
+  copy_to_device(Vd, V.data(), sizeof(double) * V.size());
+  copy_to_device(cd, c.data(), sizeof(double) * c.size());
   copy_to_device(Wd, W.data(), sizeof(double) * W.size());
   copy_to_device(bd, b.data(), sizeof(double) * b.size());
   if (p.shift) copy_to_device(shift_d, p.shift, sizeof(double) * std::size_t(d));
@@ -104,8 +106,9 @@ SgdOutcome sgd(LossKind loss, const DeviceData &data, const SgdSettings &p, doub
   res.ref_loss = p.ref_loss;
   EpochOrder order(n, p.seed, p.epoch_offset);
   auto finish = [&](int status) {
-    copy_to_host(V, Vd, sizeof(double) * std::size_t(dk));
-    copy_to_host(c, cd, sizeof(double) * std::size_t(k));
+    copy_to_host(V.data(), Vd, sizeof(double) * V.size());
+    copy_to_host(c.data(), cd, sizeof(double) * c.size());
+    host_to_model(d, k, p.shift, p.scale, p.fit_intercept, V.data(), c.data(), W_io, b_io);
     res.status = status;
     return res;
   };
@@ -114,8 +117,8 @@ SgdOutcome sgd(LossKind loss, const DeviceData &data, const SgdSettings &p, doub
     const std::vector<std::int64_t> &rows = order.next(p.shuffle);
     copy_to_device(order_d.as<std::int64_t>(), rows.data(), sizeof(std::int64_t) * rows.size());
     FASTLINREG_CUDA_CHECK(cudaMemset(state, 0, sizeof(EpochState)));
-    const double eta = p.eta0 / std::pow(1.0 + double(p.epoch_offset + e), p.power_t);
-    dispatch_loss(loss, [&](auto policy) {
+    const double eta = p.eta0 / std::sqrt(1.0 + double(p.epoch_offset + e));
+    dispatch_loss(data.loss, [&](auto policy) {
       using Loss = decltype(policy);
       dispatch_dtype(data.itemsize, [&](auto scalar) {
         using T = decltype(scalar);

@@ -18,8 +18,8 @@ struct DeviceStandardisation {
 
   // G (d, k) += alpha W, -= shift gb, /= scale, in place; returns the squared
   // norm of (G, gb) (gb counted only with an intercept), to every thread.
-  __device__ double to_descended_norm2(double *G, const double *gb, const double *W,
-                                       double alpha, double *scratch) const {
+  __device__ double to_descended_norm2(double *G, const double *gb, const double *W, double alpha,
+                                       double *scratch) const {
     double n2 = 0.0;
     for (index_t e = threadIdx.x; e < d * k; e += blockDim.x) {
       const index_t j = e / k, q = e % k;
@@ -61,7 +61,21 @@ __device__ inline double squared_norm(const double *W, index_t len, double *scra
   return block_sum(s, scratch);
 }
 
-// The host's to_model, for the first model of a run.
+// The host's from_model (descent.hpp's ParamMap::from_model, term for term):
+// (W, b) -> (V, c).
+inline void host_from_model(index_t d, index_t k, const double *shift, const double *scale,
+                            bool fit_intercept, const double *W, const double *b, double *V,
+                            double *c) {
+  for (index_t j = 0; j < d * k; ++j) V[j] = scale ? W[j] * scale[j / k] : W[j];
+  for (index_t q = 0; q < k; ++q) {
+    double cq = fit_intercept ? b[q] : 0.0;
+    if (shift && fit_intercept)
+      for (index_t j = 0; j < d; ++j) cq += shift[j] * W[j * k + q];
+    c[q] = cq;
+  }
+}
+
+// The host's to_model (ParamMap::to_model): the first and the last model of a run.
 inline void host_to_model(index_t d, index_t k, const double *shift, const double *scale,
                           bool fit_intercept, const double *V, const double *c, double *W,
                           double *b) {

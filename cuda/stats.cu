@@ -168,24 +168,22 @@ double sufficient_stats(const DeviceData &data, bool use_cublas, double *mean_x,
     dispatch_dtype(data.itemsize, [&](auto scalar) {
       using T = decltype(scalar);
       const auto blocks = static_cast<unsigned>(std::min<index_t>(ceil_div(rows * m, 256), 8192));
-      pack_rows_kernel<T><<<blocks, 256>>>(static_cast<const T *>(data.X), d, data.ldx, data.y,
-                                           k, data.sw, shift_d.as<double>(), r0, rows,
-                                           A.as<double>());
+      pack_rows_kernel<T><<<blocks, 256>>>(static_cast<const T *>(data.X), d, data.ldx, data.y, k,
+                                           data.sw, shift_d.as<double>(), r0, rows, A.as<double>());
       check_launch("pack_rows_kernel");
     });
     if (blas) {
       // A row-major (rows, m) is column-major (m, rows): S += A A^T in its
       // column-major lower triangle, which is the row-major upper one.
-      const int status = blas->dsyrk(blas->handle, kCublasFillLower, kCublasOpN,
-                                     static_cast<int>(m), static_cast<int>(rows), &one,
-                                     A.as<double>(), static_cast<int>(m), &one, S.as<double>(),
-                                     static_cast<int>(m));
+      const int status = blas->dsyrk(
+          blas->handle, kCublasFillLower, kCublasOpN, static_cast<int>(m), static_cast<int>(rows),
+          &one, A.as<double>(), static_cast<int>(m), &one, S.as<double>(), static_cast<int>(m));
       if (status != 0)
         throw std::runtime_error("cublasDsyrk failed with status " + std::to_string(status));
     } else {
       const auto tiles = static_cast<unsigned>(ceil_div(m, kGramTile));
       gram_kernel<<<dim3(tiles, tiles), dim3(kGramTile, kGramTile)>>>(A.as<double>(), rows, m,
-                                                                     S.as<double>());
+                                                                      S.as<double>());
       check_launch("gram_kernel");
     }
   }
