@@ -6,6 +6,8 @@
 * The exact fit (sufficient statistics + the d x d solve) against cuBLAS
   syrk alone on X: <= 1.5x.
 * 1000 GD steps with X on the device: one host synchronisation in all.
+* Where "auto" should move to the GPU: a GD step of the CPU backend and of
+  this one on host float32 X of growing n (d as above), copy included.
 
 Needs CuPy (device data, the read kernel, syrk); torch is optional. Writes
 gpu.md and gpu.json to --out. Never part of the test suite.
@@ -19,6 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from fastlinreg._losses import SQUARED
+from fastlinreg.backends import DescentConfig, Problem
 
 READ_KERNEL = r"""
 extern "C" __global__ void read_all(const float4* __restrict__ x, long long n4, float* out) {
@@ -45,6 +50,29 @@ def timed(fn, repeat, cupy):
     return cupy.cuda.get_elapsed_time(start, stop) / 1e3 / repeat
 
 
+def auto_threshold(d, steps=20):
+    """Seconds per GD step of a fit on host float32 X (the estimator's case),
+    the device copy included, on the CPU backend and on this one."""
+    from fastlinreg.backends import cpu
+    from fastlinreg.backends import cuda as cb
+
+    rng = np.random.default_rng(0)
+    out = []
+    for n in (1_000, 10_000, 100_000, 1_000_000, 4_000_000):
+        X = rng.standard_normal((n, d), dtype=np.float32)
+        y = rng.standard_normal((n, 1))
+        config = DescentConfig(steps, 0.1, None, 0.0, True)
+        W0, b0 = np.zeros((d, 1)), np.zeros(1)
+        row = {"n": n}
+        for name, be in (("cpu", cpu), ("cuda", cb)):
+            be.descend(Problem(X, y, None, float(n), SQUARED), config, W0, b0)  # warm-up
+            t0 = time.perf_counter()
+            be.descend(Problem(X, y, None, float(n), SQUARED), config, W0, b0)
+            row[name] = (time.perf_counter() - t0) / steps
+        out.append(row)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000_000)
@@ -59,7 +87,6 @@ def main():
         raise SystemExit(f"no GPU run: {reason}")
     import cupy
 
-    be = cb.CudaBackend()
     n, d = args.n, args.d
     rs = cupy.random.RandomState(0)
     X = rs.standard_normal((n, d), dtype=cupy.float32)
@@ -75,25 +102,16 @@ def main():
     t_read = timed(lambda: read((sms * 8,), (256,), (X, np.int64(X.size // 4), sink)), 20, cupy)
     rows["read kernel over X"] = {"seconds": t_read, "GB/s": xbytes / t_read / 1e9}
 
-    p = be.to_device(X, y)
-    V, c = np.zeros((d, 1)), np.zeros(1)
+    p = Problem(cb.to_device(X, y), None, None, float(n), SQUARED)
+    W0, b0 = np.zeros((d, 1)), np.zeros(1)
     steps_for_rate = 50
-    kw = dict(
-        max_iter=steps_for_rate,
-        learning_rate=0.1,
-        tol=-1.0,
-        alpha=0.0,
-        fit_intercept=True,
-        shift=None,
-        scale=None,
-    )
-    be.descend(p, None, V.copy(), c.copy(), **kw)  # warm-up
+    config = DescentConfig(steps_for_rate, 0.1, None, 0.0, True)
+    cb.descend(p, config, W0, b0)  # warm-up
     t0 = time.perf_counter()
-    be.descend(p, None, V.copy(), c.copy(), **kw)
+    cb.descend(p, config, W0, b0)
     t_step = (time.perf_counter() - t0) / steps_for_rate
     rows["GD step (descend, per step)"] = {"seconds": t_step, "GB/s": xbytes / t_step / 1e9}
-    W0, b0 = np.zeros((d, 1)), np.zeros(1)
-    t_pass = timed(lambda: be.fused_pass(p, None, W0, b0), 10, cupy)
+    t_pass = timed(lambda: cb.fused_pass(p, W0, b0), 10, cupy)
     rows["one fused_pass call (with its host copies)"] = {
         "seconds": t_pass,
         "GB/s": xbytes / t_pass / 1e9,
@@ -125,11 +143,11 @@ def main():
         ratios["torch step / GD step"] = None
 
     def exact():
-        _, mx, my, Cxx, Cxy, _ = be.sufficient_stats(p, None)
+        _, mx, my, Cxx, Cxy, _ = cb.sufficient_stats(p)
         return np.linalg.solve(Cxx, Cxy)
 
     t_exact = timed(exact, 3, cupy)
-    rows[f"exact fit (stats via {be.last_stats_engine} + solve)"] = {
+    rows[f"exact fit (stats via {cb.diagnostics.stats_engine} + solve)"] = {
         "seconds": t_exact,
         "GB/s": xbytes / t_exact / 1e9,
     }
@@ -144,26 +162,13 @@ def main():
     rows[label] = {"seconds": t_syrk, "GB/s": xbytes / t_syrk / 1e9}
     ratios["exact fit / syrk alone"] = t_exact / t_syrk
 
-    Vs, cs = np.zeros((d, 1)), np.zeros(1)
     t0 = time.perf_counter()
-    res = be.descend(
-        p,
-        None,
-        Vs,
-        cs,
-        max_iter=args.steps,
-        learning_rate=0.1,
-        tol=-1.0,
-        alpha=0.0,
-        fit_intercept=True,
-        shift=None,
-        scale=None,
-        check_every=16,
-    )
+    res = cb.descend(p, DescentConfig(args.steps, 0.1, None, 0.0, True), W0, b0)
     t_many = time.perf_counter() - t0
     rows[f"{args.steps} GD steps"] = {"seconds": t_many, "GB/s": args.steps * xbytes / t_many / 1e9}
-    ratios["host waits in the long descent"] = be.last_host_waits
-    ratios["its steps run"] = int(res[0])
+    ratios["host waits in the long descent"] = cb.diagnostics.host_waits
+    ratios["its steps run"] = int(res.n_iter)
+    crossover = auto_threshold(d)
 
     st = cupy.cuda.runtime.getDeviceProperties(0)
     report = {
@@ -173,6 +178,7 @@ def main():
         "dtype": "float32",
         "rows": rows,
         "ratios": ratios,
+        "auto_threshold": crossover,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu.json").write_text(json.dumps(report, indent=2))
@@ -194,6 +200,10 @@ def main():
     for name, v in ratios.items():
         val = "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
         lines.append(f"| {name} | {val} | {targets.get(name, '')} |")
+    lines += ["", f"| n (host X, d={d}) | cpu step ms | cuda step ms (copy included) |"]
+    lines += ["| ---: | ---: | ---: |"]
+    for r in crossover:
+        lines.append(f"| {r['n']} | {1e3 * r['cpu']:.3f} | {1e3 * r['cuda']:.3f} |")
     text = "\n".join(lines) + "\n"
     (args.out / "gpu.md").write_text(text)
     print(text)
