@@ -171,17 +171,21 @@ class Stats {
   GramView view_;
 };
 
-// A run's parameters with the standardisation arrays they point into.
+// A run's parameters with the arrays they point into (standardisation, the
+// per-output penalty).
 template <class Params>
 struct Checked {
   Params p;
-  OptArray shift, scale;
+  OptArray shift, scale, alpha_per_output;
 
-  Params resolved(index_t d) const {
+  // k < 0: a call with no outputs of its own (curvature), which reads alpha only.
+  Params resolved(index_t d, index_t k = -1) const {
     if (shift) check_vec(*shift, d, "shift");
     if (scale) check_vec(*scale, d, "scale");
+    if (alpha_per_output && k >= 0) check_vec(*alpha_per_output, k, "alpha_per_output");
     Params r = p;
     r.standardisation = {shift ? shift->data() : nullptr, scale ? scale->data() : nullptr};
+    r.alpha_per_output = alpha_per_output && k >= 0 ? alpha_per_output->data() : nullptr;
     return r;
   }
 };
@@ -219,7 +223,13 @@ Result raise_if_interrupted(const Result &r) {
 template <class Params>
 void bind_standardisation(py::class_<Checked<Params>> &cls) {
   cls.def_readwrite("shift", &Checked<Params>::shift, "(d) column shift, or None")
-      .def_readwrite("scale", &Checked<Params>::scale, "(d) column scale, or None");
+      .def_readwrite("scale", &Checked<Params>::scale, "(d) column scale, or None")
+      .def_readwrite("alpha_per_output", &Checked<Params>::alpha_per_output,
+                     "(k) one L2 penalty per output, or None for alpha")
+      .def_property(
+          "positive", [](const Checked<Params> &s) { return s.p.positive; },
+          [](Checked<Params> &s, bool v) { s.p.positive = v; },
+          "project the coefficients onto W >= 0 after each step");
 }
 
 }  // namespace
@@ -352,7 +362,7 @@ PYBIND11_MODULE(_core, m) {
         return pr.with_view(k, [&](auto v) {
           require(pr.has_y(), "descend_stream needs y");
           auto [Wp, bp] = model_out(W, b, v.d, k);
-          const DescentParams p = params.resolved(v.d);
+          const DescentParams p = params.resolved(v.d, k);
           check_vec(loss_curve, p.max_iter, "loss_curve");
           check_writable(loss_curve, "loss_curve");
           DescentResult r;
@@ -375,7 +385,7 @@ PYBIND11_MODULE(_core, m) {
          darray &loss_curve, int n_threads) {
         const GramView &s = stats.solvable();
         auto [Wp, bp] = model_out(W, b, s.d, s.k);
-        const DescentParams p = params.resolved(s.d);
+        const DescentParams p = params.resolved(s.d, s.k);
         check_vec(loss_curve, p.max_iter, "loss_curve");
         check_writable(loss_curve, "loss_curve");
         DescentResult r;
@@ -398,7 +408,7 @@ PYBIND11_MODULE(_core, m) {
           require(pr.has_y(), "descend_sgd needs y");
           require(v.n >= 1, "X needs at least one row");
           auto [Wp, bp] = model_out(W, b, v.d, k);
-          const SgdParams p = params.resolved(v.d);
+          const SgdParams p = params.resolved(v.d, k);
           require(p.batch_size >= 1, "batch_size must be at least 1");
           require(p.max_epochs >= 0, "max_epochs must be >= 0");
           check_vec(loss_curve, p.max_epochs, "loss_curve");

@@ -53,6 +53,8 @@ class DescentParams:
     fit_intercept: bool
     shift: _F64 | None
     scale: _F64 | None
+    alpha_per_output: _F64 | None
+    positive: bool
     def __init__(self) -> None: ...
 
 class SgdParams:
@@ -71,6 +73,8 @@ class SgdParams:
     fit_intercept: bool
     shift: _F64 | None
     scale: _F64 | None
+    alpha_per_output: _F64 | None
+    positive: bool
     def __init__(self) -> None: ...
 
 class DescentResult:

@@ -13,6 +13,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 __all__ = [
     "check_params",
+    "check_alpha",
     "validate_fit_data",
     "check_weights",
     "check_start",
@@ -46,6 +47,23 @@ def check_params(estimator) -> None:
     if len(seen) >= 256:
         seen.clear()
     seen.add(key)
+
+
+def check_alpha(alpha, n_targets: int):
+    """alpha as a float, or a float64 array of shape (n_targets,) (one penalty
+    per target, as scikit-learn's Ridge takes it)."""
+    if np.ndim(alpha) == 0:
+        return float(alpha)
+    a = np.asarray(alpha, dtype=np.float64)
+    if a.shape == (1,):
+        return float(a[0])
+    if a.shape != (n_targets,) or not np.isfinite(a).all() or (a < 0).any():
+        raise ValueError(
+            f"alpha must be a non-negative number or {n_targets} non-negative numbers (one per "
+            f"target); got shape {np.shape(alpha)}. Pass a float, or an array of shape "
+            f"({n_targets},)."
+        )
+    return a
 
 
 def validate_fit_data(estimator, X, y, *, reset=True):

@@ -71,6 +71,7 @@ SgdResult descend_sgd(const DataView<T> &data, const SgdParams &p, double *W_io,
   std::vector<double> Vs(static_cast<size_t>(d * k)), cs(static_cast<size_t>(k));
   double *V = Vs.data(), *c = cs.data();
   st.from_model(W_io, b_io, V, c);
+  if (p.positive) detail::project_nonnegative(V, d * k);
   SgdResult res;
   res.best_loss = p.best_loss;
   res.no_improvement = p.no_improvement;
@@ -105,18 +106,16 @@ SgdResult descend_sgd(const DataView<T> &data, const SgdParams &p, double *W_io,
       st.to_model(V, c, W.data(), b.data());
       oracle.partials(W.data(), b.data());
       double loss = oracle.reduce(G.data(), gb.data());
-      if (p.alpha != 0.0) {
-        double pen = 0.0;
-        for (index_t j = 0; j < d * k; ++j) pen += W[j] * W[j];
-        loss += 0.5 * p.alpha * pen;
-      }
-      st.to_descended(G.data(), gb.data(), W.data(), p.alpha);
+      if (p.alpha != 0.0 || p.alpha_per_output)
+        loss += detail::l2_penalty(W.data(), d, k, p.alpha, p.alpha_per_output);
+      st.to_descended_norm2(G.data(), gb.data(), W.data(), p.alpha, p.alpha_per_output);
       if (!std::isfinite(loss)) {
         finite = false;
         break;
       }
       epoch_loss += loss * double(rows);
       for (index_t j = 0; j < d * k; ++j) V[j] -= eta * G[j];
+      if (p.positive) detail::project_nonnegative(V, d * k);
       if (p.fit_intercept)
         for (index_t q = 0; q < k; ++q) c[q] -= eta * gb[q];
       work += double(rows) * double(d) * double(k);

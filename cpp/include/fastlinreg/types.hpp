@@ -58,6 +58,10 @@ struct DescentParams {
   double learning_rate = 0.01;
   double tol = -1.0;   // < 0: no convergence test, run max_iter steps
   double alpha = 0.0;  // L2 penalty alpha/2 * ||W||^2 on the model coefficients
+  // (k) or nullptr: one penalty per output, replacing alpha in the loss and
+  // gradient (alpha, their maximum, still bounds the curvature).
+  const double *alpha_per_output = nullptr;
+  bool positive = false;  // project the coefficients onto W >= 0 after each step
   bool fit_intercept = true;
   Standardisation standardisation;
   double divergence_factor = 1e8;  // loss > factor * initial loss counts as divergence
@@ -77,11 +81,13 @@ struct SgdParams {
   double eta0 = 0.01;        // epoch e steps eta0 / sqrt(1 + e)
   index_t epoch_offset = 0;  // epochs done by earlier calls (partial_fit)
   double alpha = 0.0;
-  double tol = -1.0;             // < 0: no early stopping
-  index_t n_iter_no_change = 5;  // epochs without a tol improvement before stopping
-  double ref_loss = 0.0;         // loss scale of tol; <= 0: the first epoch's loss
-  double best_loss = INFINITY;   // carried across partial_fit calls
-  index_t no_improvement = 0;    // carried across partial_fit calls
+  const double *alpha_per_output = nullptr;  // as in DescentParams
+  bool positive = false;                     // as in DescentParams
+  double tol = -1.0;                         // < 0: no early stopping
+  index_t n_iter_no_change = 5;              // epochs without a tol improvement before stopping
+  double ref_loss = 0.0;                     // loss scale of tol; <= 0: the first epoch's loss
+  double best_loss = INFINITY;               // carried across partial_fit calls
+  index_t no_improvement = 0;                // carried across partial_fit calls
   bool fit_intercept = true;
   Standardisation standardisation;
 };

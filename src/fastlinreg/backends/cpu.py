@@ -91,10 +91,21 @@ def _descent_params(c: DescentConfig) -> _core.DescentParams:
     p.max_iter = int(c.max_iter)
     p.learning_rate = float(c.learning_rate)
     p.tol = -1.0 if c.tol is None else float(c.tol)
-    p.alpha = float(c.alpha)
+    _penalty(p, c.alpha)
+    p.positive = bool(c.positive)
     p.fit_intercept = bool(c.fit_intercept)
     p.shift, p.scale = _f64(c.shift), _f64(c.scale)
     return p
+
+
+def _penalty(p, alpha) -> None:
+    """A float alpha, or one per output: then alpha_per_output, with alpha
+    their maximum (what the curvature reads)."""
+    if np.ndim(alpha) == 0:
+        p.alpha = float(alpha)
+    else:
+        p.alpha = float(np.max(alpha))
+        p.alpha_per_output = _f64(alpha)
 
 
 def fused_pass(problem: Problem, W, b):
@@ -176,7 +187,9 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
         setattr(p, field, int(getattr(config, field)))
     p.shuffle, p.fit_intercept = bool(config.shuffle), bool(config.fit_intercept)
     p.seed = int(config.seed)
-    p.eta0, p.alpha = float(config.eta0), float(config.alpha)
+    p.eta0 = float(config.eta0)
+    _penalty(p, config.alpha)
+    p.positive = bool(config.positive)
     p.tol = -1.0 if config.tol is None else float(config.tol)
     p.best_loss, p.ref_loss = float(config.best_loss), float(config.ref_loss)
     p.shift, p.scale = _f64(config.shift), _f64(config.scale)

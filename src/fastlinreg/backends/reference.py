@@ -117,28 +117,37 @@ class _Map:
         return G, gb if self.fit_intercept else np.zeros_like(gb)
 
 
+def _penalty(alpha, W) -> float:
+    """alpha/2 |W|², alpha a float or one per output (k,)."""
+    return 0.5 * float((np.asarray(alpha) * W * W).sum())
+
+
 def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
     """descent.hpp's loop, one step at a time; ``oracle(W, b) -> (loss, G, gb)``."""
     m = _Map(config, W0.shape[0])
     V, c = m.to_descended(np.asarray(W0, dtype=np.float64), np.asarray(b0, dtype=np.float64))
+    V = np.maximum(V, 0.0) if config.positive else V
     W, b = m.to_model(V, c)
     curve, status, loss0, norm0, last = [], Status.MAX_ITER, 0.0, 0.0, 0.0
     for t in range(config.max_iter):
         loss, G, gb = oracle(W, b)
-        loss += 0.5 * config.alpha * float((W * W).sum())
+        loss += _penalty(config.alpha, W)
         loss0 = loss if t == 0 else loss0
         last = loss
         if not np.isfinite(loss) or (t > 0 and loss > _DIVERGENCE_FACTOR * loss0):
             status = Status.DIVERGED
             break
         G, gb = m.gradient(G, gb, W, config.alpha)
-        norm = float(np.sqrt((G * G).sum() + (gb * gb).sum()))
+        # With positive=True only the directions the projection lets move count.
+        Gm = np.where((V > 0) | (G < 0), G, 0.0) if config.positive else G
+        norm = float(np.sqrt((Gm * Gm).sum() + (gb * gb).sum()))
         norm0 = norm if t == 0 else norm0
         if not np.isfinite(norm):
             status = Status.DIVERGED
             break
         curve.append(loss)
         V, c = V - config.learning_rate * G, c - config.learning_rate * gb
+        V = np.maximum(V, 0.0) if config.positive else V
         W, b = m.to_model(V, c)
         if config.tol is not None and norm <= config.tol * norm0:
             status = Status.CONVERGED
@@ -245,6 +254,7 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
     mean_w = problem.weight_sum / n
     m = _Map(config, X.shape[1])
     V, c = m.to_descended(np.asarray(W0, dtype=np.float64), np.asarray(b0, dtype=np.float64))
+    V = np.maximum(V, 0.0) if config.positive else V
     rng = _SplitMix64(config.seed ^ ((0xD1B54A32D192ED03 * (config.epoch_offset + 1)) % 2**64))
     order = np.arange(n)
     best, no_imp, ref = config.best_loss, config.no_improvement, config.ref_loss
@@ -262,13 +272,14 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
             loss, G, gb = _mean_pass(
                 X[rows], Y[rows], w[rows], len(rows) * mean_w, problem.loss, W, b
             )
-            loss += 0.5 * config.alpha * float((W * W).sum())
+            loss += _penalty(config.alpha, W)
             G, gb = m.gradient(G, gb, W, config.alpha)
             if not np.isfinite(loss):
                 finite = False
                 break
             epoch_loss += loss * len(rows)
             V, c = V - eta * G, c - eta * gb
+            V = np.maximum(V, 0.0) if config.positive else V
         epoch_loss /= n
         if not finite or not np.isfinite(epoch_loss):
             status = Status.DIVERGED

@@ -27,13 +27,19 @@ class Settings:
     learning_rate: str | float
     max_iter: int
     tol: float | None
-    alpha: float
+    alpha: float | np.ndarray  # a float, or (k,): one penalty per target
     fit_intercept: bool
     batch_size: int
     shuffle: bool
     n_iter_no_change: int
     random_state: object
     n_jobs: int | None
+    positive: bool = False
+
+    @property
+    def alpha_max(self) -> float:
+        """The largest penalty: what bounds the curvature of every target."""
+        return float(np.max(self.alpha))
 
     @property
     def auto_step(self) -> bool:

@@ -20,6 +20,6 @@ def statistics(backend, problem) -> SufficientStats:
 
 def solve(settings: Settings, stats: SufficientStats) -> FitResult:
     """The least-squares optimum; n_iter 1 and the curve holds its cost."""
-    W, b = stats.solve(alpha=settings.alpha, fit_intercept=settings.fit_intercept)
+    W, b = stats.solve(settings.alpha, settings.fit_intercept, settings.positive)
     curve = np.array([stats.loss(W, b, settings.alpha)])
     return FitResult("exact", W, b, 1, curve, None, Stream("exact", stats.n_targets, stats))

@@ -45,6 +45,7 @@ def run(settings: Settings, backend, problem, state: SgdState, epochs: int) -> F
         best_loss=state.best_loss,
         no_improvement=state.no_improvement,
         ref_loss=state.ref_loss,
+        positive=settings.positive,
     )
     out = backend.sgd(problem, config, state.W, state.b)
     if out.status == Status.DIVERGED:
