@@ -27,6 +27,17 @@ class Problem:
         weight_sum: float,
         loss: int = 0,
     ) -> None: ...
+    @staticmethod
+    def csr(
+        data: np.ndarray,
+        indices: np.ndarray,
+        indptr: np.ndarray,
+        n_features: int,
+        y: _F64 | None,
+        sample_weight: _F64 | None,
+        weight_sum: float,
+        loss: int = 0,
+    ) -> Problem: ...
     @property
     def n(self) -> int: ...
     @property

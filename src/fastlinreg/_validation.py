@@ -19,9 +19,12 @@ __all__ = [
     "check_start",
     "restore_on_error",
     "KERNEL_DTYPES",
+    "SPARSE_FORMATS",
 ]
 
 KERNEL_DTYPES = (np.float64, np.float32)
+# Sparse X is taken as CSR or CSC (other formats convert to CSR); see backends/_csr.py.
+SPARSE_FORMATS = ("csr", "csc")
 
 # Parameter sets that passed scikit-learn's validation, per estimator class.
 _VALID_PARAMS: dict = {}
@@ -93,7 +96,14 @@ def validate_fit_data(estimator, X, y, *, reset=True):
         estimator.__dict__.pop("feature_names_in_", None)
         return X, y
     return validate_data(
-        estimator, X, y, dtype=list(KERNEL_DTYPES), y_numeric=True, multi_output=True, reset=reset
+        estimator,
+        X,
+        y,
+        dtype=list(KERNEL_DTYPES),
+        accept_sparse=SPARSE_FORMATS,
+        y_numeric=True,
+        multi_output=True,
+        reset=reset,
     )
 
 

@@ -20,6 +20,7 @@ from . import solvers
 from ._losses import SQUARED
 from ._validation import (
     KERNEL_DTYPES,
+    SPARSE_FORMATS,
     check_alpha,
     check_params,
     check_start,
@@ -62,7 +63,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
           squared row norm d + 1). Bitwise reproducible for a fixed
           ``random_state``.
         - ``"auto"``: with ``learning_rate="auto"`` the documented result is the
-          optimum, so ``"exact"`` (``"gd"`` above 4096 features). With a float
+          optimum, so ``"exact"`` (``"gd"`` above 4096 features, dense or
+          sparse: the d x d statistics would outgrow a sparse X). With a float
           ``learning_rate`` the documented result is that step's GD trajectory,
           so ``"gram"`` when ``n_samples >= n_features``, X has at least 4096
           elements (smaller ones stay in L1 cache, where a fused step costs no
@@ -227,9 +229,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             float32 X stays float32 in memory; a C-contiguous float32/float64 X
-            is never copied.
+            is never copied. scipy.sparse CSR (matrix or array) is read in
+            place and never densified; CSC and other formats are converted
+            to CSR once (a copy of the index structure and values).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; integer weights equal repeated rows.
@@ -278,7 +282,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             The same number of targets in every call.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -309,7 +313,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -317,7 +321,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             In X's float dtype (accumulated in float64).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=list(KERNEL_DTYPES), reset=False)
+        X = validate_data(
+            self, X, dtype=list(KERNEL_DTYPES), accept_sparse=SPARSE_FORMATS, reset=False
+        )
         coef = np.atleast_2d(self.coef_)
         intercept = np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
         P = get_backend(self.backend_).predict(X, coef.T, intercept, self.n_jobs)
@@ -373,4 +379,5 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags

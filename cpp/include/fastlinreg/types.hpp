@@ -25,6 +25,22 @@ struct DataView {
   LossKind loss = LossKind::kSquared;
 };
 
+// Rows of a (weighted) problem held as a CSR matrix (scipy.sparse's layout):
+// row i's values are data[indptr[i]:indptr[i+1]] in the columns
+// indices[indptr[i]:indptr[i+1]] (each in [0, d), no duplicates within a row).
+template <class T, class I>
+struct CsrView {
+  const T *data = nullptr;     // (nnz)
+  const I *indices = nullptr;  // (nnz)
+  const I *indptr = nullptr;   // (n + 1), indptr[0] == 0
+  index_t n = 0, d = 0;
+  const double *y = nullptr;  // (n, k) row-major, or nullptr for y = 0
+  index_t k = 1;
+  const double *sw = nullptr;  // (n) sample weights, or nullptr for 1
+  double weight_sum = 0.0;     // sum of sw, or n
+  LossKind loss = LossKind::kSquared;
+};
+
 // Centred sufficient statistics (stats.hpp defines them).
 struct GramView {
   index_t d = 0, k = 1;

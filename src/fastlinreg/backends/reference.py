@@ -10,7 +10,9 @@ so their results agree to rounding.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 
+from ._csr import as_csr, is_sparse
 from ._protocol import (
     DescentConfig,
     DescentOutcome,
@@ -33,7 +35,12 @@ def available() -> tuple[bool, str]:
 
 
 def prepare_X(X):
-    return np.asarray(X)
+    return as_csr(X) if is_sparse(X) else np.asarray(X)
+
+
+def _float64(X):
+    """X in float64: an ndarray, or CSR (scipy's products keep it sparse)."""
+    return as_csr(X).astype(np.float64) if is_sparse(X) else np.asarray(X, dtype=np.float64)
 
 
 def _weights(problem: Problem) -> np.ndarray:
@@ -56,7 +63,7 @@ def _mean_pass(X, Y, w, wsum, loss, W, b):
 @_quiet
 def fused_pass(problem: Problem, W, b):
     W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     return _mean_pass(
         X, _targets(problem, b.shape[0]), _weights(problem), problem.weight_sum, problem.loss, W, b
     )
@@ -64,15 +71,17 @@ def fused_pass(problem: Problem, W, b):
 
 @_quiet
 def predict(X, W, b, n_jobs=None) -> np.ndarray:
-    return np.asarray(X, dtype=np.float64) @ np.asarray(W) + np.asarray(b)
+    return _float64(X) @ np.asarray(W) + np.asarray(b)
 
 
 @_quiet
 def sufficient_stats(problem: Problem):
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     Y = np.asarray(problem.Y, dtype=np.float64)
     w = _weights(problem)
     ws = float(w.sum())
+    if is_sparse(X):
+        return _sparse_stats(X, Y, w, ws)
     mx, my = w @ X / ws, w @ Y / ws
     Xc, Yc = X - mx, Y - my
     Cxx, Cyy = (w[:, None] * Xc).T @ Xc, (w[:, None] * Yc).T @ Yc
@@ -82,11 +91,30 @@ def sufficient_stats(problem: Problem):
 
 @_quiet
 def column_moments(problem: Problem):
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     w = _weights(problem)
     ws = float(w.sum())
+    if is_sparse(X):
+        # Centred exactly: the stored entries, then the implicit zeros at -mean.
+        mean = X.T @ w / ws
+        C = X.tocoo()
+        wr, d = w[C.row], X.shape[1]
+        stored = np.bincount(C.col, wr * (C.data - mean[C.col]) ** 2, minlength=d)
+        zeros = ws - np.bincount(C.col, wr, minlength=d)
+        return ws, mean, (stored + zeros * mean**2) / ws
     mean = w @ X / ws
     return ws, mean, w @ (X - mean) ** 2 / ws
+
+
+def _sparse_stats(X, Y, w, ws):
+    """The statistics of CSR rows without centring X (that would densify it):
+    Cxx = XᵀWX - ws·m mᵀ, Cxy = XᵀW(Y - my)."""
+    mx, my = X.T @ w / ws, w @ Y / ws
+    Xw = scipy.sparse.diags(w) @ X
+    Cxx = (X.T @ Xw).toarray() - ws * np.outer(mx, mx)
+    Yc = Y - my
+    Cyy = (w[:, None] * Yc).T @ Yc
+    return ws, mx, my, 0.5 * (Cxx + Cxx.T), np.asarray(Xw.T @ Yc), 0.5 * (Cyy + Cyy.T)
 
 
 class _Map:
@@ -157,7 +185,7 @@ def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
 
 @_quiet
 def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     Y, w = _targets(problem, np.shape(b0)[0]), _weights(problem)
     return _descend(
         lambda W, b: _mean_pass(X, Y, w, problem.weight_sum, problem.loss, W, b), config, W0, b0
@@ -203,7 +231,7 @@ def _power_iteration(probe, config: DescentConfig, d: int, intercept_curvature: 
 
 @_quiet
 def curvature(problem: Problem, config: DescentConfig) -> float:
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     w, ws, c = _weights(problem), problem.weight_sum, problem.loss.curvature
 
     def probe(W, b):
@@ -247,7 +275,7 @@ class _SplitMix64:
 
 @_quiet
 def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     n = X.shape[0]
     Y, w = _targets(problem, np.shape(b0)[0]), _weights(problem)
     B = max(1, min(config.batch_size, n))
