@@ -66,11 +66,19 @@ def test_alpha_per_target_matches_sklearn_ridge(rng, backend):
     np.testing.assert_allclose(ours.intercept_, sk.intercept_, rtol=1e-10)
 
 
-@pytest.mark.parametrize("alpha", [[1.0, 2.0], [[1.0, 2.0, 3.0]], [-1.0, 1.0, 1.0], "x"])
-def test_bad_alpha_is_a_clear_error(rng, alpha):
+@pytest.mark.parametrize(
+    "alpha,match",
+    [
+        ([1.0, 2.0], "penalties do not correspond: 2 != 3"),
+        ([[1.0, 2.0, 3.0]], "alpha"),
+        ([-1.0, 1.0, 1.0], "alpha"),
+        ("x", "alpha"),
+    ],
+)
+def test_bad_alpha_is_a_clear_error(rng, alpha, match):
     X, Y = _data(rng, k=3)
     model = LinearRegression(alpha=alpha)
-    with pytest.raises((ValueError, TypeError), match="alpha"):
+    with pytest.raises((ValueError, TypeError), match=match):
         model.fit(X, Y)
     assert not hasattr(model, "coef_")
 
@@ -119,6 +127,12 @@ def test_positive_with_collinear_columns_matches_nnls(rng, backend):
     obj = lambda c, b: np.sum((X @ c + b - y) ** 2)  # noqa: E731
     assert obj(model.coef_, model.intercept_) == pytest.approx(obj(coef, intercept), rel=1e-9)
     assert (model.coef_ >= 0).all()
+
+
+def test_positive_on_a_single_row_gives_zero_coefficients(backend):
+    # Centred, one row has XᵀX = 0: the minimum-norm answer is coef 0.
+    model = LinearRegression(positive=True, backend=backend.NAME).fit([[1.0]], [0.0])
+    assert model.coef_.tolist() == [0.0] and model.intercept_ == 0.0
 
 
 @pytest.mark.parametrize("solver", ["gd", "gram"])

@@ -286,6 +286,8 @@ def _nnls_normal(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     except np.linalg.LinAlgError:
         evals, evecs = scipy.linalg.eigh(A, check_finite=False)
         keep = evals > max(evals[-1], 0.0) * d * np.finfo(np.float64).eps * 10
+        if not keep.any():  # A = 0 (e.g. one row, centred): every x >= 0 is optimal
+            return np.zeros(d)
         root = np.sqrt(evals[keep])
         R = root[:, None] * evecs[:, keep].T
         c = (evecs[:, keep].T @ b) / root

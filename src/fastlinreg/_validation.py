@@ -60,6 +60,12 @@ def check_alpha(alpha, n_targets: int):
     a = np.asarray(alpha, dtype=np.float64)
     if a.shape == (1,):
         return float(a[0])
+    if a.ndim == 1 and a.shape != (n_targets,):
+        # scikit-learn's Ridge words this error so; its tests match on it.
+        raise ValueError(
+            f"Number of targets and number of penalties do not correspond: {a.shape[0]} != "
+            f"{n_targets}. Pass alpha as a float, or an array of shape ({n_targets},)."
+        )
     if a.shape != (n_targets,) or not np.isfinite(a).all() or (a < 0).any():
         raise ValueError(
             f"alpha must be a non-negative number or {n_targets} non-negative numbers (one per "
