@@ -158,6 +158,8 @@ def test_float32_sparse_keeps_float32_attributes(rng):
         ([0, 1], [0, 2, 1], "non-decreasing"),
         ([0, 1], [1, 1, 2], "start at 0"),
         ([0, 1], [0, 1, 5], "end within"),
+        ([2, 1], [0, 2, 2], "increase"),
+        ([1, 1], [0, 2, 2], "increase"),
     ],
 )
 def test_bad_csr_arrays_are_refused(indices, indptr, match):

@@ -179,11 +179,21 @@ class Problem {
     const index_t nnz = v.n >= 0 ? index_t(v.indptr[v.n]) : 0;
     require(v.indptr[0] == 0 && nnz <= indices.shape(0) && nnz <= data.shape(0),
             "indptr must start at 0 and end within data and indices");
-    for (index_t i = 0; i < v.n; ++i)
-      require(v.indptr[i] <= v.indptr[i + 1], "indptr must be non-decreasing");
-    for (index_t e = 0; e < nnz; ++e)
-      require(v.indices[e] >= 0 && index_t(v.indices[e]) < v.d,
-              "a column index is outside [0, n_features)");
+    // One read of the structure; the messages are built only on failure.
+    bool monotone = true, in_range = true, sorted = true;
+    for (index_t i = 0; i < v.n && monotone && in_range && sorted; ++i) {
+      const index_t e0 = v.indptr[i], e1 = v.indptr[i + 1];
+      monotone = e0 <= e1 && e1 <= nnz;
+      for (index_t e = e0; monotone && e < e1; ++e) {
+        in_range = in_range && v.indices[e] >= 0 && index_t(v.indices[e]) < v.d;
+        sorted = sorted && (e == e0 || v.indices[e - 1] < v.indices[e]);
+      }
+    }
+    require(monotone, "indptr must be non-decreasing");
+    require(in_range, "a column index is outside [0, n_features)");
+    require(sorted,
+            "column indices must increase within each row (scipy: X.sorted_indices() after "
+            "X.sum_duplicates(); the Python layer does this on a copy)");
     return v;
   }
 
@@ -325,8 +335,8 @@ PYBIND11_MODULE(_core, m) {
           py::arg("data").noconvert(), py::arg("indices").noconvert(),
           py::arg("indptr").noconvert(), py::arg("n_features"), py::arg("y").noconvert(),
           py::arg("sample_weight").noconvert(), py::arg("weight_sum"), py::arg("loss") = 0,
-          "Rows held as CSR arrays (scipy.sparse's data, indices, indptr; no duplicate "
-          "columns within a row), checked once and read in place.")
+          "Rows held as CSR arrays (scipy.sparse's data, indices, indptr in canonical "
+          "form: column indices increasing within each row), checked once and read in place.")
       .def_property_readonly("n", &Problem::n)
       .def_property_readonly("d", &Problem::d)
       .def_property_readonly("k", &Problem::k);

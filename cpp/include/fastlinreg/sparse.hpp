@@ -96,26 +96,25 @@ class CsrOracle : public UnitPass<CsrOracle<Loss, T, I>> {
     double *G = partial_.data() + c * slot_, *gb = G + dk;
     std::fill(G, G + slot_, 0.0);
     double loss = 0.0;
+    const T *data = v_.data;
+    const I *indices = v_.indices, *indptr = v_.indptr;
+    const double *W = W_, *sw = v_.sw, *Y = v_.y;
+    if constexpr (Loss::kElementwise) {
+      if (k == 1) {  // the common case, its loop kept to locals
+        unit_single_output(r0, r1, G, gb);
+        return;
+      }
+    }
     std::vector<double> p(static_cast<size_t>(k)), dp(static_cast<size_t>(k));
     for (index_t r = r0; r < r1; ++r) {
       const index_t i = rows_ ? rows_[r] : r;
-      const index_t e0 = v_.indptr[i], e1 = v_.indptr[i + 1];
-      const double w = v_.sw ? v_.sw[i] : 1.0;
-      const double *y = v_.y ? v_.y + i * k : nullptr;
-      if (k == 1) {
-        double acc = b_[0];
-        for (index_t e = e0; e < e1; ++e) acc += double(v_.data[e]) * W_[v_.indices[e]];
-        const double yi = y ? y[0] : 0.0;
-        const double g = w * Loss::derivative(acc, yi);
-        loss += w * Loss::value(acc, yi);
-        gb[0] += g;
-        for (index_t e = e0; e < e1; ++e) G[v_.indices[e]] += double(v_.data[e]) * g;
-        continue;
-      }
+      const index_t e0 = indptr[i], e1 = indptr[i + 1];
+      const double w = sw ? sw[i] : 1.0;
+      const double *y = Y ? Y + i * k : nullptr;
       for (index_t q = 0; q < k; ++q) p[q] = b_[q];
       for (index_t e = e0; e < e1; ++e) {
-        const double x = double(v_.data[e]);
-        const double *Wj = W_ + index_t(v_.indices[e]) * k;
+        const double x = double(data[e]);
+        const double *Wj = W + index_t(indices[e]) * k;
         for (index_t q = 0; q < k; ++q) p[q] += x * Wj[q];
       }
       loss += w * row_loss(p.data(), y, dp.data());
@@ -124,12 +123,34 @@ class CsrOracle : public UnitPass<CsrOracle<Loss, T, I>> {
         gb[q] += dp[q];
       }
       for (index_t e = e0; e < e1; ++e) {
-        const double x = double(v_.data[e]);
-        double *Gj = G + index_t(v_.indices[e]) * k;
+        const double x = double(data[e]);
+        double *Gj = G + index_t(indices[e]) * k;
         for (index_t q = 0; q < k; ++q) Gj[q] += x * dp[q];
       }
     }
     G[dk + k] = loss;
+  }
+
+  // unit() for k == 1 and an elementwise loss: scalar sums, no row buffers.
+  void unit_single_output(index_t r0, index_t r1, double *G, double *gb) {
+    const T *data = v_.data;
+    const I *indices = v_.indices, *indptr = v_.indptr;
+    const double *W = W_, *sw = v_.sw, *Y = v_.y;
+    double loss = 0.0, gb0 = 0.0;
+    for (index_t r = r0; r < r1; ++r) {
+      const index_t i = rows_ ? rows_[r] : r;
+      const index_t e0 = indptr[i], e1 = indptr[i + 1];
+      const double w = sw ? sw[i] : 1.0;
+      double acc = b_[0];
+      for (index_t e = e0; e < e1; ++e) acc += double(data[e]) * W[indices[e]];
+      const double yi = Y ? Y[i] : 0.0;
+      const double g = w * Loss::derivative(acc, yi);
+      loss += w * Loss::value(acc, yi);
+      gb0 += g;
+      for (index_t e = e0; e < e1; ++e) G[indices[e]] += double(data[e]) * g;
+    }
+    gb[0] = gb0;
+    G[v_.d + 1] = loss;
   }
 
   // The row's loss and its derivatives dp (k); elementwise policies (the
@@ -273,10 +294,8 @@ double csr_stats(const CsrView<T, I> &v, int nt, double *mean_x, double *mean_y,
         if ((j / kBlock) % team != me) continue;
         const double wx = w * double(v.data[e]);
         double *C = Cxx + j * d;
-        for (index_t f = e0; f < e1; ++f) {
-          const index_t l = v.indices[f];
-          if (l >= j) C[l] += wx * double(v.data[f]);
-        }
+        // Indices increase within a row: the entries from e on are Cxx's upper triangle.
+        for (index_t f = e; f < e1; ++f) C[v.indices[f]] += wx * double(v.data[f]);
       }
     }
   }

@@ -27,7 +27,8 @@ struct DataView {
 
 // Rows of a (weighted) problem held as a CSR matrix (scipy.sparse's layout):
 // row i's values are data[indptr[i]:indptr[i+1]] in the columns
-// indices[indptr[i]:indptr[i+1]] (each in [0, d), no duplicates within a row).
+// indices[indptr[i]:indptr[i+1]] (each in [0, d), increasing within a row:
+// scipy's canonical form).
 template <class T, class I>
 struct CsrView {
   const T *data = nullptr;     // (nnz)
