@@ -200,6 +200,7 @@ print(X.data.nbytes + X.indices.nbytes, (kib("VmHWM") - base) * 1024)
 """
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
 @pytest.mark.parametrize("solver", ["exact", "gd"])
 def test_sparse_fit_peak_memory(solver):
     """Peak RSS growth of a fit (VmHWM reset just before it, Linux): the
