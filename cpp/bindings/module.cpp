@@ -10,6 +10,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -61,8 +62,16 @@ index_t row_stride(const xarray<T> &X) {
   return s0 / isz;
 }
 
+// The CSR arrays of a sparse X: data float32/float64, indices and indptr
+// int32/int64 (the same), all 1-D and contiguous, and d columns.
+struct CsrArrays {
+  py::array data, indices, indptr;
+  index_t d;
+};
+
 // Rows of a problem and its loss, checked once: X float32 or float64 (n, d)
-// with contiguous rows; y (n, k) float64 or None; sample_weight (n) or None.
+// with contiguous rows, or CSR arrays; y (n, k) float64 or None;
+// sample_weight (n) or None.
 class Problem {
  public:
   Problem(py::array X, OptArray y, OptArray sw, double weight_sum, int loss)
@@ -73,7 +82,26 @@ class Problem {
       view_ = make_view<double>();
     else
       throw py::type_error("X must be a float32 or float64 ndarray (the Python layer converts)");
-    const index_t n = X_.shape(0);
+    finish(X_.shape(0), weight_sum, loss);
+  }
+
+  Problem(CsrArrays csr, OptArray y, OptArray sw, double weight_sum, int loss)
+      : csr_(std::move(csr)), y_(std::move(y)), sw_(std::move(sw)) {
+    const bool f32 = py::isinstance<xarray<float>>(csr_.data);
+    require(f32 || py::isinstance<xarray<double>>(csr_.data), "data must be float32 or float64");
+    if (py::isinstance<xarray<std::int32_t>>(csr_.indices))
+      view_ = f32 ? CsrVariant(make_csr<float, std::int32_t>())
+                  : CsrVariant(make_csr<double, std::int32_t>());
+    else if (py::isinstance<xarray<std::int64_t>>(csr_.indices))
+      view_ = f32 ? CsrVariant(make_csr<float, std::int64_t>())
+                  : CsrVariant(make_csr<double, std::int64_t>());
+    else
+      throw py::type_error("indices and indptr must be int32 or int64");
+    finish(n(), weight_sum, loss);
+  }
+
+ private:
+  void finish(index_t n, double weight_sum, int loss) {
     if (y_)
       require(y_->ndim() == 2 && y_->shape(0) == n,
               "y must be a C-contiguous float64 array of shape (n_samples, n_targets)");
@@ -91,6 +119,7 @@ class Problem {
         view_);
   }
 
+ public:
   index_t n() const {
     return std::visit([](auto &v) { return v.n; }, view_);
   }
@@ -130,9 +159,52 @@ class Problem {
     return v;
   }
 
+  // The CSR view, its arrays checked: a kernel trusts every index.
+  template <class T, class I>
+  CsrView<T, I> make_csr() const {
+    const auto data = py::reinterpret_borrow<xarray<T>>(csr_.data);
+    const auto indices = py::reinterpret_borrow<xarray<I>>(csr_.indices);
+    require(py::isinstance<xarray<I>>(csr_.indptr), "indptr must have the dtype of indices");
+    const auto indptr = py::reinterpret_borrow<xarray<I>>(csr_.indptr);
+    for (const py::array *a : {&csr_.data, &csr_.indices, &csr_.indptr})
+      require(a->ndim() == 1 && (a->flags() & py::array::c_style),
+              "data, indices and indptr must be 1-D contiguous arrays");
+    CsrView<T, I> v;
+    v.data = data.data();
+    v.indices = indices.data();
+    v.indptr = indptr.data();
+    v.n = indptr.shape(0) - 1;
+    v.d = csr_.d;
+    require(v.n >= 0 && v.d >= 0, "indptr must have n_samples + 1 entries");
+    const index_t nnz = v.n >= 0 ? index_t(v.indptr[v.n]) : 0;
+    require(v.indptr[0] == 0 && nnz <= indices.shape(0) && nnz <= data.shape(0),
+            "indptr must start at 0 and end within data and indices");
+    // One read of the structure; the messages are built only on failure.
+    bool monotone = true, in_range = true, sorted = true;
+    for (index_t i = 0; i < v.n && monotone && in_range && sorted; ++i) {
+      const index_t e0 = v.indptr[i], e1 = v.indptr[i + 1];
+      monotone = e0 <= e1 && e1 <= nnz;
+      for (index_t e = e0; monotone && e < e1; ++e) {
+        in_range = in_range && v.indices[e] >= 0 && index_t(v.indices[e]) < v.d;
+        sorted = sorted && (e == e0 || v.indices[e - 1] < v.indices[e]);
+      }
+    }
+    require(monotone, "indptr must be non-decreasing");
+    require(in_range, "a column index is outside [0, n_features)");
+    require(sorted,
+            "column indices must increase within each row (scipy: X.sorted_indices() after "
+            "X.sum_duplicates(); the Python layer does this on a copy)");
+    return v;
+  }
+
+  using CsrVariant = std::variant<DataView<float>, DataView<double>, CsrView<float, std::int32_t>,
+                                  CsrView<float, std::int64_t>, CsrView<double, std::int32_t>,
+                                  CsrView<double, std::int64_t>>;
+
   py::array X_;
+  CsrArrays csr_;
   OptArray y_, sw_;
-  std::variant<DataView<float>, DataView<double>> view_;
+  CsrVariant view_;
 };
 
 // Centred sufficient statistics (the arrays of fastlinreg.SufficientStats),
@@ -171,17 +243,21 @@ class Stats {
   GramView view_;
 };
 
-// A run's parameters with the standardisation arrays they point into.
+// A run's parameters with the arrays they point into (standardisation, the
+// per-output penalty).
 template <class Params>
 struct Checked {
   Params p;
-  OptArray shift, scale;
+  OptArray shift, scale, alpha_per_output;
 
-  Params resolved(index_t d) const {
+  // k < 0: a call with no outputs of its own (curvature), which reads alpha only.
+  Params resolved(index_t d, index_t k = -1) const {
     if (shift) check_vec(*shift, d, "shift");
     if (scale) check_vec(*scale, d, "scale");
+    if (alpha_per_output && k >= 0) check_vec(*alpha_per_output, k, "alpha_per_output");
     Params r = p;
     r.standardisation = {shift ? shift->data() : nullptr, scale ? scale->data() : nullptr};
+    r.alpha_per_output = alpha_per_output && k >= 0 ? alpha_per_output->data() : nullptr;
     return r;
   }
 };
@@ -231,7 +307,13 @@ Result raise_if_interrupted(const Result &r) {
 template <class Params>
 void bind_standardisation(py::class_<Checked<Params>> &cls) {
   cls.def_readwrite("shift", &Checked<Params>::shift, "(d) column shift, or None")
-      .def_readwrite("scale", &Checked<Params>::scale, "(d) column scale, or None");
+      .def_readwrite("scale", &Checked<Params>::scale, "(d) column scale, or None")
+      .def_readwrite("alpha_per_output", &Checked<Params>::alpha_per_output,
+                     "(k) one L2 penalty per output, or None for alpha")
+      .def_property(
+          "positive", [](const Checked<Params> &s) { return s.p.positive; },
+          [](Checked<Params> &s, bool v) { s.p.positive = v; },
+          "project the coefficients onto W >= 0 after each step");
 }
 
 }  // namespace
@@ -256,6 +338,19 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<py::array, OptArray, OptArray, double, int>(), py::arg("X").noconvert(),
            py::arg("y").noconvert(), py::arg("sample_weight").noconvert(), py::arg("weight_sum"),
            py::arg("loss") = 0)
+      .def_static(
+          "csr",
+          [](py::array data, py::array indices, py::array indptr, index_t n_features, OptArray y,
+             OptArray sw, double weight_sum, int loss) {
+            return Problem(
+                CsrArrays{std::move(data), std::move(indices), std::move(indptr), n_features},
+                std::move(y), std::move(sw), weight_sum, loss);
+          },
+          py::arg("data").noconvert(), py::arg("indices").noconvert(),
+          py::arg("indptr").noconvert(), py::arg("n_features"), py::arg("y").noconvert(),
+          py::arg("sample_weight").noconvert(), py::arg("weight_sum"), py::arg("loss") = 0,
+          "Rows held as CSR arrays (scipy.sparse's data, indices, indptr in canonical "
+          "form: column indices increasing within each row), checked once and read in place.")
       .def_property_readonly("n", &Problem::n)
       .def_property_readonly("d", &Problem::d)
       .def_property_readonly("k", &Problem::k);
@@ -366,7 +461,7 @@ PYBIND11_MODULE(_core, m) {
         return pr.with_view(k, [&](auto v) {
           require(pr.has_y(), "descend_stream needs y");
           auto [Wp, bp] = model_out(W, b, v.d, k);
-          const DescentParams p = params.resolved(v.d);
+          const DescentParams p = params.resolved(v.d, k);
           check_vec(loss_curve, p.max_iter, "loss_curve");
           check_writable(loss_curve, "loss_curve");
           DescentResult r;
@@ -390,7 +485,7 @@ PYBIND11_MODULE(_core, m) {
          darray &loss_curve, int n_threads, const py::object &progress) {
         const GramView &s = stats.solvable();
         auto [Wp, bp] = model_out(W, b, s.d, s.k);
-        const DescentParams p = params.resolved(s.d);
+        const DescentParams p = params.resolved(s.d, s.k);
         check_vec(loss_curve, p.max_iter, "loss_curve");
         check_writable(loss_curve, "loss_curve");
         DescentResult r;
@@ -415,7 +510,7 @@ PYBIND11_MODULE(_core, m) {
           require(pr.has_y(), "descend_sgd needs y");
           require(v.n >= 1, "X needs at least one row");
           auto [Wp, bp] = model_out(W, b, v.d, k);
-          const SgdParams p = params.resolved(v.d);
+          const SgdParams p = params.resolved(v.d, k);
           require(p.batch_size >= 1, "batch_size must be at least 1");
           require(p.max_epochs >= 0, "max_epochs must be >= 0");
           check_vec(loss_curve, p.max_epochs, "loss_curve");

@@ -31,6 +31,17 @@ class Problem:
         weight_sum: float,
         loss: int = 0,
     ) -> None: ...
+    @staticmethod
+    def csr(
+        data: np.ndarray,
+        indices: np.ndarray,
+        indptr: np.ndarray,
+        n_features: int,
+        y: _F64 | None,
+        sample_weight: _F64 | None,
+        weight_sum: float,
+        loss: int = 0,
+    ) -> Problem: ...
     @property
     def n(self) -> int: ...
     @property
@@ -57,6 +68,8 @@ class DescentParams:
     fit_intercept: bool
     shift: _F64 | None
     scale: _F64 | None
+    alpha_per_output: _F64 | None
+    positive: bool
     def __init__(self) -> None: ...
 
 class SgdParams:
@@ -75,6 +88,8 @@ class SgdParams:
     fit_intercept: bool
     shift: _F64 | None
     scale: _F64 | None
+    alpha_per_output: _F64 | None
+    positive: bool
     def __init__(self) -> None: ...
 
 class DescentResult:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 
 from ._losses import SQUARED
 from .exceptions import IllConditionedWarning, warn_caller
@@ -187,7 +188,8 @@ class SufficientStats:
         quad = np.einsum("jq,jq->", coef, self.Cxx @ coef - 2.0 * self.Cxy) + np.trace(self.Cyy)
         data = 0.5 * quad / self.weight_sum + 0.5 * m @ m
         # A sum of squares: a negative value is rounding (Cyy - β·Cxy cancels at a perfect fit).
-        return float(max(data, 0.0) + 0.5 * alpha * np.sum(coef**2))
+        # alpha may be one penalty per target (k,): it broadcasts along coef's columns.
+        return float(max(data, 0.0) + 0.5 * np.sum(np.asarray(alpha) * coef**2))
 
     def normal_equations(self, alpha: float = 0.0, fit_intercept: bool = True):
         """``(A (d, d), B (d, k))`` with ``A coef = B`` at the optimum: the
@@ -205,19 +207,46 @@ class SufficientStats:
         """Fewer rows with weight than unknowns: singular by shape."""
         return self.n_samples - int(fit_intercept) < self.n_features
 
-    def solve(self, alpha: float = 0.0, fit_intercept: bool = True):
+    def solve(self, alpha=0.0, fit_intercept: bool = True, positive: bool = False):
         """Minimiser of ``sum w (Xβ + b - y)^2 / (2 sum w) + alpha/2 |β|^2``.
 
+        ``alpha`` is a float or one penalty per target, shape (k,).
         Returns ``(coef (d, k), intercept (k,))``; ``intercept`` is zero
         without ``fit_intercept``. Cholesky when the system is well
         conditioned; otherwise (singular, d > n, collinear columns) an
         eigendecomposition giving the minimum-norm solution, with an
-        :class:`IllConditionedWarning`.
+        :class:`IllConditionedWarning`. ``positive``: the minimiser over
+        β >= 0, by an active-set NNLS (scipy.optimize.nnls) on a square root
+        of the statistics; the intercept stays free (it is the centring).
         """
-        A, B = self.normal_equations(alpha, fit_intercept)
+        if fit_intercept:
+            A0, B = self.Cxx, self.Cxy
+        else:
+            A0, B = self.raw_xtx(), self.raw_xty()
+        d = A0.shape[0]
+        alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (self.n_targets,))
         # Fewer rows than unknowns: singular by shape, and the minimum-norm
         # solution is the expected answer, so no warning.
-        coef = _solve_spd(A, B, warn=not self.underdetermined(fit_intercept))
+        underdetermined = self.n_samples - int(fit_intercept) < d
+
+        def penalised(a: float) -> np.ndarray:
+            A = A0.copy()
+            A[np.diag_indices(d)] += a * self.weight_sum
+            return A
+
+        if positive:
+            coef = np.column_stack(
+                [_nnls_normal(penalised(a), B[:, q]) for q, a in enumerate(alphas)]
+            ).reshape(d, -1)
+        elif np.all(alphas == alphas[0]):
+            coef = _solve_spd(penalised(alphas[0]), B, warn=not underdetermined)
+        else:  # one system per target
+            coef = np.column_stack(
+                [
+                    _solve_spd(penalised(a), B[:, q : q + 1], warn=not underdetermined)[:, 0]
+                    for q, a in enumerate(alphas)
+                ]
+            ).reshape(d, -1)
         if fit_intercept:
             intercept = self.mean_y - self.mean_x @ coef
         else:
@@ -259,6 +288,34 @@ def _solve_spd(A: np.ndarray, B: np.ndarray, warn: bool = True) -> np.ndarray:
     cutoff = max(evals[-1], 0.0) * d * eps * 10
     inv = np.where(evals > cutoff, 1.0 / np.where(evals > cutoff, evals, 1.0), 0.0)
     return evecs @ (inv[:, None] * (evecs.T @ B))
+
+
+def _nnls_normal(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin over x >= 0 of ``x·A x / 2 - b·x`` for symmetric PSD A (d, d), b (d,).
+
+    With A = RᵀR this is ``min |R x - R⁻ᵀ b|`` over x >= 0, which
+    scipy.optimize.nnls (Lawson-Hanson active set) solves. R is the Cholesky
+    factor, or the eigendecomposition's root when A is singular (b lies in
+    A's range for statistics of real rows, so nothing is lost).
+    """
+    d = A.shape[0]
+    if d == 0:
+        return np.zeros(0)
+    try:
+        R = scipy.linalg.cholesky(A, lower=False, check_finite=False)
+        if _tri_rcond(R) ** 2 <= d * np.finfo(np.float64).eps * 1e2:
+            raise np.linalg.LinAlgError("ill-conditioned")
+        c = scipy.linalg.solve_triangular(R, b, trans="T", check_finite=False)
+    except np.linalg.LinAlgError:
+        evals, evecs = scipy.linalg.eigh(A, check_finite=False)
+        keep = evals > max(evals[-1], 0.0) * d * np.finfo(np.float64).eps * 10
+        if not keep.any():  # A = 0 (e.g. one row, centred): every x >= 0 is optimal
+            return np.zeros(d)
+        root = np.sqrt(evals[keep])
+        R = root[:, None] * evecs[:, keep].T
+        c = (evecs[:, keep].T @ b) / root
+    x, _ = scipy.optimize.nnls(R, c, maxiter=max(50, 10 * d))
+    return x
 
 
 def _tri_rcond(R: np.ndarray) -> float:

@@ -13,14 +13,18 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 __all__ = [
     "check_params",
+    "check_alpha",
     "validate_fit_data",
     "check_weights",
     "check_start",
     "restore_on_error",
     "KERNEL_DTYPES",
+    "SPARSE_FORMATS",
 ]
 
 KERNEL_DTYPES = (np.float64, np.float32)
+# Sparse X is taken as CSR or CSC (other formats convert to CSR); see backends/_csr.py.
+SPARSE_FORMATS = ("csr", "csc")
 
 # Parameter sets that passed scikit-learn's validation, per estimator class.
 _VALID_PARAMS: dict = {}
@@ -46,6 +50,29 @@ def check_params(estimator) -> None:
     if len(seen) >= 256:
         seen.clear()
     seen.add(key)
+
+
+def check_alpha(alpha, n_targets: int):
+    """alpha as a float, or a float64 array of shape (n_targets,) (one penalty
+    per target, as scikit-learn's Ridge takes it)."""
+    if np.ndim(alpha) == 0:
+        return float(alpha)
+    a = np.asarray(alpha, dtype=np.float64)
+    if a.shape == (1,):
+        return float(a[0])
+    if a.ndim == 1 and a.shape != (n_targets,):
+        # scikit-learn's Ridge words this error so; its tests match on it.
+        raise ValueError(
+            f"Number of targets and number of penalties do not correspond: {a.shape[0]} != "
+            f"{n_targets}. Pass alpha as a float, or an array of shape ({n_targets},)."
+        )
+    if a.shape != (n_targets,) or not np.isfinite(a).all() or (a < 0).any():
+        raise ValueError(
+            f"alpha must be a non-negative number or {n_targets} non-negative numbers (one per "
+            f"target); got shape {np.shape(alpha)}. Pass a float, or an array of shape "
+            f"({n_targets},)."
+        )
+    return a
 
 
 def validate_fit_data(estimator, X, y, *, reset=True):
@@ -75,7 +102,14 @@ def validate_fit_data(estimator, X, y, *, reset=True):
         estimator.__dict__.pop("feature_names_in_", None)
         return X, y
     return validate_data(
-        estimator, X, y, dtype=list(KERNEL_DTYPES), y_numeric=True, multi_output=True, reset=reset
+        estimator,
+        X,
+        y,
+        dtype=list(KERNEL_DTYPES),
+        accept_sparse=SPARSE_FORMATS,
+        y_numeric=True,
+        multi_output=True,
+        reset=reset,
     )
 
 

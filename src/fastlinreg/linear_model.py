@@ -21,6 +21,8 @@ from ._estimator_inference import InferenceMixin
 from ._losses import SQUARED
 from ._validation import (
     KERNEL_DTYPES,
+    SPARSE_FORMATS,
+    check_alpha,
     check_params,
     check_start,
     check_weights,
@@ -63,7 +65,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
           squared row norm d + 1). Bitwise reproducible for a fixed
           ``random_state``.
         - ``"auto"``: with ``learning_rate="auto"`` the documented result is the
-          optimum, so ``"exact"`` (``"gd"`` above 4096 features). With a float
+          optimum, so ``"exact"`` (``"gd"`` above 4096 features, dense or
+          sparse: the d x d statistics would outgrow a sparse X). With a float
           ``learning_rate`` the documented result is that step's GD trajectory,
           so ``"gram"`` when ``n_samples >= n_features``, X has at least 4096
           elements (smaller ones stay in L1 cache, where a fused step costs no
@@ -95,13 +98,22 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         Visit the rows in a new random order each epoch (``"sgd"``).
     n_iter_no_change : int, default=5
         Epochs without improvement before ``"sgd"`` stops (see ``tol``).
-    alpha : float, default=0.0
-        L2 penalty strength (ridge), scaled as in the objective above.
+    alpha : float or array-like of shape (n_targets,), default=0.0
+        L2 penalty strength (ridge), scaled as in the objective above; an
+        array gives each target its own (scikit-learn's Ridge takes
+        ``alpha * sum(w)``, i.e. ``n * alpha`` unweighted). With an array the
+        automatic step follows the largest.
     init : {"zeros", "random"}, default="zeros"
         Starting coefficients when ``fit`` gets none: zeros, or standard normal
         draws from ``random_state`` (the tutorial's ``rng.randn()``).
     warm_start : bool, default=False
         Start from the previous fit's coefficients.
+    positive : bool, default=False
+        Constrain the coefficients to be non-negative (the intercept stays
+        free). ``"exact"`` solves the constrained least squares with an
+        active-set NNLS (scipy.optimize.nnls) on the statistics; ``"gd"``,
+        ``"gram"`` and ``"sgd"`` project onto ``coef >= 0`` after each step
+        (their ``tol`` then tests the projected gradient).
 
     Notes
     -----
@@ -137,7 +149,11 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
     Attributes
     ----------
     coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
+        (n_targets, n_features) whenever y is 2-D, (1, n_features) for y of
+        shape (n, 1), as scikit-learn; X's float dtype (float32 X, float32
+        coefficients: the solvers work in float64 and round at the end).
     intercept_ : float or ndarray of shape (n_targets,)
+        A scalar of X's dtype for 1-D y, else (n_targets,).
     n_iter_ : int
         Gradient-descent steps taken (1 for ``"exact"``: one pass, one solve).
     loss_curve_ : ndarray of shape (n_iter_,)
@@ -172,7 +188,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         "learning_rate": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
-        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left"), "array-like"],
+        "positive": ["boolean"],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -204,6 +221,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         backend="auto",
         cov_type="nonrobust",
         verbose=0,
+        positive=False,
     ):
         self.fit_intercept = fit_intercept
         self.solver = solver
@@ -221,15 +239,18 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         self.backend = backend
         self.cov_type = cov_type
         self.verbose = verbose
+        self.positive = positive
 
     def fit(self, X, y, sample_weight=None, coef_init=None, intercept_init=None):
         """Fit the model.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             float32 X stays float32 in memory; a C-contiguous float32/float64 X
-            is never copied.
+            is never copied. scipy.sparse CSR (matrix or array) is read in
+            place and never densified; CSC and other formats are converted
+            to CSR once (a copy of the index structure and values).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; integer weights equal repeated rows.
@@ -260,8 +281,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
                 *self._first_model(d, k, random=coef_init is None),
                 self.fit_intercept,
             )
-            result = solvers.fit(self._settings(), backend, problem, W0, b0)
-            self._store(result, backend, y.ndim == 1)
+            result = solvers.fit(self._settings(k), backend, problem, W0, b0)
+            self._store(result, backend, y.ndim == 1, problem.X.dtype)
             self._robust_after_fit(problem)
             return self
 
@@ -279,7 +300,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             The same number of targets in every call.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -300,8 +321,9 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
                     "across calls, or call fit() to start over."
                 )
             problem = self._problem(backend, X, y, sample_weight)
-            result = solvers.partial_fit(self._settings(), backend, problem, stream)
-            self._store(result, backend, y.ndim == 1)
+            settings = self._settings(problem.Y.shape[1])
+            result = solvers.partial_fit(settings, backend, problem, stream)
+            self._store(result, backend, y.ndim == 1, problem.X.dtype)
             return self
 
     def predict(self, X):
@@ -309,21 +331,25 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            In X's float dtype (accumulated in float64).
         """
         check_is_fitted(self)
         backend = get_backend("auto" if self.backend == "auto" else self.backend_, data=X)
         if hasattr(backend, "validate_predict_data"):  # rows that stay where they are (dask)
             X = backend.validate_predict_data(self, X)
         else:
-            X = validate_data(self, X, dtype=list(KERNEL_DTYPES), reset=False)
+            X = validate_data(
+                self, X, dtype=list(KERNEL_DTYPES), accept_sparse=SPARSE_FORMATS, reset=False
+            )
         coef = np.atleast_2d(self.coef_)
         intercept = np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
         P = backend.predict(X, coef.T, intercept, self.n_jobs)
+        P = P.astype(X.dtype, copy=False)
         return P[:, 0] if np.ndim(self.coef_) == 1 else P
 
     def save(self, path) -> None:
@@ -334,13 +360,13 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
 
         save(self, path)
 
-    def _settings(self) -> solvers.Settings:
+    def _settings(self, n_targets: int) -> solvers.Settings:
         return solvers.Settings(
             self.solver,
             self.learning_rate,
             self.max_iter,
             self.tol,
-            self.alpha,
+            check_alpha(self.alpha, n_targets),
             self.fit_intercept,
             self.batch_size,
             self.shuffle,
@@ -348,6 +374,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
             self.random_state,
             self.n_jobs,
             self.verbose,
+            self.positive,
         )
 
     def _problem(self, backend, X, y, sample_weight) -> Problem:
@@ -368,9 +395,12 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
             return W, b
         return np.zeros((d, k)), np.zeros(k)
 
-    def _store(self, r: solvers.FitResult, backend, y_is_1d: bool):
-        self.coef_ = r.W[:, 0].copy() if y_is_1d else np.ascontiguousarray(r.W.T)
-        self.intercept_ = float(r.b[0]) if y_is_1d else r.b.copy()
+    def _store(self, r: solvers.FitResult, backend, y_is_1d: bool, dtype):
+        # Attributes follow X's float dtype, as scikit-learn's do; the solvers
+        # work in float64 throughout.
+        W, b = r.W.astype(dtype), r.b.astype(dtype)
+        self.coef_ = W[:, 0].copy() if y_is_1d else np.ascontiguousarray(W.T)
+        self.intercept_ = b[0] if y_is_1d else b
         self.n_iter_ = int(r.n_iter)
         self.loss_curve_ = r.curve
         self.learning_rate_ = r.learning_rate
@@ -383,6 +413,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
 

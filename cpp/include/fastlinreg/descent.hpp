@@ -71,12 +71,15 @@ struct ParamMap {
   }
 
   // to_descended, returning the squared norm: a step's tests need no sqrt.
-  double to_descended_norm2(double *G, double *gb, const double *W, double alpha) const {
+  // alpha_k (k), when set, gives each output its own penalty.
+  double to_descended_norm2(double *G, double *gb, const double *W, double alpha,
+                            const double *alpha_k = nullptr) const {
     double norm2 = 0.0;
     for (index_t j = 0; j < d; ++j)
       for (index_t q = 0; q < k; ++q) {
         double g = G[j * k + q];
-        if (alpha != 0.0) g += alpha * W[j * k + q];  // off every step's critical path when 0
+        const double a = alpha_k ? alpha_k[q] : alpha;
+        if (a != 0.0) g += a * W[j * k + q];  // off every step's critical path when 0
         if (shift && fit_intercept) g -= shift[j] * gb[q];
         if (scale) g /= scale[j];
         G[j * k + q] = g;
@@ -89,6 +92,30 @@ struct ParamMap {
     return norm2;
   }
 };
+
+// alpha/2 ||W||^2, or sum_q alpha_k[q]/2 ||W[:, q]||^2 when alpha_k is set.
+inline double l2_penalty(const double *W, index_t d, index_t k, double alpha,
+                         const double *alpha_k) {
+  double pen = 0.0;
+  for (index_t j = 0; j < d * k; ++j) pen += (alpha_k ? alpha_k[j % k] : alpha) * W[j] * W[j];
+  return 0.5 * pen;
+}
+
+// The squared norm of the gradient G (d*k), gb (k) at V projected on V >= 0:
+// a coordinate at the bound whose step would leave the set does not count.
+inline double projected_norm2(const double *V, const double *G, const double *gb, index_t dk,
+                              index_t k, bool fit_intercept) {
+  double norm2 = 0.0;
+  for (index_t j = 0; j < dk; ++j)
+    if (V[j] > 0.0 || G[j] < 0.0) norm2 += G[j] * G[j];
+  if (fit_intercept)
+    for (index_t q = 0; q < k; ++q) norm2 += gb[q] * gb[q];
+  return norm2;
+}
+
+inline void project_nonnegative(double *V, index_t dk) {
+  for (index_t j = 0; j < dk; ++j) V[j] = std::max(V[j], 0.0);
+}
 
 // The loop's working arrays: of a size fixed at compile time (N > 0), which
 // lets a tiny problem's iterate live in registers, or on the heap (N == 0).
@@ -130,6 +157,7 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
   double *V = Vb.data(), *W = Wb.data(), *G = Gb.data();
   double *c = cb.data(), *b = bb.data(), *gb = gbb.data();
   st.from_model(W_io, b_io, V, c);
+  if (p.positive) detail::project_nonnegative(V, d * k);  // V >= 0 <=> W >= 0: scale > 0
   st.to_model(V, c, W, b);
 
   // Check for signals about every 2^25 elements read (tens of milliseconds).
@@ -148,11 +176,8 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
   // with D and K fixed the iterate stays in registers from step to step.
   auto finish_step = [&](index_t t) __attribute__((always_inline)) {
     double loss = oracle.reduce(G, gb);
-    if (p.alpha != 0.0) {
-      double pen = 0.0;
-      for (index_t j = 0; j < d * k; ++j) pen += W[j] * W[j];
-      loss += 0.5 * p.alpha * pen;
-    }
+    if (p.alpha != 0.0 || p.alpha_per_output)
+      loss += detail::l2_penalty(W, d, k, p.alpha, p.alpha_per_output);
     if (t == 0) loss0 = loss;
     res.last_loss = loss;
     if (!std::isfinite(loss) || (t > 0 && loss > p.divergence_factor * loss0)) {
@@ -160,7 +185,9 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
       stop = true;
       return;
     }
-    norm2 = st.to_descended_norm2(G, gb, W, p.alpha);  // the norm's sqrt only where a test needs it
+    // The norm's sqrt only where a test needs it.
+    norm2 = st.to_descended_norm2(G, gb, W, p.alpha, p.alpha_per_output);
+    if (p.positive) norm2 = detail::projected_norm2(V, G, gb, d * k, k, p.fit_intercept);
     if (t == 0) grad_norm0 = std::sqrt(norm2);
     if (!std::isfinite(norm2)) {
       res.status = DescentStatus::kDiverged;
@@ -170,6 +197,7 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
     loss_curve[t] = loss;
     const double lr = p.learning_rate;
     for (index_t j = 0; j < d * k; ++j) V[j] -= lr * G[j];
+    if (p.positive) detail::project_nonnegative(V, d * k);
     if (p.fit_intercept)
       for (index_t q = 0; q < k; ++q) c[q] -= lr * gb[q];
     res.n_iter = t + 1;

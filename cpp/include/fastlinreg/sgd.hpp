@@ -50,30 +50,66 @@ struct SplitMix64 {
 
 namespace detail {
 
+// Batches of dense rows: each is gathered into a small buffer that stays in
+// cache and handed to the fused pass of full-batch descent.
+template <class Loss, class T>
+class DenseBatches {
+ public:
+  DenseBatches(const DataView<T> &data, index_t B)
+      : data_(data),
+        Xb_(static_cast<size_t>(B * data.d)),
+        yb_(static_cast<size_t>(B * data.k)),
+        swb_(data.sw ? static_cast<size_t>(B) : 0),
+        mean_w_(data.weight_sum / double(data.n)),
+        full_(make(B)),
+        last_(make(data.n % B > 0 ? data.n % B : B)),
+        B_(B) {}
+
+  // The fused pass over rows[0:count] (count <= B): the mean loss; G (d, k)
+  // and gb (k) get the mean gradients at (W, b).
+  double gradient(const index_t *rows, index_t count, const double *W, const double *b, double *G,
+                  double *gb) {
+    const index_t d = data_.d, k = data_.k, ldx = data_.ldx;
+    for (index_t r = 0; r < count; ++r) {
+      const index_t i = rows[r];
+      std::copy(data_.X + i * ldx, data_.X + i * ldx + d, Xb_.data() + r * d);
+      std::copy(data_.y + i * k, data_.y + i * k + k, yb_.data() + r * k);
+      if (data_.sw) swb_[r] = data_.sw[i];
+    }
+    StreamOracle<Loss, T> &oracle = count == B_ ? full_ : last_;
+    oracle.partials(W, b);
+    return oracle.reduce(G, gb);
+  }
+
+ private:
+  StreamOracle<Loss, T> make(index_t rows) {
+    return StreamOracle<Loss, T>(Xb_.data(), rows, data_.d, data_.d, yb_.data(), data_.k,
+                                 data_.sw ? swb_.data() : nullptr, double(rows) * mean_w_);
+  }
+
+  const DataView<T> &data_;
+  std::vector<T> Xb_;
+  std::vector<double> yb_, swb_;
+  double mean_w_;
+  StreamOracle<Loss, T> full_, last_;
+  index_t B_;
+};
+
+// The SGD epochs over a batch source (DenseBatches, or CsrBatches in
+// sparse.hpp): batches.gradient(rows, count, W, b, G, gb) -> mean loss.
 // W (d, k) and b (k) hold the model to start from on entry and the last
 // iterate on exit; loss_curve has max_epochs slots.
-template <class Loss, class T>
-SgdResult descend_sgd(const DataView<T> &data, const SgdParams &p, double *W_io, double *b_io,
-                      double *loss_curve, const StopCheck &should_stop) {
-  const T *X = data.X;
-  const index_t n = data.n, d = data.d, ldx = data.ldx, k = data.k;
-  const double *y = data.y, *sw = data.sw;
-  const double weight_sum = data.weight_sum;
+template <class Batches>
+SgdResult sgd_epochs(Batches &batches, index_t n, index_t d, index_t k, const SgdParams &p,
+                     double *W_io, double *b_io, double *loss_curve, const StopCheck &should_stop) {
   const index_t B = std::max<index_t>(1, std::min(p.batch_size, n));
-  const index_t tail = n % B;
-  std::vector<T> Xb(static_cast<size_t>(B * d));
-  std::vector<double> yb(static_cast<size_t>(B * k)), swb(sw ? static_cast<size_t>(B) : 0);
-  const double mean_w = weight_sum / double(n);
-  StreamOracle<Loss, T> full(Xb.data(), B, d, d, yb.data(), k, sw ? swb.data() : nullptr,
-                             double(B) * mean_w);
-  StreamOracle<Loss, T> last(Xb.data(), tail > 0 ? tail : B, d, d, yb.data(), k,
-                             sw ? swb.data() : nullptr, double(tail > 0 ? tail : B) * mean_w);
   const detail::ParamMap st(d, k, p.standardisation, p.fit_intercept);
   std::vector<double> W(static_cast<size_t>(d * k)), b(static_cast<size_t>(k)),
       G(static_cast<size_t>(d * k)), gb(static_cast<size_t>(k));
   std::vector<double> Vs(static_cast<size_t>(d * k)), cs(static_cast<size_t>(k));
   double *V = Vs.data(), *c = cs.data();
   st.from_model(W_io, b_io, V, c);
+  if (p.positive) detail::project_nonnegative(V, d * k);
   SgdResult res;
   res.best_loss = p.best_loss;
   res.no_improvement = p.no_improvement;
@@ -98,28 +134,19 @@ SgdResult descend_sgd(const DataView<T> &data, const SgdParams &p, double *W_io,
     bool finite = true;
     for (index_t s = 0; s < n && finite; s += B) {
       const index_t rows = std::min(B, n - s);
-      for (index_t r = 0; r < rows; ++r) {
-        const index_t i = order[s + r];
-        std::copy(X + i * ldx, X + i * ldx + d, Xb.data() + r * d);
-        std::copy(y + i * k, y + i * k + k, yb.data() + r * k);
-        if (sw) swb[r] = sw[i];
-      }
-      StreamOracle<Loss, T> &oracle = rows == B ? full : last;
       st.to_model(V, c, W.data(), b.data());
-      oracle.partials(W.data(), b.data());
-      double loss = oracle.reduce(G.data(), gb.data());
-      if (p.alpha != 0.0) {
-        double pen = 0.0;
-        for (index_t j = 0; j < d * k; ++j) pen += W[j] * W[j];
-        loss += 0.5 * p.alpha * pen;
-      }
-      st.to_descended(G.data(), gb.data(), W.data(), p.alpha);
+      double loss =
+          batches.gradient(order.data() + s, rows, W.data(), b.data(), G.data(), gb.data());
+      if (p.alpha != 0.0 || p.alpha_per_output)
+        loss += detail::l2_penalty(W.data(), d, k, p.alpha, p.alpha_per_output);
+      st.to_descended_norm2(G.data(), gb.data(), W.data(), p.alpha, p.alpha_per_output);
       if (!std::isfinite(loss)) {
         finite = false;
         break;
       }
       epoch_loss += loss * double(rows);
       for (index_t j = 0; j < d * k; ++j) V[j] -= eta * G[j];
+      if (p.positive) detail::project_nonnegative(V, d * k);
       if (p.fit_intercept)
         for (index_t q = 0; q < k; ++q) c[q] -= eta * gb[q];
       work += double(rows) * double(d) * double(k);
@@ -148,6 +175,14 @@ SgdResult descend_sgd(const DataView<T> &data, const SgdParams &p, double *W_io,
     res.best_loss = std::min(res.best_loss, epoch_loss);
   }
   return finish(DescentStatus::kMaxIter);
+}
+
+template <class Loss, class T>
+SgdResult descend_sgd(const DataView<T> &data, const SgdParams &p, double *W_io, double *b_io,
+                      double *loss_curve, const StopCheck &should_stop) {
+  const index_t B = std::max<index_t>(1, std::min(p.batch_size, data.n));
+  DenseBatches<Loss, T> batches(data, B);
+  return sgd_epochs(batches, data.n, data.d, data.k, p, W_io, b_io, loss_curve, should_stop);
 }
 
 }  // namespace detail

@@ -25,6 +25,23 @@ struct DataView {
   LossKind loss = LossKind::kSquared;
 };
 
+// Rows of a (weighted) problem held as a CSR matrix (scipy.sparse's layout):
+// row i's values are data[indptr[i]:indptr[i+1]] in the columns
+// indices[indptr[i]:indptr[i+1]] (each in [0, d), increasing within a row:
+// scipy's canonical form).
+template <class T, class I>
+struct CsrView {
+  const T *data = nullptr;     // (nnz)
+  const I *indices = nullptr;  // (nnz)
+  const I *indptr = nullptr;   // (n + 1), indptr[0] == 0
+  index_t n = 0, d = 0;
+  const double *y = nullptr;  // (n, k) row-major, or nullptr for y = 0
+  index_t k = 1;
+  const double *sw = nullptr;  // (n) sample weights, or nullptr for 1
+  double weight_sum = 0.0;     // sum of sw, or n
+  LossKind loss = LossKind::kSquared;
+};
+
 // Centred sufficient statistics (stats.hpp defines them).
 struct GramView {
   index_t d = 0, k = 1;
@@ -58,6 +75,10 @@ struct DescentParams {
   double learning_rate = 0.01;
   double tol = -1.0;   // < 0: no convergence test, run max_iter steps
   double alpha = 0.0;  // L2 penalty alpha/2 * ||W||^2 on the model coefficients
+  // (k) or nullptr: one penalty per output, replacing alpha in the loss and
+  // gradient (alpha, their maximum, still bounds the curvature).
+  const double *alpha_per_output = nullptr;
+  bool positive = false;  // project the coefficients onto W >= 0 after each step
   bool fit_intercept = true;
   Standardisation standardisation;
   double divergence_factor = 1e8;  // loss > factor * initial loss counts as divergence
@@ -77,11 +98,13 @@ struct SgdParams {
   double eta0 = 0.01;        // epoch e steps eta0 / sqrt(1 + e)
   index_t epoch_offset = 0;  // epochs done by earlier calls (partial_fit)
   double alpha = 0.0;
-  double tol = -1.0;             // < 0: no early stopping
-  index_t n_iter_no_change = 5;  // epochs without a tol improvement before stopping
-  double ref_loss = 0.0;         // loss scale of tol; <= 0: the first epoch's loss
-  double best_loss = INFINITY;   // carried across partial_fit calls
-  index_t no_improvement = 0;    // carried across partial_fit calls
+  const double *alpha_per_output = nullptr;  // as in DescentParams
+  bool positive = false;                     // as in DescentParams
+  double tol = -1.0;                         // < 0: no early stopping
+  index_t n_iter_no_change = 5;              // epochs without a tol improvement before stopping
+  double ref_loss = 0.0;                     // loss scale of tol; <= 0: the first epoch's loss
+  double best_loss = INFINITY;               // carried across partial_fit calls
+  index_t no_improvement = 0;                // carried across partial_fit calls
   bool fit_intercept = true;
   Standardisation standardisation;
 };

@@ -66,18 +66,21 @@ class DescentConfig:
     ``tol`` None runs them all, else stop when the gradient norm falls to
     ``tol`` times its first value. Steps are taken on the columns shifted by
     ``shift`` (d) and divided by ``scale`` (d), either None for plain
-    descent (types.hpp's Standardisation)."""
+    descent (types.hpp's Standardisation). ``alpha``: a float, or one
+    penalty per output (k,). ``positive``: project the coefficients onto
+    W >= 0 after each step (the step then stops on the projected gradient)."""
 
     max_iter: int
     learning_rate: float
     tol: float | None
-    alpha: float
+    alpha: float | np.ndarray
     fit_intercept: bool
     shift: np.ndarray | None = None
     scale: np.ndarray | None = None
     # progress(steps done, last loss), called now and then (the cpu backend
     # about every 2**25 elements read, the reference backend every step).
     progress: Callable[[int, float], object] | None = None
+    positive: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,14 +99,14 @@ class SgdConfig:
     ``seed`` (``shuffle``), step ``eta0 / sqrt(1 + e)`` in epoch e counted from
     ``epoch_offset``; early stopping after ``n_iter_no_change`` epochs whose
     mean loss is not below ``best_loss - tol * ref_loss`` (ref_loss <= 0:
-    the first epoch's loss)."""
+    the first epoch's loss). ``alpha`` and ``positive`` as in DescentConfig."""
 
     max_epochs: int
     batch_size: int
     shuffle: bool
     seed: int
     eta0: float
-    alpha: float
+    alpha: float | np.ndarray
     tol: float | None
     n_iter_no_change: int
     fit_intercept: bool
@@ -114,6 +117,7 @@ class SgdConfig:
     no_improvement: int = 0
     ref_loss: float = 0.0
     progress: Callable[[int, float], object] | None = None  # (epochs done, loss)
+    positive: bool = False
 
 
 @dataclass(frozen=True)

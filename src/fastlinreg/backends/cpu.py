@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from .. import _core
+from ._csr import as_csr, is_sparse
 from ._protocol import (
     DescentConfig,
     DescentOutcome,
@@ -44,13 +45,16 @@ def resolve_threads(n_jobs: int | None) -> int:
     return int(n_jobs)
 
 
-def prepare_X(X) -> np.ndarray:
-    """X as the kernels read it: float32/float64 with contiguous rows.
+def prepare_X(X):
+    """X as the kernels read it: float32/float64 with contiguous rows, or CSR.
 
     A C-contiguous X, or a view whose rows are contiguous (a row slice with a
     step), is returned as is. Anything else (Fortran order, column strides)
-    is copied once, in C order, keeping its float dtype.
+    is copied once, in C order, keeping its float dtype. Sparse X becomes
+    CSR (backends/_csr.py: CSC converts once), never dense.
     """
+    if is_sparse(X):
+        return as_csr(X)
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
@@ -68,9 +72,16 @@ def _f64(a):
 
 
 def _problem(p: Problem) -> _core.Problem:
-    return _core.Problem(
-        prepare_X(p.X), _f64(p.Y), _f64(p.sample_weight), float(p.weight_sum), p.loss.kind
-    )
+    return _core_problem(p.X, _f64(p.Y), _f64(p.sample_weight), float(p.weight_sum), p.loss.kind)
+
+
+def _core_problem(X, Y, sw, weight_sum, loss_kind) -> _core.Problem:
+    X = prepare_X(X)
+    if is_sparse(X):
+        return _core.Problem.csr(
+            X.data, X.indices, X.indptr, X.shape[1], Y, sw, weight_sum, loss_kind
+        )
+    return _core.Problem(X, Y, sw, weight_sum, loss_kind)
 
 
 def _stats(stats) -> _core.Stats:
@@ -91,10 +102,21 @@ def _descent_params(c: DescentConfig) -> _core.DescentParams:
     p.max_iter = int(c.max_iter)
     p.learning_rate = float(c.learning_rate)
     p.tol = -1.0 if c.tol is None else float(c.tol)
-    p.alpha = float(c.alpha)
+    _penalty(p, c.alpha)
+    p.positive = bool(c.positive)
     p.fit_intercept = bool(c.fit_intercept)
     p.shift, p.scale = _f64(c.shift), _f64(c.scale)
     return p
+
+
+def _penalty(p, alpha) -> None:
+    """A float alpha, or one per output: then alpha_per_output, with alpha
+    their maximum (what the curvature reads)."""
+    if np.ndim(alpha) == 0:
+        p.alpha = float(alpha)
+    else:
+        p.alpha = float(np.max(alpha))
+        p.alpha_per_output = _f64(alpha)
 
 
 def fused_pass(problem: Problem, W, b):
@@ -108,7 +130,7 @@ def predict(X, W, b, n_jobs=None) -> np.ndarray:
     X = prepare_X(X)
     W, b = _model(W, b)
     P = np.empty((X.shape[0], b.shape[0]))
-    _core.linear_predict(_core.Problem(X, None, None, 1.0), W, b, P, resolve_threads(n_jobs))
+    _core.linear_predict(_core_problem(X, None, None, 1.0, 0), W, b, P, resolve_threads(n_jobs))
     return P
 
 
@@ -188,7 +210,9 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
         setattr(p, field, int(getattr(config, field)))
     p.shuffle, p.fit_intercept = bool(config.shuffle), bool(config.fit_intercept)
     p.seed = int(config.seed)
-    p.eta0, p.alpha = float(config.eta0), float(config.alpha)
+    p.eta0 = float(config.eta0)
+    _penalty(p, config.alpha)
+    p.positive = bool(config.positive)
     p.tol = -1.0 if config.tol is None else float(config.tol)
     p.best_loss, p.ref_loss = float(config.best_loss), float(config.ref_loss)
     p.shift, p.scale = _f64(config.shift), _f64(config.scale)

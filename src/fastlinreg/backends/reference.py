@@ -10,7 +10,9 @@ so their results agree to rounding.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 
+from ._csr import as_csr, is_sparse
 from ._protocol import (
     DescentConfig,
     DescentOutcome,
@@ -33,7 +35,12 @@ def available() -> tuple[bool, str]:
 
 
 def prepare_X(X):
-    return np.asarray(X)
+    return as_csr(X) if is_sparse(X) else np.asarray(X)
+
+
+def _float64(X):
+    """X in float64: an ndarray, or CSR (scipy's products keep it sparse)."""
+    return as_csr(X).astype(np.float64) if is_sparse(X) else np.asarray(X, dtype=np.float64)
 
 
 def _weights(problem: Problem) -> np.ndarray:
@@ -56,7 +63,7 @@ def _mean_pass(X, Y, w, wsum, loss, W, b):
 @_quiet
 def fused_pass(problem: Problem, W, b):
     W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     return _mean_pass(
         X, _targets(problem, b.shape[0]), _weights(problem), problem.weight_sum, problem.loss, W, b
     )
@@ -64,15 +71,17 @@ def fused_pass(problem: Problem, W, b):
 
 @_quiet
 def predict(X, W, b, n_jobs=None) -> np.ndarray:
-    return np.asarray(X, dtype=np.float64) @ np.asarray(W) + np.asarray(b)
+    return _float64(X) @ np.asarray(W) + np.asarray(b)
 
 
 @_quiet
 def sufficient_stats(problem: Problem):
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     Y = np.asarray(problem.Y, dtype=np.float64)
     w = _weights(problem)
     ws = float(w.sum())
+    if is_sparse(X):
+        return _sparse_stats(X, Y, w, ws)
     mx, my = w @ X / ws, w @ Y / ws
     Xc, Yc = X - mx, Y - my
     Cxx, Cyy = (w[:, None] * Xc).T @ Xc, (w[:, None] * Yc).T @ Yc
@@ -82,11 +91,30 @@ def sufficient_stats(problem: Problem):
 
 @_quiet
 def column_moments(problem: Problem):
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     w = _weights(problem)
     ws = float(w.sum())
+    if is_sparse(X):
+        # Centred exactly: the stored entries, then the implicit zeros at -mean.
+        mean = X.T @ w / ws
+        C = X.tocoo()
+        wr, d = w[C.row], X.shape[1]
+        stored = np.bincount(C.col, wr * (C.data - mean[C.col]) ** 2, minlength=d)
+        zeros = ws - np.bincount(C.col, wr, minlength=d)
+        return ws, mean, (stored + zeros * mean**2) / ws
     mean = w @ X / ws
     return ws, mean, w @ (X - mean) ** 2 / ws
+
+
+def _sparse_stats(X, Y, w, ws):
+    """The statistics of CSR rows without centring X (that would densify it):
+    Cxx = XᵀWX - ws·m mᵀ, Cxy = XᵀW(Y - my)."""
+    mx, my = X.T @ w / ws, w @ Y / ws
+    Xw = scipy.sparse.diags(w) @ X
+    Cxx = (X.T @ Xw).toarray() - ws * np.outer(mx, mx)
+    Yc = Y - my
+    Cyy = (w[:, None] * Yc).T @ Yc
+    return ws, mx, my, 0.5 * (Cxx + Cxx.T), np.asarray(Xw.T @ Yc), 0.5 * (Cyy + Cyy.T)
 
 
 class _Map:
@@ -117,22 +145,30 @@ class _Map:
         return G, gb if self.fit_intercept else np.zeros_like(gb)
 
 
+def _penalty(alpha, W) -> float:
+    """alpha/2 |W|², alpha a float or one per output (k,)."""
+    return 0.5 * float((np.asarray(alpha) * W * W).sum())
+
+
 def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
     """descent.hpp's loop, one step at a time; ``oracle(W, b) -> (loss, G, gb)``."""
     m = _Map(config, W0.shape[0])
     V, c = m.to_descended(np.asarray(W0, dtype=np.float64), np.asarray(b0, dtype=np.float64))
+    V = np.maximum(V, 0.0) if config.positive else V
     W, b = m.to_model(V, c)
     curve, status, loss0, norm0, last = [], Status.MAX_ITER, 0.0, 0.0, 0.0
     for t in range(config.max_iter):
         loss, G, gb = oracle(W, b)
-        loss += 0.5 * config.alpha * float((W * W).sum())
+        loss += _penalty(config.alpha, W)
         loss0 = loss if t == 0 else loss0
         last = loss
         if not np.isfinite(loss) or (t > 0 and loss > _DIVERGENCE_FACTOR * loss0):
             status = Status.DIVERGED
             break
         G, gb = m.gradient(G, gb, W, config.alpha)
-        norm = float(np.sqrt((G * G).sum() + (gb * gb).sum()))
+        # With positive=True only the directions the projection lets move count.
+        Gm = np.where((V > 0) | (G < 0), G, 0.0) if config.positive else G
+        norm = float(np.sqrt((Gm * Gm).sum() + (gb * gb).sum()))
         norm0 = norm if t == 0 else norm0
         if not np.isfinite(norm):
             status = Status.DIVERGED
@@ -141,6 +177,7 @@ def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
         if config.progress is not None:
             config.progress(t + 1, loss)
         V, c = V - config.learning_rate * G, c - config.learning_rate * gb
+        V = np.maximum(V, 0.0) if config.positive else V
         W, b = m.to_model(V, c)
         if config.tol is not None and norm <= config.tol * norm0:
             status = Status.CONVERGED
@@ -150,7 +187,7 @@ def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
 
 @_quiet
 def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     Y, w = _targets(problem, np.shape(b0)[0]), _weights(problem)
     return _descend(
         lambda W, b: _mean_pass(X, Y, w, problem.weight_sum, problem.loss, W, b), config, W0, b0
@@ -196,7 +233,7 @@ def _power_iteration(probe, config: DescentConfig, d: int, intercept_curvature: 
 
 @_quiet
 def curvature(problem: Problem, config: DescentConfig) -> float:
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     w, ws, c = _weights(problem), problem.weight_sum, problem.loss.curvature
 
     def probe(W, b):
@@ -240,13 +277,14 @@ class _SplitMix64:
 
 @_quiet
 def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
-    X = np.asarray(problem.X, dtype=np.float64)
+    X = _float64(problem.X)
     n = X.shape[0]
     Y, w = _targets(problem, np.shape(b0)[0]), _weights(problem)
     B = max(1, min(config.batch_size, n))
     mean_w = problem.weight_sum / n
     m = _Map(config, X.shape[1])
     V, c = m.to_descended(np.asarray(W0, dtype=np.float64), np.asarray(b0, dtype=np.float64))
+    V = np.maximum(V, 0.0) if config.positive else V
     rng = _SplitMix64(config.seed ^ ((0xD1B54A32D192ED03 * (config.epoch_offset + 1)) % 2**64))
     order = np.arange(n)
     best, no_imp, ref = config.best_loss, config.no_improvement, config.ref_loss
@@ -264,13 +302,14 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
             loss, G, gb = _mean_pass(
                 X[rows], Y[rows], w[rows], len(rows) * mean_w, problem.loss, W, b
             )
-            loss += 0.5 * config.alpha * float((W * W).sum())
+            loss += _penalty(config.alpha, W)
             G, gb = m.gradient(G, gb, W, config.alpha)
             if not np.isfinite(loss):
                 finite = False
                 break
             epoch_loss += loss * len(rows)
             V, c = V - eta * G, c - eta * gb
+            V = np.maximum(V, 0.0) if config.positive else V
         epoch_loss /= n
         if not finite or not np.isfinite(epoch_loss):
             status = Status.DIVERGED

@@ -27,7 +27,7 @@ class Settings:
     learning_rate: str | float
     max_iter: int
     tol: float | None
-    alpha: float
+    alpha: float | np.ndarray  # a float, or (k,): one penalty per target
     fit_intercept: bool
     batch_size: int
     shuffle: bool
@@ -35,6 +35,12 @@ class Settings:
     random_state: object
     n_jobs: int | None
     verbose: int = 0
+    positive: bool = False
+
+    @property
+    def alpha_max(self) -> float:
+        """The largest penalty: what bounds the curvature of every target."""
+        return float(np.max(self.alpha))
 
     @property
     def auto_step(self) -> bool:

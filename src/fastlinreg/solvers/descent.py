@@ -32,7 +32,7 @@ def standardisation(settings: Settings, backend, problem=None, stats=None):
 
 def curvature(settings: Settings, backend, problem, stats, shift, scale) -> float:
     """L: the largest curvature of the loss in the descended space."""
-    config = DescentConfig(0, 0.0, None, settings.alpha, settings.fit_intercept, shift, scale)
+    config = DescentConfig(0, 0.0, None, settings.alpha_max, settings.fit_intercept, shift, scale)
     if stats is not None:
         return backend.curvature_gram(stats, config, settings.n_jobs)
     return backend.curvature(problem, config)
@@ -56,6 +56,7 @@ def run(solver: str, settings: Settings, backend, problem, stats, W0, b0) -> Fit
         shift,
         scale,
         progress,
+        settings.positive,
     )
     if solver == "gram":
         out = backend.descend_gram(stats, config, W0, b0, settings.n_jobs)
@@ -98,7 +99,7 @@ def divergence_error(
     if stats is None:
         stats = statistics(backend, problem)
     curvature_bound = problem.loss.curvature if problem is not None else 1.0
-    L = plain_lipschitz(stats, settings.alpha, settings.fit_intercept, curvature_bound)
+    L = plain_lipschitz(stats, settings.alpha_max, settings.fit_intercept, curvature_bound)
     safe = 2.0 / L if L > 0 else None
     how = "became non-finite" if not np.isfinite(last_loss) else "grew without bound"
     hint = f"the largest safe step for this data is 2/L = {safe:.6g}; " if safe else ""

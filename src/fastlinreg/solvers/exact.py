@@ -31,7 +31,7 @@ def statistics(backend, problem) -> SufficientStats:
 
 def solve(settings: Settings, stats: SufficientStats) -> FitResult:
     """The least-squares optimum; n_iter 1 and the curve holds its cost."""
-    W, b = stats.solve(alpha=settings.alpha, fit_intercept=settings.fit_intercept)
+    W, b = stats.solve(settings.alpha, settings.fit_intercept, settings.positive)
     curve = np.array([stats.loss(W, b, settings.alpha)])
     return FitResult("exact", W, b, 1, curve, None, Stream("exact", stats.n_targets, stats))
 
@@ -44,19 +44,28 @@ def fit(settings: Settings, problem, stats: SufficientStats) -> FitResult:
     of a QR (``_stats.needs_accurate_path``), the answer comes from a
     streaming QR over X with one refinement pass instead (two more reads of
     X, as accurate as ``numpy.linalg.lstsq``). Underdetermined problems keep
-    the minimum-norm normal-equations answer.
+    the minimum-norm normal-equations answer; so do ``positive=True`` (NNLS on
+    the statistics), a penalty that differs between targets, and rows that
+    are not a dense in-memory array (sparse, or on a cluster), where a second
+    read by blocks is not this solver's to make.
     """
-    A, _ = stats.normal_equations(settings.alpha, settings.fit_intercept)
-    if stats.underdetermined(settings.fit_intercept) or not needs_accurate_path(
-        equilibrated_cholesky_rcond(A)
+    alphas = np.broadcast_to(np.asarray(settings.alpha, dtype=np.float64), (stats.n_targets,))
+    if (
+        settings.positive
+        or not np.all(alphas == alphas[0])
+        or type(problem.X) is not np.ndarray
+        or stats.underdetermined(settings.fit_intercept)
     ):
+        return solve(settings, stats)
+    A, _ = stats.normal_equations(float(alphas[0]), settings.fit_intercept)
+    if not needs_accurate_path(equilibrated_cholesky_rcond(A)):
         return solve(settings, stats)
     X, Y, sw = problem.X, problem.Y, problem.sample_weight
     factor = _accurate.QRFactor.from_arrays(X, Y, sw, fit_intercept=settings.fit_intercept)
-    W, b, rank = factor.solve(settings.alpha, return_rank=True)
+    W, b, rank = factor.solve(float(alphas[0]), return_rank=True)
     if rank < stats.n_features:
         warn_caller(ILL_CONDITIONED, IllConditionedWarning)
     else:
-        W, b = _accurate.refine_solution(factor, X, Y, sw, alpha=settings.alpha)
+        W, b = _accurate.refine_solution(factor, X, Y, sw, alpha=float(alphas[0]))
     curve = np.array([stats.loss(W, b, settings.alpha)])
     return FitResult("exact", W, b, 1, curve, None, Stream("exact", stats.n_targets, stats))

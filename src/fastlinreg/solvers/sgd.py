@@ -47,6 +47,7 @@ def run(settings: Settings, backend, problem, state: SgdState, epochs: int) -> F
         no_improvement=state.no_improvement,
         ref_loss=state.ref_loss,
         progress=Progress(epochs, "epoch") if settings.verbose else None,
+        positive=settings.positive,
     )
     out = backend.sgd(problem, config, state.W, state.b)
     if config.progress is not None:

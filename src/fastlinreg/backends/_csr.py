@@ -1,0 +1,35 @@
+"""Sparse X as every backend reads it: CSR, float32/float64, canonical.
+
+scipy.sparse matrices and sparse arrays of any format are taken. CSR with
+float data and no duplicate entries is used as is (never densified, never
+copied); CSC and the other formats are converted to CSR once, which copies
+the index structure and the values (scikit-learn's estimators do the same).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+
+__all__ = ["is_sparse", "as_csr"]
+
+
+def is_sparse(X) -> bool:
+    """True for a scipy.sparse matrix or sparse array."""
+    return scipy.sparse.issparse(X)
+
+
+def as_csr(X):
+    """X (sparse) as CSR with float32/float64 data and no duplicate entries."""
+    if X.format != "csr":
+        X = X.tocsr()  # CSC, COO, ...: one conversion, a copy
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if not X.has_canonical_format:
+        X = X.copy()  # the user's arrays are never modified
+        X.sum_duplicates()
+    if X.indices.dtype != X.indptr.dtype:
+        index = np.promote_types(X.indices.dtype, X.indptr.dtype)
+        X = X.copy()
+        X.indices, X.indptr = X.indices.astype(index), X.indptr.astype(index)
+    return X
