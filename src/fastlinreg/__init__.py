@@ -14,11 +14,13 @@ from ._stats import SufficientStats
 from .backends import available_backends, backend_status
 from .exceptions import ConvergenceWarning, DivergenceError, IllConditionedWarning
 from .linear_model import LinearRegression
+from .logistic import LogisticRegression
 
 __version__ = _version("fastlinreg")
 
 __all__ = [
     "LinearRegression",
+    "LogisticRegression",
     "SufficientStats",
     "DivergenceError",
     "ConvergenceWarning",

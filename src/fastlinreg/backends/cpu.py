@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from .. import _core
+from ._hessian import mean_loss_hessian
 from ._protocol import (
     DescentConfig,
     DescentOutcome,
@@ -192,3 +193,7 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
         r.ref_loss,
         curve[: r.n_epochs].copy(),
     )
+
+
+def hessian(problem: Problem, W, b) -> np.ndarray:
+    return mean_loss_hessian(problem, W, b)
