@@ -8,8 +8,9 @@ import numbers
 import numpy as np
 from scipy.special import expit, log_expit
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -37,7 +38,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     penalty : {"l2", None}, default="l2"
-    tol : float, default=1e-4
+    tol : float or None, default=1e-4
+        ``None``: no tolerance; run ``max_iter`` iterations (``"lbfgs"`` and
+        ``"newton"`` stop earlier only when no further progress is possible).
         ``"lbfgs"``: scikit-learn's gtol on the scaled objective; ``"newton"``:
         stop when the largest gradient component is at most ``tol``;
         ``"gd"``: when the gradient norm falls to ``tol`` times its start;
@@ -98,7 +101,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "penalty": [StrOptions({"l2"}), None],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
         "C": [Interval(numbers.Real, 0, None, closed="neither")],
         "fit_intercept": ["boolean"],
         "class_weight": [dict, StrOptions({"balanced"}), None],
@@ -172,8 +175,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             self._store(result, backend)
             return self
 
+    @available_if(lambda est: est.solver == "sgd")
     def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """One epoch of ``"sgd"`` over a chunk of rows.
+        """One epoch of ``"sgd"`` over a chunk of rows, continuing the last
+        ``fit`` or ``partial_fit``. Only with ``solver="sgd"`` (the other
+        solvers read every row at every iteration and cannot stream).
 
         Parameters
         ----------
@@ -189,11 +195,6 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """
         with restore_on_error(self):
             check_params(self)
-            if self.solver not in ("sgd", "auto"):
-                raise ValueError(
-                    f"partial_fit runs SGD epochs; solver={self.solver!r} cannot stream. "
-                    "Use solver='sgd'."
-                )
             stream = getattr(self, "_stream", None)
             first = stream is None or stream.solver != "sgd"
             X, y = validate_data(self, X, y, dtype=list(KERNEL_DTYPES), reset=first)
@@ -251,10 +252,16 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Y = (codes == 1).astype(np.float64)[:, None] if k == 2 else np.eye(k)[codes]
         sw, _ = check_weights(sample_weight, X)
         if self.class_weight is not None:
-            cw = compute_sample_weight(self.class_weight, y)
-            sw = cw if sw is None else sw * cw
-            sw, _ = check_weights(sw, X)
+            # "balanced" counts classes by their sample weights, as scikit-learn does
+            per_class = compute_class_weight(self.class_weight, classes=classes, y=y, sample_weight=sw)
+            cw = per_class[codes]
+            sw, _ = check_weights(cw if sw is None else sw * cw, X)
         wsum = float(X.shape[0]) if sw is None else float(sw.sum())
+        if sw is not None and np.count_nonzero(np.bincount(codes, weights=sw, minlength=k)) < 2:
+            raise ValueError(
+                "Only one class has samples of positive weight: a classifier needs at least 2 "
+                "classes. Give samples of another class a positive sample_weight."
+            )
         return Problem(X, Y, sw, wsum, LOGISTIC if k == 2 else SOFTMAX, self.n_jobs)
 
     def _settings(self, problem, solver=None) -> solvers.Settings:
@@ -263,7 +270,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             solver or self.solver,
             "auto",
             self.max_iter,
-            self.tol,
+            None if self.tol is None and (solver or self.solver) in ("gd", "sgd") else self.tol or 0.0,
             alpha,
             self.fit_intercept,
             256,
