@@ -87,16 +87,24 @@ def compare(table, label, X, y, C, threads, payload):
         f_star = objective(best.fit(X, y), X, y, C)
     with Counter() as count:
         ours = to_equal_objective(
-            lambda tol: LogisticRegression(C=C, solver="lbfgs", tol=tol, n_jobs=threads, max_iter=1000),
-            X, y, C, f_star,
+            lambda tol: LogisticRegression(
+                C=C, solver="lbfgs", tol=tol, n_jobs=threads, max_iter=1000
+            ),
+            X,
+            y,
+            C,
+            f_star,
         )
     theirs = to_equal_objective(
         lambda tol: sk.LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=1000),
-        X, y, C, f_star,
+        X,
+        y,
+        C,
+        f_star,
     )
     W, b = ours[3].coef_.T.copy(), ours[3].intercept_.copy()
     k = W.shape[1]
-    Y = np.eye(max(k, 2))[y][:, -k:] if k > 1 else y[:, None].astype(np.float64)
+    Y = np.eye(k)[y] if k > 1 else y[:, None].astype(np.float64)
     from fastlinreg._losses import LOGISTIC, SOFTMAX
     from fastlinreg.backends import Problem
 
@@ -113,9 +121,16 @@ def compare(table, label, X, y, C, threads, payload):
         f"{evals} it",
     )
     payload[label] = dict(
-        ours_s=ours[0], sklearn_s=theirs[0], ours_tol=ours[1], sklearn_tol=theirs[1],
-        ours_gap=ours[2], sklearn_gap=theirs[2], pass_s=one_pass, read_s=read,
-        passes_counted_all_tols=count.passes, f_star=f_star,
+        ours_s=ours[0],
+        sklearn_s=theirs[0],
+        ours_tol=ours[1],
+        sklearn_tol=theirs[1],
+        ours_gap=ours[2],
+        sklearn_gap=theirs[2],
+        pass_s=one_pass,
+        read_s=read,
+        passes_counted_all_tols=count.passes,
+        f_star=f_star,
     )
 
 
@@ -139,10 +154,18 @@ def main() -> int:
     payload: dict = {"gap": GAP}
     vs = h.Table(
         f"LogisticRegression(solver='lbfgs') vs scikit-learn's lbfgs, equal objective ({GAP:g})",
-        ["problem", "speed-up", "tol ours / theirs", "gap ours / theirs", "eval ÷ read of X",
-         "our iterations"],
-        notes=["eval ÷ read: one fused pass (loss and gradient) over one single-threaded "
-               "numpy read of X (PERF.md's floor)."],
+        [
+            "problem",
+            "speed-up",
+            "tol ours / theirs",
+            "gap ours / theirs",
+            "eval ÷ read of X",
+            "our iterations",
+        ],
+        notes=[
+            "eval ÷ read: one fused pass (loss and gradient) over one single-threaded "
+            "numpy read of X (PERF.md's floor)."
+        ],
     )
     nb = 1_000_000 // scale
     for dtype in (np.float64, np.float32):
@@ -151,8 +174,10 @@ def main() -> int:
     nm = 200_000 // scale
     X, y = problem(nm, 100, 10, np.float64)
     compare(vs, f"multinomial k=10 n={nm} d=100 float64", X, y, 1.0, args.threads, payload)
-    nt = h.Table("Newton: passes over X to tol 1e-8",
-                 ["problem", "fused passes", "Hessian passes", "total", "iterations"])
+    nt = h.Table(
+        "Newton: passes over X to tol 1e-8",
+        ["problem", "fused passes", "Hessian passes", "total", "iterations"],
+    )
     for d in (20, 100, 200):
         X, y = problem(nb // 4, d, 1, np.float64, seed=d)
         newton_passes(nt, f"binary n={nb // 4} d={d}", X, y, 1.0, args.threads, payload)

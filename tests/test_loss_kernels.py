@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.special import expit
 from conftest import RTOL, assert_close, make_problem
+from scipy.special import expit
 
 from fastlinreg import _core
 from fastlinreg._losses import LOGISTIC, SOFTMAX
@@ -104,7 +104,9 @@ def test_extreme_margins_stay_finite(backend, rng, k):
 def test_logistic_margins_have_the_limits(backend):
     X = np.array([[1000.0], [-1000.0]])
     Y = np.array([[0.0], [1.0]])  # both wrong by a margin of 1000
-    loss, G, gb = backend.fused_pass(loss_problem(backend, X, Y, None, LOGISTIC), np.ones((1, 1)), [0.0])
+    loss, G, gb = backend.fused_pass(
+        loss_problem(backend, X, Y, None, LOGISTIC), np.ones((1, 1)), [0.0]
+    )
     assert loss == 1000.0 and gb[0] == 0.0 and G[0, 0] == 1000.0
 
 

@@ -53,9 +53,10 @@ SQUARED = Loss(
     curvature=1.0,
     value=lambda P, Y: 0.5 * ((P - Y) ** 2).sum(axis=1),
     derivative=lambda P, Y: P - Y,
-    hessian_weights=lambda P, Y: np.broadcast_to(np.eye(P.shape[1]), (P.shape[0],) + P.shape[1:] * 2),
+    hessian_weights=lambda P, Y: np.broadcast_to(
+        np.eye(P.shape[1]), (P.shape[0],) + P.shape[1:] * 2
+    ),
 )
-
 
 
 def _logistic_value(P, Y):
@@ -84,7 +85,9 @@ def _logistic_hessian(P, Y):
 
 def _softmax_hessian(P, Y):
     S = np.exp(P - _log_sum_exp(P))
-    return Y.sum(axis=1)[:, None, None] * (S[:, :, None] * np.eye(S.shape[1]) - S[:, :, None] * S[:, None, :])
+    return Y.sum(axis=1)[:, None, None] * (
+        S[:, :, None] * np.eye(S.shape[1]) - S[:, :, None] * S[:, None, :]
+    )
 
 
 def _softmax_derivative(P, Y):

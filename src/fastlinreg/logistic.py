@@ -95,7 +95,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     >>> model = LogisticRegression(C=10.0).fit(X - 100, [0, 0, 1, 0, 1, 1])
     >>> model.predict([[-30.0], [30.0]])
     array([0, 1])
-    >>> model.predict_proba([[0.0]]).sum().round(12)
+    >>> float(model.predict_proba([[0.0]]).sum().round(12))
     1.0
     """
 
@@ -253,7 +253,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         sw, _ = check_weights(sample_weight, X)
         if self.class_weight is not None:
             # "balanced" counts classes by their sample weights, as scikit-learn does
-            per_class = compute_class_weight(self.class_weight, classes=classes, y=y, sample_weight=sw)
+            per_class = compute_class_weight(
+                self.class_weight, classes=classes, y=y, sample_weight=sw
+            )
             cw = per_class[codes]
             sw, _ = check_weights(cw if sw is None else sw * cw, X)
         wsum = float(X.shape[0]) if sw is None else float(sw.sum())
@@ -270,7 +272,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             solver or self.solver,
             "auto",
             self.max_iter,
-            None if self.tol is None and (solver or self.solver) in ("gd", "sgd") else self.tol or 0.0,
+            None
+            if self.tol is None and (solver or self.solver) in ("gd", "sgd")
+            else self.tol or 0.0,
             alpha,
             self.fit_intercept,
             256,

@@ -56,4 +56,6 @@ def run(settings: Settings, backend, problem, W0, b0) -> FitResult:
         )
     else:
         warn_if_separable(objective, W, b, "lbfgs", settings.max_iter)
-    return FitResult("lbfgs", W, b, int(res.nit), np.asarray(curve), None, Stream("lbfgs", W.shape[1]))
+    return FitResult(
+        "lbfgs", W, b, int(res.nit), np.asarray(curve), None, Stream("lbfgs", W.shape[1])
+    )
