@@ -21,7 +21,13 @@ MODULES = sorted(
 )
 
 # Modules whose public objects carry examples (a check that doctest found them).
-WITH_EXAMPLES = {"fastlinreg", "fastlinreg.linear_model", "fastlinreg._stats"}
+WITH_EXAMPLES = {
+    "fastlinreg",
+    "fastlinreg.linear_model",
+    "fastlinreg.logistic",
+    "fastlinreg.datasets",
+    "fastlinreg._stats",
+}
 
 
 @pytest.mark.parametrize("name", MODULES)

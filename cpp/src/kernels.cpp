@@ -72,17 +72,20 @@ StreamOracle<Loss, T> make_oracle(const DataView<T> &v) {
 template <class Loss, class T, int D>
 bool descend_small(const DataView<T> &v, const DescentParams &params, double *W, double *b,
                    double *loss_curve, const StopCheck &should_stop, DescentResult &res) {
-  if constexpr (!Loss::kElementwise) return false;
-  if (!SmallOracle<Loss, T, D, false>::fits(v.n, v.d, v.ldx, v.k)) return false;
-  const double work = double(v.n) * double(D);
-  if (v.sw) {
-    SmallOracle<Loss, T, D, true> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
-    res = descend<decltype(oracle), D, 1>(oracle, params, W, b, loss_curve, 1, work, should_stop);
+  if constexpr (!Loss::kElementwise) {
+    return false;  // SmallOracle runs the elementwise short-row kernel
   } else {
-    SmallOracle<Loss, T, D, false> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
-    res = descend<decltype(oracle), D, 1>(oracle, params, W, b, loss_curve, 1, work, should_stop);
+    if (!SmallOracle<Loss, T, D, false>::fits(v.n, v.d, v.ldx, v.k)) return false;
+    const double work = double(v.n) * double(D);
+    if (v.sw) {
+      SmallOracle<Loss, T, D, true> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
+      res = descend<decltype(oracle), D, 1>(oracle, params, W, b, loss_curve, 1, work, should_stop);
+    } else {
+      SmallOracle<Loss, T, D, false> oracle(v.X, v.n, v.y, v.sw, v.weight_sum);
+      res = descend<decltype(oracle), D, 1>(oracle, params, W, b, loss_curve, 1, work, should_stop);
+    }
+    return true;
   }
-  return true;
 }
 
 }  // namespace

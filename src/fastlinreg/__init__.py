@@ -14,12 +14,14 @@ from ._stats import SufficientStats
 from .backends import available_backends, backend_status
 from .exceptions import ConvergenceWarning, DivergenceError, IllConditionedWarning
 from .linear_model import LinearRegression
+from .logistic import LogisticRegression
 from .model_file import load
 
 __version__ = _version("fastlinreg")
 
 __all__ = [
     "LinearRegression",
+    "LogisticRegression",
     "SufficientStats",
     "DivergenceError",
     "ConvergenceWarning",

@@ -5,6 +5,8 @@ learning rate 0.01 for 10000 steps on its 16 points, from a random start.
 ``fastlinreg fit data.csv --target COLUMN [--save model.flr]`` fits a CSV
 file's columns; ``fastlinreg predict model.flr data.csv`` writes predictions
 as CSV and ``fastlinreg summary model.flr`` prints the inference table.
+``fastlinreg classify`` fits the 0/1 question (0 below 100, 1 above) with
+LogisticRegression and prints the probabilities and the learned threshold.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import time
 
 import numpy as np
 
-from .datasets import TUTORIAL_LEARNING_RATE, TUTORIAL_STEPS, load_tutorial
+from .datasets import TUTORIAL_LEARNING_RATE, TUTORIAL_STEPS, load_threshold, load_tutorial
 from .linear_model import LinearRegression
+from .logistic import LogisticRegression
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("summary", help="print a saved model's statsmodels-style summary")
     sm.add_argument("model", help="model file written by fit --save")
     sm.add_argument("--alpha", type=float, default=0.05, help="intervals at level 1 - alpha")
+    c = sub.add_parser(
+        "classify", help="logistic regression on the 0/1 data: 0 below 100, 1 above, noisily"
+    )
+    c.add_argument("--plot", metavar="PATH", help="save the points, sigmoid and threshold")
+    c.add_argument("--C", type=float, default=1.0, help="inverse L2 penalty strength")
     return p
 
 
@@ -188,6 +196,30 @@ def _run_summary(args) -> int:
     return 0
 
 
+def _run_classify(args) -> int:
+    if not args.C > 0:
+        raise SystemExit("error: --C must be positive")
+    x, y = load_threshold()
+    model = LogisticRegression(C=args.C)
+    t0 = time.perf_counter()
+    model.fit(x.reshape(-1, 1), y)
+    elapsed = time.perf_counter() - t0
+    threshold = -model.intercept_[0] / model.coef_[0, 0]
+    print(f"Logistic regression on {x.size} noisy points: 0 below 100, 1 above")
+    print(f"coef {model.coef_[0, 0]:.6f}, intercept {model.intercept_[0]:.6f} ({model.solver_})")
+    for value in (80.0, 95.0, 100.0, 105.0, 120.0):
+        p1 = model.predict_proba([[value]])[0, 1]
+        print(f"P(y = 1 | x = {value:g}) = {p1:.4f}")
+    print(f"threshold (p = 0.5): {threshold:.4f}")
+    print(f"time: {elapsed * 1e3:.3f} ms for the whole fit()")
+    if args.plot:
+        from .plot import plot_classifier
+
+        plot_classifier(model, x, y, args.plot, title="fastlinreg: 0 below 100, 1 above")
+        print(f"figure: {args.plot}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.steps < 1:
@@ -198,6 +230,12 @@ def main(argv=None) -> int:
         return {"fit": _run_fit, "predict": _run_predict, "summary": _run_summary}[args.command](
             args
         )
+    if args.command == "classify":
+        try:
+            return _run_classify(args)
+        except ImportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         return _run_tutorial(args)
     except ImportError as exc:

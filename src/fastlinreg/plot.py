@@ -3,14 +3,22 @@
 Every function draws into ``ax`` (a new figure when None) and returns the
 Axes: the fitted line with the data and a confidence band (the tutorial's
 figure), the loss curve, residuals against fitted values, a normal Q-Q plot
-of the residuals, and the coefficients with their confidence intervals.
+of the residuals, the coefficients with their confidence intervals, and a
+binary classifier's probability curve with its threshold.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_fit", "plot_loss_curve", "plot_residuals", "plot_qq", "plot_coefficients"]
+__all__ = [
+    "plot_fit",
+    "plot_loss_curve",
+    "plot_residuals",
+    "plot_qq",
+    "plot_coefficients",
+    "plot_classifier",
+]
 
 
 def _pyplot():
@@ -192,4 +200,44 @@ def plot_coefficients(model, *, alpha=0.05, ax=None, target=0, intercept=False):
     ax.set_yticks(pos)
     ax.set_yticklabels([t.names[i] for i in rows])
     ax.set_xlabel(f"coefficient ({1 - alpha:.0%} confidence interval)")
+    return ax
+
+
+def plot_classifier(model, x, y, path=None, *, ax=None, title=None):
+    """Plot 1-D 0/1 points, a fitted binary classifier's P(y = 1) and its
+    threshold (the x where P = 0.5).
+
+    Parameters
+    ----------
+    model : fitted LogisticRegression with one feature and two classes
+    x : array-like of shape (n_samples,) or (n_samples, 1)
+    y : array-like of shape (n_samples,)
+        Labels of the model's classes; the second class is drawn at 1.
+    path : str or path-like, optional
+        Save the figure there (PNG, PDF, ... by extension).
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    plt = _pyplot()
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    y = (np.asarray(y).reshape(-1) == model.classes_[1]).astype(np.float64)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    grid = np.linspace(float(x.min()), float(x.max()), 300)
+    threshold = -float(model.intercept_[0]) / float(model.coef_[0, 0])
+    ax.plot(x, y, "o", color="tab:red", alpha=0.4, label="training data")
+    ax.plot(grid, model.predict_proba(grid.reshape(-1, 1))[:, 1], "b-", label="P(y = 1)")
+    ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y / probability")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    if path is not None:
+        ax.figure.tight_layout()
+        ax.figure.savefig(path, dpi=100)
     return ax

@@ -735,21 +735,29 @@ void short_rows_any(const T *X, index_t ldx, const double *y, const double *sw, 
 // Any loss, row by row: p = W^T x + b (k), the policy's row() gives the
 // row's value and dp (k), G += x dp^T. This serves losses whose outputs
 // couple (softmax); elementwise losses take the vectorised kernels above.
-// Same slot layout, and sums in a fixed order.
+// Each dot product is kLanes lane sums over j = l (mod kLanes), summed over
+// lanes, then + b (the long-row kernel's order); same slot layout.
 template <class Loss, class T>
 void coupled_rows(const T *X, index_t d, index_t ldx, const double *y, index_t k, const double *sw,
                   const double *Wt, const double *b, index_t r0, index_t r1, double *slot) {
   const index_t dp = padded_width(d);
+  const index_t dfull = d / kLanes * kLanes;
+  const int tail = static_cast<int>(d - dfull);
   std::memset(slot, 0, sizeof(double) * static_cast<size_t>(k * dp + k + 1));
   std::vector<double> p(static_cast<size_t>(k)), g(static_cast<size_t>(k));
+  std::vector<double> wpad(static_cast<size_t>(k * dp), 0.0);  // W^T rows padded to whole lanes
+  for (index_t q = 0; q < k; ++q)
+    std::memcpy(wpad.data() + q * dp, Wt + q * d, sizeof(double) * static_cast<size_t>(d));
   double loss = 0.0;
   for (index_t i = r0; i < r1; ++i) {
     const T *x = X + i * ldx;
     for (index_t q = 0; q < k; ++q) {
-      const double *w = Wt + q * d;
-      double acc = 0.0;
-      for (index_t j = 0; j < d; ++j) acc += double(x[j]) * w[j];
-      p[q] = acc + b[q];
+      const double *w = wpad.data() + q * dp;
+      vd acc = {};
+      for (index_t j = 0; j < dfull; j += kLanes)
+        acc = acc + loadv<kLanes>(x + j) * loadv<kLanes>(w + j);
+      if (tail) acc = acc + load_part<kLanes>(x + dfull, tail) * loadv<kLanes>(w + dfull);
+      p[q] = sum_lanes<kLanes>(acc) + b[q];
     }
     const double wi = sw ? sw[i] : 1.0;
     loss += wi * Loss::row(p.data(), y ? y + i * k : nullptr, k, g.data());
@@ -763,22 +771,11 @@ void coupled_rows(const T *X, index_t d, index_t ldx, const double *y, index_t k
   slot[k * dp + k] = loss;
 }
 
-// The fused sums of rows [r0, r1) written to a chunk partial `slot`:
-// G as (k, padded_width(d)) (the transpose of W's layout), then g_b (k),
-// then the loss. Wt is W^T (k, d); for k == 1 that is W itself.
+// fused_rows for a loss with the scalar value() and derivative().
 template <class Loss, class T>
-void fused_rows(const T *X,  // (n, d), row stride ldx
-                index_t d, index_t ldx,
-                const double *y,  // (n, k) row-major, or nullptr for y = 0
-                index_t k,
-                const double *sw,  // (n) sample weights, or nullptr for 1
-                const double *Wt,  // (k, d) row-major
-                const double *b,   // (k)
-                index_t r0, index_t r1,
-                double *slot) {  // (k * padded_width(d) + k + 1)
-  if constexpr (!Loss::kElementwise) {
-    return coupled_rows<Loss, T>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
-  }
+void elementwise_rows(const T *X, index_t d, index_t ldx, const double *y, index_t k,
+                      const double *sw, const double *Wt, const double *b, index_t r0, index_t r1,
+                      double *slot) {
   if (k == 1 && d >= 1 && d <= kShortRow) {
     switch (d) {
       case 1:
@@ -803,6 +800,26 @@ void fused_rows(const T *X,  // (n, d), row stride ldx
     long_rows_all<Loss, T, true>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
   else
     long_rows_all<Loss, T, false>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
+}
+
+// The fused sums of rows [r0, r1) written to a chunk partial `slot`:
+// G as (k, padded_width(d)) (the transpose of W's layout), then g_b (k),
+// then the loss. Wt is W^T (k, d); for k == 1 that is W itself.
+template <class Loss, class T>
+void fused_rows(const T *X,  // (n, d), row stride ldx
+                index_t d, index_t ldx,
+                const double *y,  // (n, k) row-major, or nullptr for y = 0
+                index_t k,
+                const double *sw,  // (n) sample weights, or nullptr for 1
+                const double *Wt,  // (k, d) row-major
+                const double *b,   // (k)
+                index_t r0, index_t r1,
+                double *slot) {  // (k * padded_width(d) + k + 1)
+  if constexpr (!Loss::kElementwise) {
+    return coupled_rows<Loss, T>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
+  } else {
+    return elementwise_rows<Loss, T>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
+  }
 }
 
 // A reduced partial (G as (k, dp), g_b, loss) divided by the weight sum:

@@ -37,7 +37,7 @@
 namespace fastlinreg {
 
 // Which loss a call runs: the value Python passes (fastlinreg._losses).
-enum class LossKind : int { kSquared = 0 };
+enum class LossKind : int { kSquared = 0, kLogistic = 1, kSoftmax = 2 };
 
 FASTLINREG_ISA_BEGIN
 
@@ -66,6 +66,70 @@ struct SquaredLoss {
   }
 };
 
+// Binary logistic loss on the logit p, y in {0, 1} (or a probability):
+// value = log(1 + e^p) - y p, derivative = sigmoid(p) - y. Both are formed
+// from e^-|p| alone, so no margin overflows (at p = +-1000 the value is
+// 1000 or 0 and the derivative 0 or 1 minus y, never inf or NaN).
+// The second derivative sigmoid (1 - sigmoid) is at most 1/4.
+struct LogisticLoss {
+  static constexpr LossKind kind = LossKind::kLogistic;
+  static constexpr const char *name = "logistic";
+  static constexpr bool kElementwise = true;
+  static constexpr double kCurvature = 0.25;
+
+  FASTLINREG_HD static inline double derivative(double p, double y) {
+    const double e = std::exp(-std::fabs(p));  // in (0, 1]: never overflows
+    const double s = p >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    return s - y;
+  }
+  FASTLINREG_HD static inline double value(double p, double y) {
+    // log(1 + e^p) = max(p, 0) + log1p(e^-|p|)
+    return std::fmax(p, 0.0) + std::log1p(std::exp(-std::fabs(p))) - y * p;
+  }
+  FASTLINREG_HD static inline double row(const double *p, const double *y, std::int64_t k,
+                                         double *dp) {
+    double v = 0.0;
+    for (std::int64_t q = 0; q < k; ++q) {
+      const double yq = y ? y[q] : 0.0;
+      dp[q] = derivative(p[q], yq);
+      v += value(p[q], yq);
+    }
+    return v;
+  }
+};
+
+// Multinomial (softmax) cross-entropy over a row's k logits, y one-hot (or
+// any non-negative weights per class): value = sum_q y_q (lse(p) - p_q) with
+// lse(p) = log sum_q e^p_q formed after subtracting max(p), so no exponent
+// overflows; dp_q = (sum y) softmax_q - y_q. The outputs couple, so it has
+// row() only. The Hessian diag(s) - s s^T has eigenvalues at most 1/2.
+struct SoftmaxLoss {
+  static constexpr LossKind kind = LossKind::kSoftmax;
+  static constexpr const char *name = "softmax";
+  static constexpr bool kElementwise = false;
+  static constexpr double kCurvature = 0.5;
+
+  FASTLINREG_HD static inline double row(const double *p, const double *y, std::int64_t k,
+                                         double *dp) {
+    double m = p[0];
+    for (std::int64_t q = 1; q < k; ++q) m = std::fmax(m, p[q]);
+    double s = 0.0;
+    for (std::int64_t q = 0; q < k; ++q) {
+      dp[q] = std::exp(p[q] - m);  // dp holds e^(p - m) until the last loop
+      s += dp[q];
+    }
+    const double lse = m + std::log(s);
+    double v = 0.0, sy = 0.0;
+    for (std::int64_t q = 0; q < k; ++q) {
+      const double yq = y ? y[q] : 0.0;
+      v += yq * (lse - p[q]);
+      sy += yq;
+    }
+    for (std::int64_t q = 0; q < k; ++q) dp[q] = sy * (dp[q] / s) - (y ? y[q] : 0.0);
+    return v;
+  }
+};
+
 // Not a loss: the fused pass run with this policy ignores y and yields
 // G = Loss::kCurvature * X^T X W / weight_sum, the largest curvature Loss can
 // have along W. Power iteration on it gives the automatic step's L.
@@ -85,6 +149,10 @@ decltype(auto) dispatch_loss(LossKind kind, F &&f) {
   switch (kind) {
     case LossKind::kSquared:
       return f(SquaredLoss{});
+    case LossKind::kLogistic:
+      return f(LogisticLoss{});
+    case LossKind::kSoftmax:
+      return f(SoftmaxLoss{});
   }
   throw std::invalid_argument("unknown loss kind " + std::to_string(static_cast<int>(kind)));
 }

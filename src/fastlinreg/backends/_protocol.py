@@ -174,3 +174,7 @@ class Backend(Protocol):
 
     def sgd(self, problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
         """Mini-batch SGD epochs."""
+
+    def hessian(self, problem: Problem, W, b) -> np.ndarray:
+        """∇² of the mean loss in ``[W.ravel(), b]``, ((d + 1)·k, (d + 1)·k):
+        one read of X (the Newton solver's)."""

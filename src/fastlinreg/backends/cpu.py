@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _core
 from ._csr import as_csr, is_sparse
+from ._hessian import mean_loss_hessian
 from ._protocol import (
     DescentConfig,
     DescentOutcome,
@@ -228,3 +229,7 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
         r.ref_loss,
         curve[: r.n_epochs].copy(),
     )
+
+
+def hessian(problem: Problem, W, b) -> np.ndarray:
+    return mean_loss_hessian(problem, W, b)

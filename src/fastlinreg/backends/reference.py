@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse
 
 from ._csr import as_csr, is_sparse
+from ._hessian import mean_loss_hessian
 from ._protocol import (
     DescentConfig,
     DescentOutcome,
@@ -328,3 +329,7 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
         best = min(best, epoch_loss)
     W, b = m.to_model(V, c)
     return SgdOutcome(W, b, len(curve), status, best, no_imp, ref, np.array(curve))
+
+
+def hessian(problem: Problem, W, b) -> np.ndarray:
+    return mean_loss_hessian(problem, W, b)

@@ -9,10 +9,20 @@ estimator only stores it.
 
 from __future__ import annotations
 
-from . import descent, exact, sgd
+from .._losses import SQUARED
+from . import descent, exact, lbfgs, newton, sgd
 from ._common import MAX_GRAM_FEATURES, FitResult, Settings, Stream
 
-__all__ = ["choose", "fit", "partial_fit", "Settings", "FitResult", "Stream"]
+__all__ = [
+    "choose",
+    "choose_classifier",
+    "fit",
+    "partial_fit",
+    "partial_fit_sgd",
+    "Settings",
+    "FitResult",
+    "Stream",
+]
 
 # Below this many elements X sits in L1 and a fused step is as cheap as a
 # replayed one, so a statistics pass would be pure overhead.
@@ -41,10 +51,30 @@ def choose(settings: Settings, n: int, d: int, *, streaming: bool = False) -> st
     return "gd"
 
 
+# A classifier with at most this many parameters, (d + 1)·k, runs Newton's
+# method by default: its Hessian is then cheap to form and to solve.
+_NEWTON_PARAMETERS = 100
+
+
+def choose_classifier(settings: Settings, d: int, k: int) -> str:
+    """The strategy for a classifier's ``solver="auto"``: "newton" when
+    (d + 1)·k <= 100, else "lbfgs" (the named one otherwise)."""
+    if settings.solver != "auto":
+        return settings.solver
+    return "newton" if (d + 1) * k <= _NEWTON_PARAMETERS else "lbfgs"
+
+
 def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
     """A whole fit on the problem's rows, from (W0, b0) where a strategy iterates."""
     n, d = problem.X.shape
-    solver = choose(settings, n, d)
+    if problem.loss is SQUARED:
+        solver = choose(settings, n, d)
+    else:
+        solver = choose_classifier(settings, d, problem.Y.shape[1])
+    if solver == "lbfgs":
+        return lbfgs.run(settings, backend, problem, W0, b0)
+    if solver == "newton":
+        return newton.run(settings, backend, problem, W0, b0)
     if solver == "exact":
         return exact.fit(settings, problem, exact.statistics(backend, problem))
     if solver == "gram":
@@ -95,3 +125,20 @@ def partial_fit(settings: Settings, backend, problem, stream: Stream | None) -> 
     if solver == "exact":
         return exact.solve(settings, stats)
     return descent.run("gram", settings, backend, None, stats, np.zeros((d, k)), np.zeros(k))
+
+
+def partial_fit_sgd(settings: Settings, backend, problem, stream: Stream | None) -> FitResult:
+    """One SGD epoch over the problem's rows, continuing ``stream`` (None: from zeros)."""
+    import numpy as np
+
+    d, k = problem.X.shape[1], problem.Y.shape[1]
+    if stream is not None and (stream.solver != "sgd" or stream.n_targets != k):
+        raise ValueError(
+            f"partial_fit got {k} output(s) but the model so far has {stream.n_targets}. "
+            "Keep the classes fixed across calls, or call fit() to start over."
+        )
+    if stream is None:
+        state = sgd.start(settings, backend, problem, np.zeros((d, k)), np.zeros(k))
+    else:
+        state = stream.sgd
+    return sgd.run(settings, backend, problem, state, 1)

@@ -1,0 +1,192 @@
+"""LogisticRegression against scikit-learn's lbfgs at equal final objective.
+
+For each problem the optimum's objective f* comes from a tight Newton fit;
+each solver is then fitted with tol 1e-4, 1e-5, ... until its objective is
+within 1e-8 relative of f*, and the time of that first fit is the one
+compared. Also: the cost of one function-and-gradient evaluation in reads of
+X (one fused pass against numpy's single-threaded read of X), evaluations
+per fit, and the passes over X Newton needs. Ratios measured in one run.
+    python benchmarks/bench_logistic.py [--quick]
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import _harness as h
+import numpy as np
+from sklearn import linear_model as sk
+
+from fastlinreg import ConvergenceWarning, LogisticRegression
+from fastlinreg.backends import cpu
+
+GAP = 1e-8  # relative objective gap that counts as "equal"
+TOLS = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-10, 1e-12)
+
+
+def problem(n, d, k, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    W = rng.standard_normal((d, k)) / np.sqrt(d) * 2.0
+    Z = X @ W + rng.gumbel(size=(n, k)) if k > 1 else X @ W + rng.logistic(size=(n, 1))
+    y = Z.argmax(axis=1) if k > 1 else (Z[:, 0] > 0).astype(np.int64)
+    return X, y
+
+
+def objective(model, X, y, C):
+    """scikit-learn's C·Σ logloss + ½‖coef‖², in float64 numpy."""
+    Z = np.asarray(X, dtype=np.float64) @ model.coef_.T + model.intercept_
+    if Z.shape[1] == 1:
+        Z = np.column_stack([np.zeros(len(y)), Z[:, 0]])
+    lse = np.logaddexp.reduce(Z, axis=1)
+    return C * float((lse - Z[np.arange(len(y)), y]).sum()) + 0.5 * float((model.coef_**2).sum())
+
+
+class Counter:
+    """Counts the cpu backend's fused passes and Hessian passes."""
+
+    def __enter__(self):
+        self.passes = self.hessians = 0
+        self._fp, self._h = cpu.fused_pass, cpu.hessian
+
+        def fp(*a, **kw):
+            self.passes += 1
+            return self._fp(*a, **kw)
+
+        def hs(*a, **kw):
+            self.hessians += 1
+            return self._h(*a, **kw)
+
+        cpu.fused_pass, cpu.hessian = fp, hs
+        return self
+
+    def __exit__(self, *exc):
+        cpu.fused_pass, cpu.hessian = self._fp, self._h
+
+
+def to_equal_objective(make, X, y, C, f_star):
+    """(seconds, tol, gap, model) of the first fit of ``make(tol)`` within GAP of f*."""
+    for tol in TOLS:
+        model = make(tol)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            model.fit(X, y)
+            seconds = time.perf_counter() - t0
+        gap = (objective(model, X, y, C) - f_star) / abs(f_star)
+        if gap <= GAP:
+            return seconds, tol, gap, model
+    return seconds, tol, gap, model
+
+
+def compare(table, label, X, y, C, threads, payload):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        best = LogisticRegression(C=C, solver="newton", tol=1e-12, max_iter=50, n_jobs=threads)
+        f_star = objective(best.fit(X, y), X, y, C)
+    with Counter() as count:
+        ours = to_equal_objective(
+            lambda tol: LogisticRegression(
+                C=C, solver="lbfgs", tol=tol, n_jobs=threads, max_iter=1000
+            ),
+            X,
+            y,
+            C,
+            f_star,
+        )
+    theirs = to_equal_objective(
+        lambda tol: sk.LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=1000),
+        X,
+        y,
+        C,
+        f_star,
+    )
+    W, b = ours[3].coef_.T.copy(), ours[3].intercept_.copy()
+    k = W.shape[1]
+    Y = np.eye(k)[y] if k > 1 else y[:, None].astype(np.float64)
+    from fastlinreg._losses import LOGISTIC, SOFTMAX
+    from fastlinreg.backends import Problem
+
+    prob = Problem(X, Y, None, float(len(y)), LOGISTIC if k == 1 else SOFTMAX, threads)
+    one_pass = h.median_time(lambda: cpu.fused_pass(prob, W, b), repeat=5).median
+    read = h.read_floor(X).median
+    evals = ours[3].n_iter_[0]
+    table.add(
+        label,
+        h.fmt_ratio(theirs[0] / ours[0]),
+        f"{ours[1]:g} / {theirs[1]:g}",
+        f"{ours[2]:.1e} / {theirs[2]:.1e}",
+        f"{one_pass / read:.2f}",
+        f"{evals} it",
+    )
+    payload[label] = dict(
+        ours_s=ours[0],
+        sklearn_s=theirs[0],
+        ours_tol=ours[1],
+        sklearn_tol=theirs[1],
+        ours_gap=ours[2],
+        sklearn_gap=theirs[2],
+        pass_s=one_pass,
+        read_s=read,
+        passes_counted_all_tols=count.passes,
+        f_star=f_star,
+    )
+
+
+def newton_passes(table, label, X, y, C, threads, payload):
+    with Counter() as count:
+        t0 = time.perf_counter()
+        model = LogisticRegression(C=C, solver="newton", tol=1e-8, n_jobs=threads).fit(X, y)
+        seconds = time.perf_counter() - t0
+    table.add(label, count.passes, count.hessians, count.passes + count.hessians, model.n_iter_[0])
+    payload[label] = dict(seconds=seconds, fused=count.passes, hessian=count.hessians)
+
+
+def main() -> int:
+    p = h.base_parser(__doc__, threads_help="threads (n_jobs)", repeat_help="unused")
+    p.add_argument("--name", default="logistic")
+    args = p.parse_args()
+    t_start = time.perf_counter()
+    scale = 10 if args.quick else 1
+    info = h.machine_info(args.threads)
+    print(h.machine_line(info))
+    payload: dict = {"gap": GAP}
+    vs = h.Table(
+        f"LogisticRegression(solver='lbfgs') vs scikit-learn's lbfgs, equal objective ({GAP:g})",
+        [
+            "problem",
+            "speed-up",
+            "tol ours / theirs",
+            "gap ours / theirs",
+            "eval ÷ read of X",
+            "our iterations",
+        ],
+        notes=[
+            "eval ÷ read: one fused pass (loss and gradient) over one single-threaded "
+            "numpy read of X (PERF.md's floor)."
+        ],
+    )
+    nb = 1_000_000 // scale
+    for dtype in (np.float64, np.float32):
+        X, y = problem(nb, 100, 1, dtype)
+        compare(vs, f"binary n={nb} d=100 {np.dtype(dtype).name}", X, y, 1.0, args.threads, payload)
+    nm = 200_000 // scale
+    X, y = problem(nm, 100, 10, np.float64)
+    compare(vs, f"multinomial k=10 n={nm} d=100 float64", X, y, 1.0, args.threads, payload)
+    nt = h.Table(
+        "Newton: passes over X to tol 1e-8",
+        ["problem", "fused passes", "Hessian passes", "total", "iterations"],
+    )
+    for d in (20, 100, 200):
+        X, y = problem(nb // 4, d, 1, np.float64, seed=d)
+        newton_passes(nt, f"binary n={nb // 4} d={d}", X, y, 1.0, args.threads, payload)
+    sklearnex = h.optional_import("sklearnex")
+    vs.notes.append(
+        "scikit-learn-intelex: " + ("installed but not measured" if sklearnex else "not installed")
+    )
+    return h.finish(args, "LogisticRegression vs scikit-learn", info, payload, [vs, nt], t_start)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
