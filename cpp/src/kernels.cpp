@@ -121,7 +121,8 @@ SgdResult descend_sgd(const DataView<T> &v, const SgdParams &params, double *W, 
 }
 
 template <class T>
-double curvature_stream(const DataView<T> &v, const DescentParams &params, int n_threads) {
+double curvature_stream(const DataView<T> &v, const DescentParams &params, int n_threads,
+                        const StopCheck &should_stop) {
   return dispatch_loss(v.loss, [&](auto policy) {
     using Loss = decltype(policy);
     DataView<T> probe = v;
@@ -129,7 +130,8 @@ double curvature_stream(const DataView<T> &v, const DescentParams &params, int n
     probe.k = 1;
     auto oracle = make_oracle<CurvatureProbe<Loss>>(probe);
     const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
-    return top_curvature(oracle, params, nt, 100, 1e-4, Loss::kCurvature);
+    return top_curvature(oracle, params, nt, 100, 1e-4, Loss::kCurvature, oracle.work_per_pass(),
+                         should_stop);
   });
 }
 
@@ -153,11 +155,13 @@ DescentResult descend_gram(const GramView &s, const DescentParams &params, doubl
   return descend(oracle, params, W, b, loss_curve, nt, work, should_stop);
 }
 
-double curvature_gram(const GramView &s, const DescentParams &params, int n_threads) {
+double curvature_gram(const GramView &s, const DescentParams &params, int n_threads,
+                      const StopCheck &should_stop) {
   GramOracle oracle(s.d, 1, s.weight_sum, s.mean_x, s.mean_y, s.Cxx, s.Cxy, s.Cyy,
                     /*zero_y=*/true);
   const int nt = useful_threads(n_threads, double(s.d) * double(s.d), s.d);
-  return top_curvature(oracle, params, nt, 100, 1e-4, SquaredLoss::kCurvature);
+  return top_curvature(oracle, params, nt, 100, 1e-4, SquaredLoss::kCurvature,
+                       double(s.d) * double(s.d), should_stop);
 }
 
 // The one list of instantiations.
@@ -170,7 +174,8 @@ double curvature_gram(const GramView &s, const DescentParams &params, int n_thre
                                            double *, double *, int, const StopCheck &);            \
   template SgdResult descend_sgd<T>(const DataView<T> &, const SgdParams &, double *, double *,    \
                                     double *, const StopCheck &);                                  \
-  template double curvature_stream<T>(const DataView<T> &, const DescentParams &, int);            \
+  template double curvature_stream<T>(const DataView<T> &, const DescentParams &, int,             \
+                                      const StopCheck &);                                          \
   template double sufficient_stats<T>(const DataView<T> &, dsyrk_fn *, int, double *, double *,    \
                                       double *, double *, double *);                               \
   template double column_moments<T>(const DataView<T> &, int, double *, double *);

@@ -100,10 +100,7 @@ def _run_fit(args) -> int:
         raise SystemExit("error: no numeric feature columns besides the target")
     model = LinearRegression(solver=args.solver, alpha=args.alpha)
     t0 = time.perf_counter()
-    try:
-        model.fit(X, y)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    model.fit(X, y)
     elapsed = time.perf_counter() - t0
     print(
         f"fitted {X.shape[0]} rows x {X.shape[1]} features of {args.csv} "
@@ -123,12 +120,12 @@ def main(argv=None) -> int:
         raise SystemExit("error: --steps must be at least 1")
     if not args.learning_rate > 0:
         raise SystemExit("error: --learning-rate must be positive")
-    if args.command == "fit":
-        return _run_fit(args)
     try:
-        return _run_tutorial(args)
-    except ImportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return _run_fit(args) if args.command == "fit" else _run_tutorial(args)
+    except (OSError, ValueError, ImportError) as exc:
+        # A missing or unreadable file, a CSV pandas cannot parse, a non-numeric
+        # column, a diverging step: one line, not a traceback.
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 

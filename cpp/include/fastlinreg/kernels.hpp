@@ -54,7 +54,8 @@ SgdResult descend_sgd(const DataView<T> &data, const SgdParams &params, double *
 // descended space: loss curvature bound * lambda_max(X^T X / weight_sum), plus
 // the penalty. data.y is unused.
 template <class T>
-double curvature_stream(const DataView<T> &data, const DescentParams &params, int n_threads);
+double curvature_stream(const DataView<T> &data, const DescentParams &params, int n_threads,
+                        const StopCheck &should_stop = {});
 
 // Centred sufficient statistics in one read of X (stats.hpp). Outputs are
 // overwritten: mean_x (d), mean_y (k), Cxx (d, d), Cxy (d, k), Cyy (k, k).
@@ -73,6 +74,7 @@ double column_moments(const DataView<T> &data, int n_threads, double *mean, doub
 // (squared loss): the same iterates as descend_stream at O(d^2 k) per step.
 DescentResult descend_gram(const GramView &stats, const DescentParams &params, double *W, double *b,
                            double *loss_curve, int n_threads, const StopCheck &should_stop);
-double curvature_gram(const GramView &stats, const DescentParams &params, int n_threads);
+double curvature_gram(const GramView &stats, const DescentParams &params, int n_threads,
+                      const StopCheck &should_stop = {});
 
 }  // namespace fastlinreg
