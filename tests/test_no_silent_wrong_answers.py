@@ -137,6 +137,17 @@ def test_tiny_or_huge_y_is_the_same_fit_bit_for_bit(backend, solver, power):
     assert model.intercept_ == plain.intercept_ * s
 
 
+@pytest.mark.parametrize("solver", ["exact", "sgd"])
+def test_partial_fit_keeps_the_first_chunks_scale_of_y(backend, solver):
+    X, y = _data()
+    s = np.ldexp(1.0, -1000)
+    kw = dict(solver=solver, backend=backend.NAME, random_state=0)
+    model = LinearRegression(**kw).partial_fit(X[:120], y[:120] * s)
+    model.partial_fit(X[120:], y[120:] * s)
+    plain = LinearRegression(**kw).partial_fit(X[:120], y[:120]).partial_fit(X[120:], y[120:])
+    np.testing.assert_array_equal(model.coef_, plain.coef_ * s)
+
+
 def test_y_times_1e_minus_300_runs_more_than_one_step(backend):
     X, y = _data()
     exact = LinearRegression(solver="exact").fit(X, y)

@@ -24,7 +24,7 @@ def standardisation(settings: Settings, backend, problem=None, stats=None):
     if not settings.auto_step:
         return None, None
     if stats is not None:
-        mean, spread = stats.mean_x, np.sqrt(np.diag(stats.Cxx) / stats.weight_sum)
+        mean, spread = stats.mean_x, np.sqrt(np.maximum(np.diag(stats.Cxx), 0) / stats.weight_sum)
     else:
         _, mean, var = backend.column_moments(problem)
         if not np.isfinite(mean).all():
