@@ -208,7 +208,7 @@ def test_ctrl_c_stops_the_automatic_steps_power_iteration():
     sent = _interrupt_after(0.1 * whole)
     with pytest.raises(KeyboardInterrupt):
         cpu.curvature(p, cfg)
-    assert time.perf_counter() - sent[0] < 0.25 * whole
+    assert time.perf_counter() - sent[0] < 0.5 * whole
 
 
 def test_max_iter_beyond_the_loss_curve_is_rejected_clearly():
