@@ -101,21 +101,20 @@ struct ParamMap {
 // unstable directions dominate.
 struct GrowthWatch {
   index_t rises = 0;
-  double prev = 0.0, base = 0.0;
-  bool started = false;
+  double prev = std::numeric_limits<double>::infinity(), base = 0.0;
 
   // True when `loss` ends `needed` rises in a row that together exceed
-  // margin + rel * |the loss where they began|.
+  // margin + rel * |the loss where they began|. The falling path is the
+  // cheap one: it is every step of a converging run.
   bool grew(double loss, index_t needed, double margin, double rel = 0.0) {
-    if (started && loss > prev) {
-      ++rises;
-    } else {
-      rises = 0;
-      base = loss;
-      started = true;
+    if (__builtin_expect(loss > prev, 0)) {
+      if (rises++ == 0) base = prev;
+      prev = loss;
+      return rises >= needed && loss - base > margin + rel * std::fabs(base);
     }
+    rises = 0;
     prev = loss;
-    return rises >= needed && loss - base > margin + rel * std::fabs(base);
+    return false;
   }
 };
 
@@ -172,7 +171,8 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
   index_t until_check = check_every;
 
   DescentResult res;
-  detail::GrowthWatch growth;
+  index_t rises = 0;  // the growth rule's rises in a row, from rise_base
+  double rise_base = 0.0;
   double loss0 = 0.0, norm2 = 0.0, grad_norm0 = 0.0;
   bool stop = p.max_iter <= 0;
   const int nt = std::max(1, n_threads);
@@ -189,7 +189,15 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
     }
     if (t == 0) loss0 = loss;
     res.last_loss = loss;
-    const bool grew = growth.grew(loss, detail::kDescentRises, detail::kDescentMargin * loss0);
+    // GrowthWatch's rule, against the recorded curve: no state to store on
+    // the falling path, which is every step of a converging run.
+    bool grew = false;
+    if (t > 0 && loss > loss_curve[t - 1]) {
+      if (rises++ == 0) rise_base = loss_curve[t - 1];
+      grew = rises >= detail::kDescentRises && loss - rise_base > detail::kDescentMargin * loss0;
+    } else {
+      rises = 0;
+    }
     if (!std::isfinite(loss) || (t > 0 && loss > p.divergence_factor * loss0) || grew) {
       res.status = DescentStatus::kDiverged;
       stop = true;

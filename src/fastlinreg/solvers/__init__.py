@@ -45,8 +45,9 @@ def choose(settings: Settings, n: int, d: int, *, streaming: bool = False) -> st
 def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
     """A whole fit on the problem's rows, from (W0, b0) where a strategy iterates."""
     s = target_scale(problem)
-    result = _fit(settings, backend, scaled(problem, s), W0 * s, b0 * s)
-    return unscaled(result, s)
+    if s == 1.0:
+        return unscaled(_fit(settings, backend, problem, W0, b0), s)
+    return unscaled(_fit(settings, backend, scaled(problem, s), W0 * s, b0 * s), s)
 
 
 def statistics(backend, problem):

@@ -30,7 +30,7 @@ def target_scale(problem) -> float:
     Y = problem.Y
     if Y is None or Y.size == 0 or problem.loss.name != "squared":
         return 1.0
-    peak = float(np.max(np.abs(Y)))
+    peak = max(-float(Y.min()), float(Y.max()))  # no |Y| temporary
     if peak == 0.0 or not np.isfinite(peak) or _Y_RANGE[0] <= peak <= _Y_RANGE[1]:
         return 1.0
     return float(np.ldexp(1.0, -int(np.frexp(peak)[1])))
