@@ -304,6 +304,20 @@ Result raise_if_interrupted(const Result &r) {
   return r;
 }
 
+// Runs run(stop) with the GIL released; raises KeyboardInterrupt (or what
+// the signal handler raised) if the power iteration stopped for a signal.
+template <class Run>
+double curvature_interruptible(Run &&run) {
+  bool stopped = false;
+  double r;
+  {
+    py::gil_scoped_release nogil;
+    r = run(StopCheck([&stopped] { return stopped = python_interrupted(); }));
+  }
+  if (stopped) throw py::error_already_set();
+  return r;
+}
+
 template <class Params>
 void bind_standardisation(py::class_<Checked<Params>> &cls) {
   cls.def_readwrite("shift", &Checked<Params>::shift, "(d) column shift, or None")
@@ -537,8 +551,8 @@ PYBIND11_MODULE(_core, m) {
             [&](auto v) {
               v.y = nullptr;
               const DescentParams p = params.resolved(v.d);
-              py::gil_scoped_release nogil;
-              return curvature_stream(v, p, n_threads);
+              return curvature_interruptible(
+                  [&](const StopCheck &stop) { return curvature_stream(v, p, n_threads, stop); });
             },
             /*reads_y=*/false);
       },
@@ -551,8 +565,8 @@ PYBIND11_MODULE(_core, m) {
       [](const Stats &stats, const PyDescentParams &params, int n_threads) {
         const GramView &s = stats.solvable();
         const DescentParams p = params.resolved(s.d);
-        py::gil_scoped_release nogil;
-        return curvature_gram(s, p, n_threads);
+        return curvature_interruptible(
+            [&](const StopCheck &stop) { return curvature_gram(s, p, n_threads, stop); });
       },
       py::arg("stats"), py::arg("params"), py::arg("n_threads") = 0,
       "curvature_stream's power iteration, on sufficient statistics (squared loss).");

@@ -127,8 +127,9 @@ SgdResult descend_sgd(const DataView<T> &data, const SgdParams &params, double *
 }
 
 template <class T>
-double curvature_stream(const DataView<T> &data, const DescentParams &params, int n_threads) {
-  FASTLINREG_CALL(curvature_stream<T>, data, params, n_threads)
+double curvature_stream(const DataView<T> &data, const DescentParams &params, int n_threads,
+                        const StopCheck &should_stop) {
+  FASTLINREG_CALL(curvature_stream<T>, data, params, n_threads, should_stop)
 }
 
 template <class T>

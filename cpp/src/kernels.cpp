@@ -165,7 +165,8 @@ SgdResult descend_sgd(const DataView<T> &v, const SgdParams &params, double *W, 
 }
 
 template <class T>
-double curvature_stream(const DataView<T> &v, const DescentParams &params, int n_threads) {
+double curvature_stream(const DataView<T> &v, const DescentParams &params, int n_threads,
+                        const StopCheck &should_stop) {
   return dispatch_loss(v.loss, [&](auto policy) {
     using Loss = decltype(policy);
     DataView<T> probe = v;
@@ -173,7 +174,8 @@ double curvature_stream(const DataView<T> &v, const DescentParams &params, int n
     probe.k = 1;
     auto oracle = make_oracle<CurvatureProbe<Loss>>(probe);
     const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
-    return top_curvature(oracle, params, nt, 100, 1e-4, Loss::kCurvature);
+    return top_curvature(oracle, params, nt, 100, 1e-4, Loss::kCurvature, oracle.work_per_pass(),
+                         should_stop);
   });
 }
 
@@ -197,11 +199,13 @@ DescentResult descend_gram(const GramView &s, const DescentParams &params, doubl
   return descend(oracle, params, W, b, loss_curve, nt, work, should_stop);
 }
 
-double curvature_gram(const GramView &s, const DescentParams &params, int n_threads) {
+double curvature_gram(const GramView &s, const DescentParams &params, int n_threads,
+                      const StopCheck &should_stop) {
   GramOracle oracle(s.d, 1, s.weight_sum, s.mean_x, s.mean_y, s.Cxx, s.Cxy, s.Cyy,
                     /*zero_y=*/true);
   const int nt = useful_threads(n_threads, double(s.d) * double(s.d), s.d);
-  return top_curvature(oracle, params, nt, 100, 1e-4, SquaredLoss::kCurvature);
+  return top_curvature(oracle, params, nt, 100, 1e-4, SquaredLoss::kCurvature,
+                       double(s.d) * double(s.d), should_stop);
 }
 
 FASTLINREG_INSTANTIATE(float)

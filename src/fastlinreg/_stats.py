@@ -96,7 +96,10 @@ class SufficientStats:
             raise ValueError(
                 f"X must be a 2-D array of numbers; got shape {X.shape} and dtype {X.dtype}."
             )
-        y = np.asarray(y, dtype=np.float64)
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("y must be an array of numbers, of shape (n,) or (n, k).") from None
         if y.ndim == 1:
             y = y.reshape(-1, 1)
         if y.ndim != 2 or y.shape[0] != X.shape[0]:

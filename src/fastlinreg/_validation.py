@@ -118,7 +118,8 @@ def check_weights(sample_weight, X):
     if sample_weight is None:
         return None, float(X.shape[0])
     sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-    wsum = float(sw.sum())
+    with np.errstate(over="ignore"):  # an infinite sum: the solver says which input overflowed
+        wsum = float(sw.sum())
     if not wsum > 0:
         raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight.")
     return np.ascontiguousarray(sw), wsum

@@ -226,20 +226,14 @@ def main(argv=None) -> int:
         raise SystemExit("error: --steps must be at least 1")
     if not args.learning_rate > 0:
         raise SystemExit("error: --learning-rate must be positive")
-    if args.command in ("fit", "predict", "summary"):
-        return {"fit": _run_fit, "predict": _run_predict, "summary": _run_summary}[args.command](
-            args
-        )
-    if args.command == "classify":
-        try:
-            return _run_classify(args)
-        except ImportError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    commands = {"fit": _run_fit, "predict": _run_predict, "summary": _run_summary,
+                "classify": _run_classify}
     try:
-        return _run_tutorial(args)
-    except ImportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return commands.get(args.command, _run_tutorial)(args)
+    except (OSError, ValueError, ImportError) as exc:
+        # A missing or unreadable file, a CSV pandas cannot parse, a non-numeric
+        # column, a diverging step: one line, not a traceback.
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 

@@ -83,7 +83,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         monotonically whatever the column scales. The step used is stored in
         ``learning_rate_``.
     max_iter : int, default=1000
-        Number of gradient-descent steps at most.
+        Number of gradient-descent steps (epochs for ``"sgd"``) at most, up to
+        2**28 (the loss curve is allocated for them up front).
     tol : float or None, default=1e-4
         Stop when the gradient norm (in the descended parametrisation) falls to
         ``tol`` times its value at the start. ``None`` runs exactly ``max_iter``
@@ -186,7 +187,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         "fit_intercept": ["boolean"],
         "solver": [StrOptions({"auto", "gd", "gram", "exact", "sgd"})],
         "learning_rate": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        # The loss curve is allocated for max_iter steps up front: 2**28 is 2 GiB.
+        "max_iter": [Interval(numbers.Integral, 1, 2**28, closed="both")],
         "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
         "alpha": [Interval(numbers.Real, 0, None, closed="left"), "array-like"],
         "positive": ["boolean"],

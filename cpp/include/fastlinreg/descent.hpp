@@ -38,13 +38,20 @@ struct ParamMap {
   ParamMap(index_t d_, index_t k_, const Standardisation &s, bool fit_intercept_)
       : d(d_), k(k_), shift(s.shift), scale(s.scale), fit_intercept(fit_intercept_) {}
 
-  // (W, b) -> (V, c): V = W * s (row-wise), c = b + m^T W (0 without an intercept).
+  // A column whose scale is +inf is frozen: a constant column, whose
+  // coefficient stays 0 (the intercept absorbs it; the minimum-norm answer).
+  bool frozen(index_t j) const { return scale && std::isinf(scale[j]); }
+
+  // (W, b) -> (V, c): V = W * s (row-wise), c = b + m^T W (0 without an
+  // intercept); a frozen column's coefficient is dropped.
   void from_model(const double *W, const double *b, double *V, double *c) const {
-    for (index_t j = 0; j < d * k; ++j) V[j] = scale ? W[j] * scale[j / k] : W[j];
+    for (index_t j = 0; j < d * k; ++j)
+      V[j] = !scale ? W[j] : frozen(j / k) ? 0.0 : W[j] * scale[j / k];
     for (index_t q = 0; q < k; ++q) {
       double cq = fit_intercept ? b[q] : 0.0;
       if (shift && fit_intercept)
-        for (index_t j = 0; j < d; ++j) cq += shift[j] * W[j * k + q];
+        for (index_t j = 0; j < d; ++j)
+          if (!frozen(j)) cq += shift[j] * W[j * k + q];
       c[q] = cq;
     }
   }
@@ -81,7 +88,7 @@ struct ParamMap {
         const double a = alpha_k ? alpha_k[q] : alpha;
         if (a != 0.0) g += a * W[j * k + q];  // off every step's critical path when 0
         if (shift && fit_intercept) g -= shift[j] * gb[q];
-        if (scale) g /= scale[j];
+        if (scale) g = frozen(j) ? 0.0 : g / scale[j];
         G[j * k + q] = g;
         norm2 += g * g;
       }
@@ -116,6 +123,34 @@ inline double projected_norm2(const double *V, const double *G, const double *gb
 inline void project_nonnegative(double *V, index_t dk) {
   for (index_t j = 0; j < dk; ++j) V[j] = std::max(V[j], 0.0);
 }
+
+// Persistent growth of a loss that should fall: `needed` rises in a row
+// that lift it above where the rise began by more than `margin`. Descent
+// with a safe step never rises (beyond rounding, which neither lasts nor
+// reaches the margin); an unsafe one rises at a geometric rate once its
+// unstable directions dominate.
+struct GrowthWatch {
+  index_t rises = 0;
+  double prev = std::numeric_limits<double>::infinity(), base = 0.0;
+
+  // True when `loss` ends `needed` rises in a row that together exceed
+  // margin + rel * |the loss where they began|. The falling path is the
+  // cheap one: it is every step of a converging run.
+  bool grew(double loss, index_t needed, double margin, double rel = 0.0) {
+    if (__builtin_expect(loss > prev, 0)) {
+      if (rises++ == 0) base = prev;
+      prev = loss;
+      return rises >= needed && loss - base > margin + rel * std::fabs(base);
+    }
+    rises = 0;
+    prev = loss;
+    return false;
+  }
+};
+
+// Gradient descent's rule: 8 rises in a row, together above 1e-3 of the first loss.
+constexpr index_t kDescentRises = 8;
+constexpr double kDescentMargin = 1e-3;
 
 // The loop's working arrays: of a size fixed at compile time (N > 0), which
 // lets a tiny problem's iterate live in registers, or on the heap (N == 0).
@@ -167,6 +202,8 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
   index_t until_check = check_every;
 
   DescentResult res;
+  index_t rises = 0;  // the growth rule's rises in a row, from rise_base
+  double rise_base = 0.0;
   double loss0 = 0.0, norm2 = 0.0, grad_norm0 = 0.0;
   bool stop = p.max_iter <= 0;
   const int nt = std::max(1, n_threads);
@@ -180,7 +217,16 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
       loss += detail::l2_penalty(W, d, k, p.alpha, p.alpha_per_output);
     if (t == 0) loss0 = loss;
     res.last_loss = loss;
-    if (!std::isfinite(loss) || (t > 0 && loss > p.divergence_factor * loss0)) {
+    // GrowthWatch's rule, against the recorded curve: no state to store on
+    // the falling path, which is every step of a converging run.
+    bool grew = false;
+    if (t > 0 && loss > loss_curve[t - 1]) {
+      if (rises++ == 0) rise_base = loss_curve[t - 1];
+      grew = rises >= detail::kDescentRises && loss - rise_base > detail::kDescentMargin * loss0;
+    } else {
+      rises = 0;
+    }
+    if (!std::isfinite(loss) || (t > 0 && loss > p.divergence_factor * loss0) || grew) {
       res.status = DescentStatus::kDiverged;
       stop = true;
       return;
@@ -318,9 +364,12 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
 // curvature exactly 1 when the shift is the weighted column mean, so the
 // result is max(lambda_coef, intercept_curvature) with an intercept. Iterates until the
 // Rayleigh quotient moves less than rtol.
+// should_stop is asked about every 2^25 elements read; when it says stop the
+// result is NaN (the caller raises what stopped it).
 template <class Oracle>
 double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads, index_t max_iter,
-                     double rtol, double intercept_curvature) {
+                     double rtol, double intercept_curvature, double work_per_pass,
+                     const StopCheck &should_stop) {
   const index_t d = oracle.d();
   const detail::ParamMap st(d, 1, p.standardisation, p.fit_intercept);
   std::vector<double> v(static_cast<size_t>(d)), W(static_cast<size_t>(d)),
@@ -338,7 +387,13 @@ double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads, inde
   for (auto &x : v) x /= std::sqrt(nrm);
   double lambda = 0.0;
   const int nt = std::max(1, n_threads);
+  double work = 0.0;
   for (index_t it = 0; it < max_iter; ++it) {
+    work += work_per_pass;
+    if (should_stop && work >= double(index_t(1) << 25)) {
+      work = 0.0;
+      if (should_stop()) return std::numeric_limits<double>::quiet_NaN();
+    }
     c = 0.0;  // in the standardised space the intercept does not couple
     st.to_model(v.data(), &c, W.data(), &b);
 #pragma omp parallel num_threads(nt) if (nt > 1)

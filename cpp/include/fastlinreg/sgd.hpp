@@ -50,6 +50,12 @@ struct SplitMix64 {
 
 namespace detail {
 
+// SGD's divergence rule (GrowthWatch): 3 rising epochs in a row that at
+// least double the loss and add 1e-3 of the first epoch's loss.
+constexpr index_t kSgdRises = 3;
+constexpr double kSgdMargin = 1e-3;
+
+
 // Batches of dense rows: each is gathered into a small buffer that stays in
 // cache and handed to the fused pass of full-batch descent.
 template <class Loss, class T>
@@ -123,6 +129,7 @@ SgdResult sgd_epochs(Batches &batches, index_t n, index_t d, index_t k, const Sg
   std::iota(order.begin(), order.end(), index_t(0));
   detail::SplitMix64 rng{p.seed ^ (0xD1B54A32D192ED03ull * std::uint64_t(p.epoch_offset + 1))};
 
+  GrowthWatch growth;
   const double per_check = double(index_t(1) << 25);
   double work = 0.0;
   for (index_t e = 0; e < p.max_epochs; ++e) {
@@ -160,6 +167,11 @@ SgdResult sgd_epochs(Batches &batches, index_t n, index_t d, index_t k, const Sg
     loss_curve[e] = epoch_loss;
     res.n_epochs = e + 1;
     if (!(res.ref_loss > 0.0)) res.ref_loss = epoch_loss;
+    // Epoch losses are noisy, but not three rises in a row that double the
+    // loss: that is a step too large, whatever the decaying schedule may
+    // later bring back (within one call; partial_fit's chunks differ).
+    if (growth.grew(epoch_loss, kSgdRises, kSgdMargin * res.ref_loss, 1.0))
+      return finish(DescentStatus::kDiverged);
     // scikit-learn's SGD rule, with tol relative to the first epoch's loss
     // (as gradient descent's tol is relative to its first gradient): an epoch
     // that does not beat the best loss by tol * ref_loss counts as no

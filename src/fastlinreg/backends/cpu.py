@@ -135,12 +135,52 @@ def predict(X, W, b, n_jobs=None) -> np.ndarray:
     return P
 
 
+# Rows per call of the statistics pass: about 2^30 multiply-adds (tens of
+# milliseconds), so that Python acts on Ctrl-C between calls. The blocks
+# depend on the shape only, so the bits do not depend on the thread count.
+_STATS_BLOCK_WORK = 1 << 30
+
+
 def sufficient_stats(problem: Problem, *, _syrk=None):
     """``_syrk``: a dsyrk capsule, for the benchmark's BLAS comparison only."""
+    from .._stats import SufficientStats
+
+    n, d = problem.X.shape
+    k = problem.Y.shape[1]
+    rows = max(1024, _STATS_BLOCK_WORK // max(1, d * (d + k)))
+    if n <= rows:
+        return _stats_pass(problem, _syrk)
+    total = None
+    for start in range(0, n, rows):
+        part = slice(start, start + rows)
+        sw = None if problem.sample_weight is None else problem.sample_weight[part]
+        block = Problem(
+            problem.X[part],
+            problem.Y[part],
+            sw,
+            float(problem.X[part].shape[0]) if sw is None else float(sw.sum()),
+            problem.loss,
+            problem.n_jobs,
+        )
+        if not block.weight_sum > 0:
+            continue  # rows of weight 0 add nothing
+        stats = SufficientStats(*_stats_pass(block, _syrk))
+        total = stats if total is None else total.merge(stats)
+    return (
+        total.weight_sum,
+        total.mean_x,
+        total.mean_y,
+        np.ascontiguousarray(total.Cxx),
+        total.Cxy,
+        total.Cyy,
+    )
+
+
+def _stats_pass(problem: Problem, syrk):
     d, k = problem.X.shape[1], problem.Y.shape[1]
     parts = (np.empty(d), np.empty(k), np.empty((d, d)), np.empty((d, k)), np.empty((k, k)))
     wsum = _core.sufficient_stats(
-        _problem(problem), _core.Stats(1.0, *parts), resolve_threads(problem.n_jobs), _syrk
+        _problem(problem), _core.Stats(1.0, *parts), resolve_threads(problem.n_jobs), syrk
     )
     return (wsum, *parts)
 

@@ -29,6 +29,25 @@ NAME = "reference"
 # results without warnings: the solvers test the results and say what failed.
 _quiet = np.errstate(all="ignore")
 _DIVERGENCE_FACTOR = 1e8  # loss > factor * first loss counts as divergence (descent.hpp)
+# descent.hpp's and sgd.hpp's persistent-growth rules (GrowthWatch): rises in a
+# row, the margin over the first loss, and the relative rise over their start.
+_DESCENT_RULE = (8, 1e-3, 0.0)
+_SGD_RULE = (3, 1e-3, 1.0)
+
+
+class _GrowthWatch:
+    """descent.hpp's GrowthWatch: `needed` rises in a row above a margin."""
+
+    def __init__(self):
+        self.rises, self.prev, self.base, self.started = 0, 0.0, 0.0, False
+
+    def grew(self, loss, needed, margin, rel):
+        if self.started and loss > self.prev:
+            self.rises += 1
+        else:
+            self.rises, self.base, self.started = 0, loss, True
+        self.prev = loss
+        return self.rises >= needed and loss - self.base > margin + rel * abs(self.base)
 
 
 def available() -> tuple[bool, str]:
@@ -83,7 +102,7 @@ def sufficient_stats(problem: Problem):
     ws = float(w.sum())
     if is_sparse(X):
         return _sparse_stats(X, Y, w, ws)
-    mx, my = w @ X / ws, w @ Y / ws
+    mx, my = _mean(X, w, ws), _mean(Y, w, ws)
     Xc, Yc = X - mx, Y - my
     Cxx, Cyy = (w[:, None] * Xc).T @ Xc, (w[:, None] * Yc).T @ Yc
     # Exactly symmetric, as the statistics promise.
@@ -103,7 +122,7 @@ def column_moments(problem: Problem):
         stored = np.bincount(C.col, wr * (C.data - mean[C.col]) ** 2, minlength=d)
         zeros = ws - np.bincount(C.col, wr, minlength=d)
         return ws, mean, (stored + zeros * mean**2) / ws
-    mean = w @ X / ws
+    mean = _mean(X, w, ws)
     return ws, mean, w @ (X - mean) ** 2 / ws
 
 
@@ -118,6 +137,13 @@ def _sparse_stats(X, Y, w, ws):
     return ws, mx, my, 0.5 * (Cxx + Cxx.T), np.asarray(Xw.T @ Yc), 0.5 * (Cyy + Cyy.T)
 
 
+def _mean(X, w, ws):
+    """Weighted column means, corrected once by the mean residual: exact to
+    rounding, so a constant column's centred values are 0, as the kernels'."""
+    mean = w @ X / ws
+    return mean + w @ (X - mean) / ws
+
+
 class _Map:
     """The model <-> descended map of types.hpp's Standardisation."""
 
@@ -125,9 +151,16 @@ class _Map:
         self.shift = None if c.shift is None else np.asarray(c.shift)
         self.scale = None if c.scale is None else np.asarray(c.scale)
         self.fit_intercept = c.fit_intercept
+        # A scale of +inf freezes a constant column at coefficient 0.
+        self.frozen = np.zeros(d, bool) if self.scale is None else np.isinf(self.scale)
 
     def to_descended(self, W, b):
-        V = W * self.scale[:, None] if self.scale is not None else W.copy()
+        W = np.where(self.frozen[:, None], 0.0, W)
+        V = (
+            np.where(self.frozen[:, None], 0.0, W * self.scale[:, None])
+            if self.scale is not None
+            else W
+        )
         c = b + self.shift @ W if self.shift is not None else b.copy()
         return V, c if self.fit_intercept else np.zeros_like(b)
 
@@ -142,13 +175,15 @@ class _Map:
         if self.shift is not None and self.fit_intercept:
             G = G - np.outer(self.shift, gb)
         if self.scale is not None:
-            G = G / self.scale[:, None]
+            G = np.where(self.frozen[:, None], 0.0, G / self.scale[:, None])
         return G, gb if self.fit_intercept else np.zeros_like(gb)
 
 
 def _penalty(alpha, W) -> float:
-    """alpha/2 |W|², alpha a float or one per output (k,)."""
-    return 0.5 * float((np.asarray(alpha) * W * W).sum())
+    """alpha/2 |W|², alpha a float or one per output (k,); 0 without a penalty
+    (a coefficient held at inf by a constant column must not make 0·inf)."""
+    alpha = np.asarray(alpha)
+    return 0.5 * float((alpha * W * W).sum()) if np.any(alpha) else 0.0
 
 
 def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
@@ -158,12 +193,14 @@ def _descend(oracle, config: DescentConfig, W0, b0) -> DescentOutcome:
     V = np.maximum(V, 0.0) if config.positive else V
     W, b = m.to_model(V, c)
     curve, status, loss0, norm0, last = [], Status.MAX_ITER, 0.0, 0.0, 0.0
+    watch, (rises, margin, rel) = _GrowthWatch(), _DESCENT_RULE
     for t in range(config.max_iter):
         loss, G, gb = oracle(W, b)
         loss += _penalty(config.alpha, W)
         loss0 = loss if t == 0 else loss0
         last = loss
-        if not np.isfinite(loss) or (t > 0 and loss > _DIVERGENCE_FACTOR * loss0):
+        grew = watch.grew(loss, rises, margin * loss0, rel)
+        if not np.isfinite(loss) or (t > 0 and loss > _DIVERGENCE_FACTOR * loss0) or grew:
             status = Status.DIVERGED
             break
         G, gb = m.gradient(G, gb, W, config.alpha)
@@ -290,6 +327,7 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
     order = np.arange(n)
     best, no_imp, ref = config.best_loss, config.no_improvement, config.ref_loss
     curve, status = [], Status.MAX_ITER
+    watch, (rises, margin, rel) = _GrowthWatch(), _SGD_RULE
     for e in range(config.max_epochs):
         if config.shuffle:
             for i in range(n - 1, 0, -1):
@@ -320,6 +358,9 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
             config.progress(e + 1, epoch_loss)
         if not ref > 0.0:
             ref = epoch_loss
+        if watch.grew(epoch_loss, rises, margin * ref, rel):
+            status = Status.DIVERGED
+            break
         if config.tol is not None:
             no_imp = no_imp + 1 if epoch_loss > best - config.tol * ref else 0
             if no_imp >= config.n_iter_no_change:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from .._losses import SQUARED
 from . import descent, exact, lbfgs, newton, sgd
-from ._common import MAX_GRAM_FEATURES, FitResult, Settings, Stream
+from ._common import _OVERFLOW, MAX_GRAM_FEATURES, FitResult, Settings, Stream, overflow_error
+from ._scale import MOMENTS_OUT_OF_RANGE, moments_in_range, scaled, target_scale, unscaled
 
 __all__ = [
     "choose",
@@ -66,6 +67,23 @@ def choose_classifier(settings: Settings, d: int, k: int) -> str:
 
 def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
     """A whole fit on the problem's rows, from (W0, b0) where a strategy iterates."""
+    s = target_scale(problem)
+    if s == 1.0:
+        return unscaled(_fit(settings, backend, problem, W0, b0), s)
+    return unscaled(_fit(settings, backend, scaled(problem, s), W0 * s, b0 * s), s)
+
+
+def statistics(backend, problem):
+    """exact.statistics, its overflow error naming the input that overflowed."""
+    try:
+        return exact.statistics(backend, problem)
+    except ValueError as exc:
+        if str(exc) != _OVERFLOW:
+            raise
+        raise overflow_error(problem) from None
+
+
+def _fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
     n, d = problem.X.shape
     if problem.loss is SQUARED:
         solver = choose(settings, n, d)
@@ -75,12 +93,15 @@ def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
         return lbfgs.run(settings, backend, problem, W0, b0)
     if solver == "newton":
         return newton.run(settings, backend, problem, W0, b0)
-    if solver == "exact":
-        return exact.fit(settings, problem, exact.statistics(backend, problem))
-    if solver == "gram":
-        return descent.run(
-            "gram", settings, backend, problem, exact.statistics(backend, problem), W0, b0
-        )
+    if solver in ("exact", "gram"):
+        stats = statistics(backend, problem)
+        if not moments_in_range(stats):
+            if settings.solver == "auto":  # the descent over X reads X at any scale
+                return descent.run("gd", settings, backend, problem, None, W0, b0)
+            raise ValueError(MOMENTS_OUT_OF_RANGE.format(solver=solver))
+        if solver == "exact":
+            return exact.fit(settings, problem, stats)
+        return descent.run("gram", settings, backend, problem, stats, W0, b0)
     if solver == "sgd":
         state = sgd.start(settings, backend, problem, W0, b0)
         return sgd.run(settings, backend, problem, state, settings.max_iter)
@@ -95,6 +116,11 @@ def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
 
 def partial_fit(settings: Settings, backend, problem, stream: Stream | None) -> FitResult:
     """Continue ``stream`` (None: start one) with the problem's rows."""
+    s = stream.y_scale if stream is not None else target_scale(problem)
+    return unscaled(_partial_fit(settings, backend, scaled(problem, s), stream), s)
+
+
+def _partial_fit(settings: Settings, backend, problem, stream: Stream | None) -> FitResult:
     import numpy as np
 
     n, d = problem.X.shape
@@ -119,9 +145,11 @@ def partial_fit(settings: Settings, backend, problem, stream: Stream | None) -> 
             else sgd.start(settings, backend, problem, np.zeros((d, k)), np.zeros(k))
         )
         return sgd.run(settings, backend, problem, state, 1)
-    stats = exact.statistics(backend, problem)
+    stats = statistics(backend, problem)
     if stream is not None:
         stats = stream.stats.merge(stats)
+    if not moments_in_range(stats):
+        raise ValueError(MOMENTS_OUT_OF_RANGE.format(solver=solver))
     if solver == "exact":
         return exact.solve(settings, stats)
     return descent.run("gram", settings, backend, None, stats, np.zeros((d, k)), np.zeros(k))

@@ -17,6 +17,14 @@ _OVERFLOW = (
     "The moments of X overflow float64: its values are too large. Rescale X (e.g. with "
     "sklearn.preprocessing.StandardScaler)."
 )
+_OVERFLOW_Y = (
+    "The moments of y overflow float64: its values are too large (up to {peak:.3g}). "
+    "Rescale y (divide it by a constant, and multiply the predictions back)."
+)
+_OVERFLOW_WEIGHTS = (
+    "The weighted moments overflow float64: sample_weight is too large (up to {peak:.3g}, "
+    "summing to {total:.3g}). Rescale sample_weight: only the weights' ratios matter."
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,7 @@ class Stream:
     sgd: SgdState | None = None
     y_is_1d: bool = True
     converged: bool = True  # False: a descent that stopped before its tol (or had none)
+    y_scale: float = 1.0  # the power of two y was scaled by (solvers._scale)
 
 
 @dataclass
@@ -88,8 +97,33 @@ class FitResult:
     stream: Stream = field(default=None)
 
 
-def raise_not_finite(X) -> None:
+def raise_not_finite(X, problem=None) -> None:
     """A pass gave non-finite moments: blame a NaN or inf in X (scikit-learn's
-    error) if there is one, else the overflow of finite values."""
+    error) if there is one, else the overflow of finite values, naming the
+    input that overflowed when ``problem`` gives y and the weights."""
     assert_all_finite(X, input_name="X")
+    if problem is not None:
+        raise overflow_error(problem)
     raise ValueError(_OVERFLOW)
+
+
+def overflow_error(problem) -> ValueError:
+    """The overflow error for a problem of finite inputs: the weights when
+    they alone overflow (their sum, or times the squares of X and y), else y
+    when its squares do, else X."""
+    big = np.finfo(np.float64).max
+    peak = {}
+    for name, a in (("X", problem.X), ("y", problem.Y), ("w", problem.sample_weight)):
+        peak[name] = np.float64(0.0 if a is None or np.size(a) == 0 else np.max(np.abs(a)))
+    n = problem.X.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        unit = max(peak["X"], peak["y"], np.float64(1.0)) ** 2 * n  # the moments at unit weights
+        y_overflows = peak["y"] ** 2 * n > big
+        x_overflows = peak["X"] ** 2 * n > big
+        if problem.sample_weight is not None and not (x_overflows or y_overflows):
+            total = float(np.sum(problem.sample_weight))
+            if not np.isfinite(total) or peak["w"] * unit > big:
+                return ValueError(_OVERFLOW_WEIGHTS.format(peak=peak["w"], total=total))
+    if y_overflows and not x_overflows:
+        return ValueError(_OVERFLOW_Y.format(peak=peak["y"]))
+    return ValueError(_OVERFLOW)

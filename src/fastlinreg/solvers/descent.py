@@ -10,24 +10,64 @@ from ..backends import DescentConfig, Status
 from ..exceptions import ConvergenceWarning, DivergenceError, warn_caller
 from ._common import FitResult, Settings, Stream, raise_not_finite
 
+# A column whose spread is within this many roundings of its mean is
+# constant in float64: its centred values are rounding, not data.
+_CONSTANT_ROUNDINGS = 16 * np.finfo(np.float64).eps
+# Second moments outside this range have lost digits to underflow or overflow.
+_MOMENT_RANGE = (1e-280, 1e280)
+
 
 def standardisation(settings: Settings, backend, problem=None, stats=None):
     """(shift, scale) of the descended problem: the weighted column means and
     spreads for the automatic step, (None, None) for a float step (plain
-    descent on the model itself, the tutorial's iterates)."""
+    descent on the model itself, the tutorial's iterates). A constant column
+    gets scale +inf, which freezes its coefficient at 0 (descent.hpp)."""
     if not settings.auto_step:
         return None, None
     if stats is not None:
-        mean, var = stats.mean_x, np.diag(stats.Cxx) / stats.weight_sum
+        mean, spread = stats.mean_x, np.sqrt(np.maximum(np.diag(stats.Cxx), 0) / stats.weight_sum)
     else:
         _, mean, var = backend.column_moments(problem)
-        if not (np.isfinite(mean).all() and np.isfinite(var).all()):
-            raise_not_finite(problem.X)
+        if not np.isfinite(mean).all():
+            raise_not_finite(problem.X, problem)
+        mean, spread = _rescaled_spread(problem, mean, var)
     if settings.fit_intercept:
-        shift, spread = mean, np.sqrt(var)
+        shift = mean
+        constant = spread <= _CONSTANT_ROUNDINGS * np.abs(mean)
     else:
-        shift, spread = None, np.sqrt(var + mean * mean)
-    return shift, np.where(spread > 0, spread, 1.0)
+        # sqrt(var + mean²) without squaring a mean near the overflow threshold
+        shift, spread = None, np.hypot(spread, mean)
+        constant = spread == 0
+    return shift, np.where(constant, np.inf, spread)
+
+
+def _rescaled_spread(problem, mean, var):
+    """(mean, sqrt(var)), the columns whose variance under- or overflowed
+    recomputed on copies scaled by a power of two, chunk by chunk."""
+    low, high = _MOMENT_RANGE
+    redo = np.flatnonzero(~(np.isfinite(var) & ((var == 0) | ((var > low) & (var < high)))))
+    redo = np.union1d(redo, np.flatnonzero((var == 0) & (mean != 0) & (np.abs(mean) < 1e-140)))
+    if redo.size == 0:
+        return mean, np.sqrt(var)
+    X, w = problem.X, problem.sample_weight
+    rows = max(1, (1 << 22) // redo.size)
+    peak = np.zeros(redo.size)
+    for s in range(0, X.shape[0], rows):
+        peak = np.maximum(peak, np.abs(np.asarray(X[s : s + rows, redo], dtype=np.float64)).max(0))
+    if not np.isfinite(peak).all():
+        raise_not_finite(X, problem)
+    factor = np.ldexp(1.0, -np.frexp(np.where(peak > 0, peak, 1.0))[1])  # peak * factor in [0.5, 1)
+    mean, spread = mean.copy(), np.sqrt(var)
+    sums = np.zeros((2, redo.size))
+    m = mean[redo] * factor
+    for s in range(0, X.shape[0], rows):
+        Z = np.asarray(X[s : s + rows, redo], dtype=np.float64) * factor - m
+        ws = 1.0 if w is None else w[s : s + rows, None]
+        sums += [(ws * Z).sum(0), (ws * Z * Z).sum(0)]
+    dm = sums[0] / problem.weight_sum  # the mean's own rounding, corrected
+    mean[redo] = (m + dm) / factor
+    spread[redo] = np.sqrt(np.maximum(sums[1] / problem.weight_sum - dm * dm, 0.0)) / factor
+    return mean, spread
 
 
 def curvature(settings: Settings, backend, problem, stats, shift, scale) -> float:

@@ -60,7 +60,7 @@ def run(settings: Settings, backend, problem, state: SgdState, epochs: int) -> F
             None,
             state.eta0,
             state.epochs + out.n_epochs,
-            np.inf,
+            out.curve[-1] if out.curve.size else np.inf,
             what="epoch",
         )
     if epochs > 1 and settings.tol is not None and out.status != Status.CONVERGED:
