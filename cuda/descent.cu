@@ -203,7 +203,7 @@ DescentOutcome descend(const DeviceData &data, const DescentSettings &s, double 
   const index_t every = std::max<index_t>(1, s.check_every);
   const bool can_stop_early = s.tol >= 0.0;
   bool interrupted = false;
-  dispatch_loss(data.loss, [&](auto policy) {
+  dispatch_elementwise_loss(data.loss, [&](auto policy) {
     using Loss = decltype(policy);
     dispatch_dtype(data.itemsize, [&](auto scalar) {
       using T = decltype(scalar);

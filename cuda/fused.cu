@@ -67,7 +67,7 @@ double fused_pass(const DeviceData &data, const double *W, const double *b, doub
   double *Wd = model.as<double>(), *bd = Wd + d * k;
   copy_to_device(Wd, W, sizeof(double) * std::size_t(d * k));
   copy_to_device(bd, b, sizeof(double) * std::size_t(k));
-  dispatch_loss(data.loss, [&](auto policy) {
+  dispatch_elementwise_loss(data.loss, [&](auto policy) {
     using Loss = decltype(policy);
     dispatch_dtype(data.itemsize, [&](auto scalar) {
       using T = decltype(scalar);

@@ -25,12 +25,29 @@
 #include <algorithm>
 #include <cstdint>
 
+#include <stdexcept>
 #include "api.hpp"
 #include "common.cuh"
+
 #include "fastlinreg/losses.hpp"
 
 namespace fastlinreg {
 namespace cuda {
+
+// dispatch_loss for the device kernels, which run elementwise losses only
+// (squared, logistic): a coupled one (softmax) is refused with a clear error.
+template <class F>
+void dispatch_elementwise_loss(LossKind kind, F &&f) {
+  dispatch_loss(kind, [&](auto policy) {
+    if constexpr (decltype(policy)::kElementwise) {
+      f(policy);
+    } else {
+      throw std::invalid_argument(
+          "the CUDA backend runs elementwise losses only (squared, logistic); multinomial "
+          "(softmax) runs on the cpu backend");
+    }
+  });
+}
 
 constexpr int kFusedThreads = 256;
 constexpr int kPerThread = 4;  // elements a thread keeps in registers

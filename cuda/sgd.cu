@@ -118,7 +118,7 @@ SgdOutcome sgd(const DeviceData &data, const SgdSettings &p, double *W_io, doubl
     copy_to_device(order_d.as<std::int64_t>(), rows.data(), sizeof(std::int64_t) * rows.size());
     FASTLINREG_CUDA_CHECK(cudaMemset(state, 0, sizeof(EpochState)));
     const double eta = p.eta0 / std::sqrt(1.0 + double(p.epoch_offset + e));
-    dispatch_loss(data.loss, [&](auto policy) {
+    dispatch_elementwise_loss(data.loss, [&](auto policy) {
       using Loss = decltype(policy);
       dispatch_dtype(data.itemsize, [&](auto scalar) {
         using T = decltype(scalar);

@@ -309,10 +309,12 @@ Result raise_if_interrupted(const Result &r) {
 template <class Run>
 double curvature_interruptible(Run &&run) {
   bool stopped = false;
+  const py::object no_progress = py::none();
+  const StopCheck check = python_check(no_progress);
   double r;
   {
     py::gil_scoped_release nogil;
-    r = run(StopCheck([&stopped] { return stopped = python_interrupted(); }));
+    r = run(StopCheck([&](index_t step, double value) { return stopped = check(step, value); }));
   }
   if (stopped) throw py::error_already_set();
   return r;

@@ -139,17 +139,21 @@ double sufficient_stats(const DataView<T> &data, dsyrk_fn *syrk, int n_threads, 
 }
 
 template <class T>
-double column_moments(const DataView<T> &data, int n_threads, double *mean,
-                      double *var){FASTLINREG_CALL(column_moments<T>, data, n_threads, mean, var)}
+double column_moments(const DataView<T> &data, int n_threads, double *mean, double *var) {
+  FASTLINREG_CALL(column_moments<T>, data, n_threads, mean, var)
+}
 
 DescentResult descend_gram(const GramView &stats, const DescentParams &params, double *W, double *b,
                            double *loss_curve, int n_threads, const StopCheck &should_stop) {
   FASTLINREG_CALL(descend_gram, stats, params, W, b, loss_curve, n_threads, should_stop)
 }
 
-double curvature_gram(const GramView &stats, const DescentParams &params,
-                      int n_threads){FASTLINREG_CALL(curvature_gram, stats, params, n_threads)}
+double curvature_gram(const GramView &stats, const DescentParams &params, int n_threads,
+                      const StopCheck &should_stop) {
+  FASTLINREG_CALL(curvature_gram, stats, params, n_threads, should_stop)
+}
 
-FASTLINREG_INSTANTIATE(float) FASTLINREG_INSTANTIATE(double)
+FASTLINREG_INSTANTIATE(float)
+FASTLINREG_INSTANTIATE(double)
 
 }  // namespace fastlinreg

@@ -63,7 +63,8 @@ SgdResult descend_sgd(const CsrView<T, I> &v, const SgdParams &params, double *W
 }
 
 template <class T, class I>
-double curvature_stream(const CsrView<T, I> &v, const DescentParams &params, int n_threads) {
+double curvature_stream(const CsrView<T, I> &v, const DescentParams &params, int n_threads,
+                        const StopCheck &should_stop) {
   return dispatch_loss(v.loss, [&](auto policy) {
     using Loss = decltype(policy);
     CsrView<T, I> probe = v;
@@ -71,7 +72,8 @@ double curvature_stream(const CsrView<T, I> &v, const DescentParams &params, int
     probe.k = 1;
     CsrOracle<CurvatureProbe<Loss>, T, I> oracle(probe);
     const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
-    return top_curvature(oracle, params, nt, 100, 1e-4, Loss::kCurvature);
+    return top_curvature(oracle, params, nt, 100, 1e-4, Loss::kCurvature, oracle.work_per_pass(),
+                         should_stop);
   });
 }
 
@@ -102,7 +104,8 @@ double column_moments(const CsrView<T, I> &v, int, double *mean, double *var) {
                                               const StopCheck &);                             \
   template SgdResult descend_sgd<T, I>(const CsrView<T, I> &, const SgdParams &, double *,    \
                                        double *, double *, const StopCheck &);                \
-  template double curvature_stream<T, I>(const CsrView<T, I> &, const DescentParams &, int);  \
+  template double curvature_stream<T, I>(const CsrView<T, I> &, const DescentParams &, int,   \
+                                         const StopCheck &);                                  \
   template double sufficient_stats<T, I>(const CsrView<T, I> &, dsyrk_fn *, int, double *,    \
                                          double *, double *, double *, double *);             \
   template double column_moments<T, I>(const CsrView<T, I> &, int, double *, double *);

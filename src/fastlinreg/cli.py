@@ -226,8 +226,12 @@ def main(argv=None) -> int:
         raise SystemExit("error: --steps must be at least 1")
     if not args.learning_rate > 0:
         raise SystemExit("error: --learning-rate must be positive")
-    commands = {"fit": _run_fit, "predict": _run_predict, "summary": _run_summary,
-                "classify": _run_classify}
+    commands = {
+        "fit": _run_fit,
+        "predict": _run_predict,
+        "summary": _run_summary,
+        "classify": _run_classify,
+    }
     try:
         return commands.get(args.command, _run_tutorial)(args)
     except (OSError, ValueError, ImportError) as exc:

@@ -248,7 +248,7 @@ def _build(r: _Reader, meta: dict):
     curve = r.array("loss_curve", (None,))
     model._stream, model._robust = _stream(r, st, d, k, one)
     model.coef_ = coef
-    model.intercept_ = float(intercept) if one else intercept
+    model.intercept_ = intercept[()] if one else intercept  # np.float64, as fit stores it
     model.n_iter_ = n_iter
     model.loss_curve_ = curve
     lr = meta.get("learning_rate")

@@ -392,7 +392,7 @@ double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads, inde
     work += work_per_pass;
     if (should_stop && work >= double(index_t(1) << 25)) {
       work = 0.0;
-      if (should_stop()) return std::numeric_limits<double>::quiet_NaN();
+      if (should_stop(it, lambda)) return std::numeric_limits<double>::quiet_NaN();
     }
     c = 0.0;  // in the standardised space the intercept does not couple
     st.to_model(v.data(), &c, W.data(), &b);

@@ -45,12 +45,12 @@ template <class T, class I>
 SgdResult descend_sgd(const CsrView<T, I> &data, const SgdParams &params, double *W, double *b,
                       double *loss_curve, const StopCheck &should_stop);
 template <class T, class I>
-double curvature_stream(const CsrView<T, I> &data, const DescentParams &params, int n_threads);
+double curvature_stream(const CsrView<T, I> &data, const DescentParams &params, int n_threads,
+                        const StopCheck &should_stop = {});
 template <class T, class I>
 double sufficient_stats(const CsrView<T, I> &data, dsyrk_fn *syrk, int n_threads, double *mean_x,
                         double *mean_y, double *Cxx, double *Cxy, double *Cyy);
 template <class T, class I>
 double column_moments(const CsrView<T, I> &data, int n_threads, double *mean, double *var);
-
 
 }  // namespace fastlinreg

@@ -55,7 +55,6 @@ namespace detail {
 constexpr index_t kSgdRises = 3;
 constexpr double kSgdMargin = 1e-3;
 
-
 // Batches of dense rows: each is gathered into a small buffer that stays in
 // cache and handed to the fused pass of full-batch descent.
 template <class Loss, class T>

@@ -264,6 +264,18 @@ def sum_passes(*parts):
     return loss, G, gb
 
 
+def block_hessian(index, start, X, Y, w, W, b, weight_sum, loss_name, n_jobs):
+    """The mean loss's Hessian over one block, divided by the whole weight sum."""
+    if X.shape[0] == 0:
+        return None
+    return cpu.hessian(_block_problem(X, Y, w, weight_sum, loss_name, n_jobs), W, b)
+
+
+def sum_arrays(*parts):
+    parts = [p for p in parts if p is not None]
+    return sum(parts[1:], parts[0]) if parts else None
+
+
 def block_sgd(index, start, X, Y, w, state, config, mean_weight, loss_name, n_jobs):
     """One epoch of the compiled SGD over this block, from the model ``state``
     (W, b, rows-weighted loss so far, diverged) the previous block handed on."""

@@ -32,6 +32,7 @@ import numpy as np
 
 from . import cpu
 from ._cuda_arrays import DeviceProblem, cuda_module, device_output, device_view
+from ._hessian import mean_loss_hessian
 from ._protocol import (
     DescentConfig,
     DescentOutcome,
@@ -251,6 +252,17 @@ def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
     r = mod.descend(_checked(problem), p, W, b, curve)
     diagnostics.host_waits = r.host_waits
     return DescentOutcome(W, b, r.n_iter, Status(r.status), r.last_loss, curve[: r.n_iter].copy())
+
+
+def hessian(problem: Problem, W, b):
+    """Newton's Hessian, on the host (backends/_hessian.py) for a host X; a
+    device X is refused: there is no device Hessian pass yet."""
+    if not isinstance(problem.X, np.ndarray):
+        raise ValueError(
+            "the cuda backend has no Hessian pass for device arrays yet: use solver='lbfgs', or "
+            "pass X as a numpy array"
+        )
+    return mean_loss_hessian(problem, W, b)
 
 
 def descend_gram(stats, config: DescentConfig, W0, b0, n_jobs=None) -> DescentOutcome:

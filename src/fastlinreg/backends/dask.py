@@ -131,6 +131,16 @@ def _oracle(r):
     return oracle
 
 
+def hessian(problem: Problem, W, b):
+    """The mean loss's Hessian in [W.ravel(), b] (Newton's), summed over the
+    blocks on the workers."""
+    W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    r = rows.Rows.of(problem)
+    return r.map_reduce(
+        rows.block_hessian, rows.sum_arrays, W, b, r.weight_sum, r.loss_name, r.n_jobs
+    )
+
+
 def predict(X, W, b, n_jobs=None):
     """X W + b (n, k), block by block: lazy for a dask collection, computed for numpy."""
     lazy = dask.is_dask_collection(X)

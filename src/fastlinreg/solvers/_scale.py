@@ -28,7 +28,8 @@ def target_scale(problem) -> float:
     from s·(W0, b0) is s times the fit on y, bit for bit, as s is a power of
     two."""
     Y = problem.Y
-    if Y is None or Y.size == 0 or problem.loss.name != "squared":
+    # y held elsewhere (a dask array) is fitted as it is: scanning it would be a pass.
+    if type(Y) is not np.ndarray or Y.size == 0 or problem.loss.name != "squared":
         return 1.0
     peak = max(-float(Y.min()), float(Y.max()))  # no |Y| temporary
     if peak == 0.0 or not np.isfinite(peak) or _Y_RANGE[0] <= peak <= _Y_RANGE[1]:
