@@ -399,7 +399,11 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
 
     def _store(self, r: solvers.FitResult, backend, y_is_1d: bool, dtype):
         # Attributes follow X's float dtype, as scikit-learn's do; the solvers
-        # work in float64 throughout.
+        # work in float64 throughout. A model beyond float32's range stays
+        # float64 rather than become inf.
+        big = np.finfo(dtype).max
+        if not (np.all(np.abs(r.W) <= big) and np.all(np.abs(r.b) <= big)):
+            dtype = np.float64
         W, b = r.W.astype(dtype), r.b.astype(dtype)
         self.coef_ = W[:, 0].copy() if y_is_1d else np.ascontiguousarray(W.T)
         self.intercept_ = b[0] if y_is_1d else b

@@ -58,7 +58,10 @@ def fit(settings: Settings, problem, stats: SufficientStats) -> FitResult:
     ):
         return solve(settings, stats)
     A, _ = stats.normal_equations(float(alphas[0]), settings.fit_intercept)
-    if not needs_accurate_path(equilibrated_cholesky_rcond(A)):
+    # A column without spread (a zero on A's diagonal, which the shifted
+    # statistics give exactly) is rank deficiency, not ill-conditioning: the
+    # minimum-norm answer of the statistics is the one to give, with its warning.
+    if np.any(np.diag(A) <= 0) or not needs_accurate_path(equilibrated_cholesky_rcond(A)):
         return solve(settings, stats)
     X, Y, sw = problem.X, problem.Y, problem.sample_weight
     factor = _accurate.QRFactor.from_arrays(X, Y, sw, fit_intercept=settings.fit_intercept)
