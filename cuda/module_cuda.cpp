@@ -17,38 +17,18 @@
 #include <utility>
 
 #include "api.hpp"
+#include "checks.hpp"
 
 namespace py = pybind11;
 using namespace fastlinreg;
 using namespace fastlinreg::cuda;
+using namespace fastlinreg::bindings;
 
 namespace {
-
-using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
-using OptArray = std::optional<darray>;
-
-void require(bool ok, const std::string &msg) {
-  if (!ok) throw py::value_error(msg);
-}
-
-void check_vec(const darray &a, index_t len, const char *name) {
-  require(a.ndim() == 1 && a.shape(0) == len,
-          std::string(name) + " must be a 1-D float64 array of length " + std::to_string(len));
-}
-
-void check_mat(const darray &a, index_t r, index_t c, const char *name) {
-  require(a.ndim() == 2 && a.shape(0) == r && a.shape(1) == c,
-          std::string(name) + " must be a C-contiguous float64 array of shape (" +
-              std::to_string(r) + ", " + std::to_string(c) + ")");
-}
 
 template <class P>
 P *as_ptr(std::uintptr_t p) {
   return reinterpret_cast<P *>(p);
-}
-
-void check_writable(const darray &a, const char *name) {
-  require(a.writeable(), std::string(name) + " must be writable");
 }
 
 // X in device memory, checked once: (n, d) float32/float64 rows, row stride ldx.
@@ -130,20 +110,6 @@ template <class Settings>
 void bind_standardisation(py::class_<Checked<Settings>> &cls) {
   cls.def_readwrite("shift", &Checked<Settings>::shift, "(d) column shift, or None")
       .def_readwrite("scale", &Checked<Settings>::scale, "(d) column scale, or None");
-}
-
-// (W (d, k), b (k)) of a model (or its gradient), checked and writable.
-std::pair<double *, double *> model_out(darray &W, darray &b, index_t d, index_t k) {
-  check_mat(W, d, k, "W");
-  check_vec(b, k, "b");
-  check_writable(W, "W");
-  check_writable(b, "b");
-  return {W.mutable_data(), b.mutable_data()};
-}
-
-index_t outputs_of(const darray &b) {
-  require(b.ndim() == 1 && b.shape(0) >= 1, "b must be a non-empty 1-D float64 array");
-  return b.shape(0);
 }
 
 bool python_interrupted() {

@@ -16,37 +16,17 @@
 #include <utility>
 #include <variant>
 
+#include "checks.hpp"
 #include "fastlinreg/kernels.hpp"
 
 namespace py = pybind11;
 using namespace fastlinreg;
+using namespace fastlinreg::bindings;
 
 namespace {
 
 template <class T>
 using xarray = py::array_t<T, py::array::forcecast>;  // with .noconvert(): exact dtype only
-using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
-using OptArray = std::optional<darray>;
-
-void require(bool ok, const std::string &msg) {
-  if (!ok) throw py::value_error(msg);
-}
-
-void check_vec(const darray &a, index_t len, const char *name) {
-  require(a.ndim() == 1 && a.shape(0) == len,
-          std::string(name) + " must be a 1-D float64 array of length " + std::to_string(len));
-}
-
-void check_mat(const darray &a, index_t r, index_t c, const char *name) {
-  require(a.ndim() == 2 && a.shape(0) == r && a.shape(1) == c,
-          std::string(name) + " must be a C-contiguous float64 array of shape (" +
-              std::to_string(r) + ", " + std::to_string(c) + ")");
-}
-
-void check_writable(const darray &a, const char *name) {
-  require(a.writeable(), std::string(name) + " must be writable");
-}
-
 // The row stride, in elements, of a 2-D X whose rows are contiguous.
 template <class T>
 index_t row_stride(const xarray<T> &X) {
@@ -263,20 +243,6 @@ struct Checked {
 };
 using PyDescentParams = Checked<DescentParams>;
 using PySgdParams = Checked<SgdParams>;
-
-// (W (d, k), b (k)) of a model, checked against d and writable for a loop.
-std::pair<double *, double *> model_out(darray &W, darray &b, index_t d, index_t k) {
-  check_mat(W, d, k, "W");
-  check_vec(b, k, "b");
-  check_writable(W, "W");
-  check_writable(b, "b");
-  return {W.mutable_data(), b.mutable_data()};
-}
-
-index_t outputs_of(const darray &b) {
-  require(b.ndim() == 1 && b.shape(0) >= 1, "b must be a non-empty 1-D float64 array");
-  return b.shape(0);
-}
 
 // A loop's StopCheck: checks for Ctrl-C and hands (step, loss) to
 // `progress` (a Python callable, or None), taking the GIL for that only. Runs
