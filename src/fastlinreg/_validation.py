@@ -9,9 +9,13 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 __all__ = [
+    "validate_for",
+    "rows_problem",
+    "first_model",
     "check_params",
     "check_alpha",
     "validate_fit_data",
@@ -164,3 +168,32 @@ def restore_on_error(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
+
+
+def validate_for(backend):
+    """The backend's own check of (X, y) where it has one (dask: nothing is
+    gathered to the client), :func:`validate_fit_data` otherwise."""
+    return getattr(backend, "validate_fit_data", validate_fit_data)
+
+
+def rows_problem(backend, X, y, sample_weight, loss, n_jobs):
+    """The validated rows as the backend's Problem (Y as (n, k) float64)."""
+    from .backends import Problem
+
+    if hasattr(backend, "make_problem"):  # rows that stay where they are (dask)
+        return backend.make_problem(X, y, sample_weight, loss, n_jobs)
+    X = backend.prepare_X(X)
+    Y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=np.float64)
+    sw, wsum = check_weights(sample_weight, X)
+    return Problem(X, Y, sw, wsum, loss, n_jobs)
+
+
+def first_model(estimator, d, k, random):
+    """(W (d, k), b (k)) before coef_init: random draws with init="random"
+    (unless coef_init is given, ``random`` False), else zeros."""
+    if random and estimator.init == "random":
+        rng = check_random_state(estimator.random_state)
+        W = rng.standard_normal((d, k))
+        b = rng.standard_normal(k) if estimator.fit_intercept else np.zeros(k)
+        return W, b
+    return np.zeros((d, k)), np.zeros(k)

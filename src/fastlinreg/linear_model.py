@@ -11,7 +11,6 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -25,11 +24,12 @@ from ._validation import (
     check_alpha,
     check_params,
     check_start,
-    check_weights,
+    first_model,
     restore_on_error,
-    validate_fit_data,
+    rows_problem,
+    validate_for,
 )
-from .backends import Problem, get_backend
+from .backends import get_backend
 from .inference import COV_TYPES
 
 __all__ = ["LinearRegression"]
@@ -116,14 +116,6 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         ``"gram"`` and ``"sgd"`` project onto ``coef >= 0`` after each step
         (their ``tol`` then tests the projected gradient).
 
-    Notes
-    -----
-    ``partial_fit`` streams rows chunk by chunk. With ``"exact"``/``"gram"``
-    (and ``"auto"``) it merges each chunk's sufficient statistics and solves
-    again, so feeding chunks equals fitting all the rows at once: exact
-    streaming least squares, e.g. over an ``np.memmap`` larger than memory.
-    With ``"sgd"`` each call runs one epoch over the chunk, continuing the
-    step schedule; the standardisation is taken from the first chunk.
     n_jobs : int or None, default=None
         Threads. ``None`` follows OpenMP's default (``OMP_NUM_THREADS`` and
         threadpoolctl's limits); ``-1`` uses every core. The result is bitwise
@@ -270,8 +262,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         with restore_on_error(self):
             check_params(self)
             backend = get_backend(self.backend, data=X)
-            X, y = _validate_for(backend)(self, X, y)
-            problem = self._problem(backend, X, y, sample_weight)
+            X, y = validate_for(backend)(self, X, y)
+            problem = rows_problem(backend, X, y, sample_weight, SQUARED, self.n_jobs)
             if coef_init is None and self.warm_start and hasattr(self, "coef_"):
                 coef_init = self.coef_
                 if intercept_init is None and self.fit_intercept:
@@ -280,7 +272,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
             W0, b0 = check_start(
                 coef_init,
                 intercept_init,
-                *self._first_model(d, k, random=coef_init is None),
+                *first_model(self, d, k, random=coef_init is None),
                 self.fit_intercept,
             )
             result = solvers.fit(self._settings(k), backend, problem, W0, b0)
@@ -315,14 +307,14 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
             check_params(self)
             stream = getattr(self, "_stream", None)
             backend = get_backend(self.backend, data=X)
-            X, y = _validate_for(backend)(self, X, y, reset=stream is None)
+            X, y = validate_for(backend)(self, X, y, reset=stream is None)
             if stream is not None and stream.y_is_1d != (y.ndim == 1):
                 raise ValueError(
                     f"partial_fit got its target(s) as a {y.ndim}-D y, but the model so far "
                     f"was fitted on a {2 if stream.y_is_1d else 1}-D y. Keep y's shape fixed "
                     "across calls, or call fit() to start over."
                 )
-            problem = self._problem(backend, X, y, sample_weight)
+            problem = rows_problem(backend, X, y, sample_weight, SQUARED, self.n_jobs)
             settings = self._settings(problem.Y.shape[1])
             result = solvers.partial_fit(settings, backend, problem, stream)
             self._store(result, backend, y.ndim == 1, problem.X.dtype)
@@ -379,24 +371,6 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
             self.positive,
         )
 
-    def _problem(self, backend, X, y, sample_weight) -> Problem:
-        if hasattr(backend, "make_problem"):  # rows that stay where they are (dask)
-            return backend.make_problem(X, y, sample_weight, SQUARED, self.n_jobs)
-        X = backend.prepare_X(X)
-        Y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=np.float64)
-        sw, wsum = check_weights(sample_weight, X)
-        return Problem(X, Y, sw, wsum, SQUARED, self.n_jobs)
-
-    def _first_model(self, d, k, random):
-        """(W (d, k), b (k)) before coef_init: random draws with init="random"
-        (unless coef_init is given), else zeros."""
-        if random and self.init == "random":
-            rng = check_random_state(self.random_state)
-            W = rng.standard_normal((d, k))
-            b = rng.standard_normal(k) if self.fit_intercept else np.zeros(k)
-            return W, b
-        return np.zeros((d, k)), np.zeros(k)
-
     def _store(self, r: solvers.FitResult, backend, y_is_1d: bool, dtype):
         # Attributes follow X's float dtype, as scikit-learn's do; the solvers
         # work in float64 throughout. A model beyond float32's range stays
@@ -421,9 +395,3 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         tags.target_tags.multi_output = True
         tags.input_tags.sparse = True
         return tags
-
-
-def _validate_for(backend):
-    """The backend's own check of (X, y) where it has one (dask: nothing is
-    gathered to the client), scikit-learn's otherwise."""
-    return getattr(backend, "validate_fit_data", validate_fit_data)
