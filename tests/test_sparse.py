@@ -64,7 +64,7 @@ def test_statistics_and_moments_on_csr_equal_dense(rng, backend, n, d, weighted)
     dense = backend.sufficient_stats(problem(backend, X.toarray(), Y, sw))
     sparse = backend.sufficient_stats(problem(backend, X, Y, sw))
     scale = max(1.0, float(np.abs(dense[3]).max()))
-    for a, e in zip(sparse, dense, strict=True):
+    for a, e in zip(sparse, dense):
         np.testing.assert_allclose(a, e, rtol=1e-11, atol=1e-11 * scale)
     for a, e in zip(
         backend.column_moments(problem(backend, X, None, sw)),
@@ -83,7 +83,7 @@ def test_csr_kernels_are_bitwise_the_same_for_any_thread_count(rng):
     one = [problem(cpu, X, Y, n_jobs=1), problem(cpu, X, Y, n_jobs=2)]
     passes = [cpu.fused_pass(p, W, b) for p in one]
     stats = [cpu.sufficient_stats(p) for p in one]
-    for a, e in zip(passes[0] + stats[0], passes[1] + stats[1], strict=True):
+    for a, e in zip(passes[0] + stats[0], passes[1] + stats[1]):
         assert np.array_equal(a, e)
 
 
@@ -138,7 +138,7 @@ def test_user_matrix_with_duplicates_is_not_modified(rng, backend):
     before = (X.data.copy(), X.indices.copy(), X.indptr.copy())
     y = np.array([1.0, 2.0])
     model = LinearRegression(backend=backend.NAME, alpha=0.1).fit(X, y)
-    for a, e in zip((X.data, X.indices, X.indptr), before, strict=True):
+    for a, e in zip((X.data, X.indices, X.indptr), before):
         assert np.array_equal(a, e)
     dense = LinearRegression(backend=backend.NAME, alpha=0.1).fit(X.toarray(), y)
     np.testing.assert_allclose(model.coef_, dense.coef_, rtol=1e-12)

@@ -102,7 +102,9 @@ def _read_csv(path, target=None):
     except ImportError:
         pd = None
     if pd is not None:
-        frame = pd.read_csv(path)
+        # Every digit as written: pandas < 3's default float parser can be 1 ulp off.
+        exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+        frame = pd.read_csv(path, **exact)
         cols = list(frame.columns)
         numeric = list(frame.select_dtypes("number").columns)
     else:

@@ -253,9 +253,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         sw, _ = check_weights(sample_weight, X)
         if self.class_weight is not None:
             # "balanced" counts classes by their sample weights, as scikit-learn does
-            per_class = compute_class_weight(
-                self.class_weight, classes=classes, y=y, sample_weight=sw
-            )
+            per_class = _class_weights(self.class_weight, classes, y, sw)
             cw = per_class[codes]
             sw, _ = check_weights(cw if sw is None else sw * cw, X)
         wsum = float(X.shape[0]) if sw is None else float(sw.sum())
@@ -308,3 +306,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.solver_ = r.solver
         self.backend_ = backend.NAME
         self._stream = r.stream
+
+
+def _class_weights(class_weight, classes, y, sw):
+    """compute_class_weight with "balanced" counting classes by sample weight
+    (scikit-learn >= 1.7 does; older ones take no sample_weight)."""
+    if isinstance(class_weight, str) and sw is not None:
+        totals = np.array([sw[y == c].sum() for c in classes])
+        return sw.sum() / (len(classes) * totals)
+    return compute_class_weight(class_weight, classes=classes, y=y)

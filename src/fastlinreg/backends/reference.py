@@ -59,8 +59,9 @@ def prepare_X(X):
 
 
 def _float64(X):
-    """X in float64: an ndarray, or CSR (scipy's products keep it sparse)."""
-    return as_csr(X).astype(np.float64) if is_sparse(X) else np.asarray(X, dtype=np.float64)
+    """X in float64, C-ordered (so a layout never changes a bit of a product),
+    or CSR (scipy's products keep it sparse)."""
+    return as_csr(X).astype(np.float64) if is_sparse(X) else np.ascontiguousarray(X, np.float64)
 
 
 def _weights(problem: Problem) -> np.ndarray:

@@ -49,7 +49,13 @@ def unscaled(result: FitResult, s: float) -> FitResult:
         return result
     with np.errstate(under="ignore", over="ignore"):  # the true losses, where float64 holds them
         curve = result.curve / s / s
-    return dataclasses.replace(result, W=result.W / s, b=result.b / s, curve=curve)
+        W, b = result.W / s, result.b / s
+    if not (np.isfinite(W).all() and np.isfinite(b).all()):
+        raise ValueError(
+            "the fitted coefficients overflow float64: y is too large for X's scale. Rescale X "
+            "or y (e.g. with sklearn.preprocessing.StandardScaler)."
+        )
+    return dataclasses.replace(result, W=W, b=b, curve=curve)
 
 
 def moments_in_range(stats) -> bool:
