@@ -69,7 +69,6 @@ def test_statistics_and_moments_on_csr_equal_dense(rng, backend, n, d, weighted)
     for a, e in zip(
         backend.column_moments(problem(backend, X, None, sw)),
         backend.column_moments(problem(backend, X.toarray(), None, sw)),
-        strict=True,
     ):
         np.testing.assert_allclose(a, e, rtol=1e-11, atol=1e-12)
 
