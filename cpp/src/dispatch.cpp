@@ -6,7 +6,7 @@
 // AVX-512 (8 lanes). The environment variable FASTLINREG_ISA
 // ("x86-64-v2", "avx2" or "avx512") lowers the choice, never raises it past
 // what the CPU reports: for comparing the paths on one machine. A
-// single-target build holds one, isa_native.
+// single-target build holds one, isa_single.
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -26,7 +26,7 @@ namespace isa_avx512 {
 #include "fastlinreg/kernel_entries.inc"
 }
 #else
-namespace isa_native {
+namespace isa_single {
 #include "fastlinreg/kernel_entries.inc"
 }
 #endif
@@ -75,7 +75,7 @@ const Isa kActive = choose();
       return isa_v2::fn(__VA_ARGS__);     \
   }
 #else
-#define FASTLINREG_CALL(fn, ...) return isa_native::fn(__VA_ARGS__);
+#define FASTLINREG_CALL(fn, ...) return isa_single::fn(__VA_ARGS__);
 #endif
 
 const char *active_isa() {
