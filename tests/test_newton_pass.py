@@ -67,9 +67,10 @@ def test_newton_pass_at_extreme_margins(rng, k):
 @pytest.mark.skipif(not _core.has_openmp, reason="built without OpenMP")
 @pytest.mark.parametrize("k", [1, 3])
 def test_newton_pass_bits_do_not_depend_on_threads(rng, k):
-    X, _, sw = make_problem(rng, 6_001, 23, weights=True)
+    n = 15_001 if k == 1 else 3_001  # several chunks: n (d + 1)^2 k (k + 1) / 2 > 2^23
+    X, _, sw = make_problem(rng, n, 23, weights=True)
     loss = LOGISTIC if k == 1 else SOFTMAX
-    Y = targets(rng, 6_001, k, loss)
+    Y = targets(rng, n, k, loss)
     W, b = rng.standard_normal((23, k)) / 5, rng.standard_normal(k)
     one = check(X, Y, sw, loss, W, b, 1e-10, n_jobs=1)
     two = check(X, Y, sw, loss, W, b, 1e-10, n_jobs=2)

@@ -12,7 +12,6 @@ import textwrap
 
 import numpy as np
 import pytest
-from scipy.special import expit
 from test_isa import MULTI, _supported
 
 from fastlinreg import _core
@@ -94,7 +93,7 @@ CHECK = textwrap.dedent("""
         for n, d, k in ((1, 1, 1), (3, 2, 1), (13, 5, 1), (37, 8, 1), (7, 9, 1), (203, 13, 1),
                         (1001, 100, 1), (1, 1, 2), (5, 3, 3), (203, 11, 4), (501, 37, 5),
                         (130, 100, 10)):
-            for layout in ("C", "F", "rows"):
+            for layout in ("C", "F", "rows") if n < 1000 else ("C",):
                 base = rng.standard_normal((2 * n, d)).astype(dtype)
                 X = base[::2] if layout == "rows" else np.asarray(base[:n], order=layout)
                 W = rng.standard_normal((d, k)) / np.sqrt(d)
