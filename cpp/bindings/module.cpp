@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -298,6 +299,12 @@ void bind_standardisation(py::class_<Checked<Params>> &cls) {
           "project the coefficients onto W >= 0 after each step");
 }
 
+// True for the dense views (DataView), false for CSR ones.
+template <class V>
+struct is_dense_view : std::false_type {};
+template <class T>
+struct is_dense_view<DataView<T>> : std::true_type {};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -414,6 +421,31 @@ PYBIND11_MODULE(_core, m) {
       py::arg("problem"), py::arg("W").noconvert(), py::arg("b").noconvert(),
       py::arg("G").noconvert(), py::arg("gb").noconvert(), py::arg("n_threads") = 0,
       "One fused pass: returns the mean loss, writes the mean gradients G (d, k), gb (k).");
+
+  m.def(
+      "fused_hessian",
+      [](const Problem &pr, const darray &W, const darray &b, darray &G, darray &gb, darray &H,
+         int n_threads) {
+        const index_t k = outputs_of(b);
+        return pr.with_view(k, [&](auto v) -> double {
+          if constexpr (is_dense_view<decltype(v)>::value) {
+            check_mat(W, v.d, k, "W");
+            auto [Gp, gbp] = model_out(G, gb, v.d, k);
+            check_mat(H, (v.d + 1) * k, (v.d + 1) * k, "H");
+            check_writable(H, "H");
+            py::gil_scoped_release nogil;
+            return fused_hessian(v, W.data(), b.data(), Gp, gbp, H.mutable_data(), n_threads);
+          } else {
+            throw py::value_error(
+                "fused_hessian takes dense rows; for sparse X use the backend's hessian()");
+          }
+        });
+      },
+      py::arg("problem"), py::arg("W").noconvert(), py::arg("b").noconvert(),
+      py::arg("G").noconvert(), py::arg("gb").noconvert(), py::arg("H").noconvert(),
+      py::arg("n_threads") = 0,
+      "The Newton pass: returns the mean loss, writes the mean gradients G (d, k), gb (k) and "
+      "the Hessian H ((d + 1) k, (d + 1) k) in [W.ravel(), b], in one read of X.");
 
   m.def(
       "linear_predict",

@@ -108,6 +108,12 @@ double fused_gradient(const DataView<T> &data, const double *W, const double *b,
 }
 
 template <class T>
+double fused_hessian(const DataView<T> &data, const double *W, const double *b, double *G,
+                     double *gb, double *H, int n_threads) {
+  FASTLINREG_CALL(fused_hessian<T>, data, W, b, G, gb, H, n_threads)
+}
+
+template <class T>
 void linear_predict(const DataView<T> &data, const double *W, const double *b, double *P,
                     int n_threads) {
   FASTLINREG_CALL(linear_predict<T>, data, W, b, P, n_threads)

@@ -43,6 +43,7 @@ FASTLINREG_TARGET(FASTLINREG_ISA_TARGET)
 #include "fastlinreg/descent.hpp"
 #include "fastlinreg/fused.hpp"
 #include "fastlinreg/gram.hpp"
+#include "fastlinreg/hessian.hpp"
 #include "fastlinreg/losses.hpp"
 #include "fastlinreg/sgd.hpp"
 #include "fastlinreg/stats.hpp"
@@ -108,6 +109,19 @@ double fused_gradient(const DataView<T> &v, const double *W, const double *b, do
 #pragma omp parallel num_threads(nt) if (nt > 1)
     oracle.partials(W, b);
     return oracle.reduce(G, gb);
+  });
+}
+
+template <class T>
+double fused_hessian(const DataView<T> &v, const double *W, const double *b, double *G, double *gb,
+                     double *H, int n_threads) {
+  return dispatch_loss(v.loss, [&](auto policy) {
+    HessianPass<decltype(policy), T> pass(v);
+    const double work = double(v.n) * double(v.d + 1) * double(v.d + 1) * double(v.k * v.k);
+    const int nt = useful_threads(n_threads, work, pass.n_chunks());
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (index_t c = 0; c < pass.n_chunks(); ++c) pass.unit(c, W, b);
+    return pass.reduce(G, gb, H);
   });
 }
 

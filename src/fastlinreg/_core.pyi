@@ -120,6 +120,15 @@ def fused_gradient(
     gb: _F64,
     n_threads: int = 0,
 ) -> float: ...
+def fused_hessian(
+    problem: Problem,
+    W: _F64,
+    b: _F64,
+    G: _F64,
+    gb: _F64,
+    H: _F64,
+    n_threads: int = 0,
+) -> float: ...
 def linear_predict(problem: Problem, W: _F64, b: _F64, P: _F64, n_threads: int = 0) -> None: ...
 def descend_stream(
     problem: Problem,

@@ -56,8 +56,10 @@
 #include <immintrin.h>
 #endif
 
+#include "fastlinreg/losses.hpp"
 #include "fastlinreg/parallel.hpp"
 #include "fastlinreg/types.hpp"
+#include "fastlinreg/vecmath.hpp"
 
 #if !defined(__GNUC__)
 #error "fastlinreg's kernels use GCC/Clang vector extensions: build with GCC or Clang"
@@ -419,20 +421,48 @@ inline void prefetch_rows(const T *X, index_t first, index_t rows, index_t d, in
 
 // The loss policy's scalar formulas, lane by lane (the compiler turns plain
 // arithmetic such as the squared loss into whole-vector instructions).
+// kVector: the formulas are written for whole vectors (specialisations
+// below), worth gathering a tile's predictions into vectors for.
 template <class Loss, int L>
 struct LaneLoss {
+  static constexpr bool kVector = false;
   typedef typename Vec<L>::d vec;
-  static vec derivative(const vec &p, const vec &y) {
-    vec r;
-    for (int l = 0; l < L; ++l) r[l] = Loss::derivative(p[l], y[l]);
-    return r;
-  }
-  static vec value(const vec &p, const vec &y) {
-    vec r;
-    for (int l = 0; l < L; ++l) r[l] = Loss::value(p[l], y[l]);
-    return r;
+  static void both(const vec &p, const vec &y, vec &dv, vec &lv) {
+    for (int l = 0; l < L; ++l) {
+      dv[l] = Loss::derivative(p[l], y[l]);
+      lv[l] = Loss::value(p[l], y[l]);
+    }
   }
 };
+
+// The logistic loss on whole vectors: LogisticLoss's formulas with one
+// e^-|p| (vecmath.hpp) for both; sigmoid(p) = 1 / (1 + e) for p >= 0 and
+// e / (1 + e) below, log(1 + e^p) = max(p, 0) + log1p(e).
+template <int L>
+struct LaneLoss<LogisticLoss, L> {
+  static constexpr bool kVector = true;
+  typedef typename Vec<L>::d vec;
+  static void both(const vec &p, const vec &y, vec &dv, vec &lv) {
+    const vec e = vecmath::exp_nonpositive<vec>(p < 0.0 ? p : -p);
+    const vec inv = 1.0 / (1.0 + e);
+    dv = (p >= 0.0 ? inv : e * inv) - y;
+    lv = ((p > 0.0 ? p : vec{}) + vecmath::log1p_unit<vec>(e)) - y * p;
+  }
+};
+
+// The policy's derivative and value of N predictions p (targets y): whole
+// vectors of kLanes, the last padded with zeros (lanes are independent, so
+// a prediction's bits do not depend on its place).
+template <class Loss, int N>
+inline void loss_vectors(const double *p, const double *y, double *dv, double *lv) {
+  constexpr int M = (N + kLanes - 1) / kLanes;
+  vd pv[M] = {}, yv[M] = {}, dvv[M], lvv[M];
+  std::memcpy(pv, p, sizeof(double) * N);
+  std::memcpy(yv, y, sizeof(double) * N);
+  for (int m = 0; m < M; ++m) LaneLoss<Loss, kLanes>::both(pv[m], yv[m], dvv[m], lvv[m]);
+  std::memcpy(dv, dvv, sizeof(double) * N);
+  std::memcpy(lv, lvv, sizeof(double) * N);
+}
 
 // Short rows: k == 1, d == D <= kShortRow. Lanes hold rows: a tile is
 // short_lanes(D) rows, and tile t of the chunk adds into running-sum set
@@ -479,7 +509,8 @@ inline void short_rows(const T *X,  // (n, D), row stride ldx
     vec p = bv;
     for (int j = 0; j < D; ++j) p = p + x[j] * w[j];
     const vec yv = y ? (m == L ? loadv<L>(y + i) : load_part<L>(y + i, m)) : vec{};
-    vec dv = LaneLoss<Loss, L>::derivative(p, yv), lv = LaneLoss<Loss, L>::value(p, yv);
+    vec dv, lv;
+    LaneLoss<Loss, L>::both(p, yv, dv, lv);
     if constexpr (Weighted) {
       const vec s = m == L ? loadv<L>(sw + i) : load_part<L>(sw + i, m);
       dv = s * dv;
@@ -618,11 +649,27 @@ inline void long_tile(const T *const *x,  // R row pointers, each (d)
   double dot[R][KB];
   sum_lanes_n<kLanes, R * KB>(&acc[0][0], &dot[0][0]);
   double dv[R][KB];
+  [[maybe_unused]] double pr[R][KB], yr[R][KB], dr_all[R][KB], lr_all[R][KB];
+  if constexpr (LaneLoss<Loss, kLanes>::kVector) {  // the policy on whole vectors
+    for (int r = 0; r < R; ++r)
+      for (int q = 0; q < KB; ++q) {
+        pr[r][q] = dot[r][q] + b[q];
+        yr[r][q] = y ? y[r * k + q] : 0.0;
+      }
+    loss_vectors<Loss, R * KB>(&pr[0][0], &yr[0][0], &dr_all[0][0], &lr_all[0][0]);
+  }
   for (int r = 0; r < R; ++r) {
     for (int q = 0; q < KB; ++q) {
-      const double p = dot[r][q] + b[q];
-      const double yv = y ? y[r * k + q] : 0.0;
-      double dr = Loss::derivative(p, yv), lr = Loss::value(p, yv);
+      double dr, lr;
+      if constexpr (LaneLoss<Loss, kLanes>::kVector) {
+        dr = dr_all[r][q];
+        lr = lr_all[r][q];
+      } else {
+        const double p = dot[r][q] + b[q];
+        const double yv = y ? y[r * k + q] : 0.0;
+        dr = Loss::derivative(p, yv);
+        lr = Loss::value(p, yv);
+      }
       if constexpr (Weighted) {
         dr = sw[r] * dr;
         lr = sw[r] * lr;
@@ -771,6 +818,214 @@ void coupled_rows(const T *X, index_t d, index_t ldx, const double *y, index_t k
   slot[k * dp + k] = loss;
 }
 
+// A coupled loss on whole vectors whose lanes are rows (kOn), for
+// coupled_tiles: rows<V>(P, Y, stride, k, D) reads the k predictions and
+// targets of a vector of rows (output q's at P + q * stride, Y + q * stride),
+// writes dp at D + q * stride and returns the rows' values.
+template <class Loss>
+struct CoupledLanes {
+  static constexpr bool kOn = false;
+};
+
+// SoftmaxLoss::row with rows in lanes: the same sums over q in the same
+// order, e^(p - max p) and log from vecmath.hpp.
+template <>
+struct CoupledLanes<SoftmaxLoss> {
+  static constexpr bool kOn = true;
+  template <class V>
+  static V load(const double *p) {
+    V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  template <class V>
+  static V rows(const double *P, const double *Y, index_t stride, index_t k, double *D) {
+    V m = load<V>(P);
+    for (index_t q = 1; q < k; ++q) {
+      const V p = load<V>(P + q * stride);
+      m = p > m ? p : m;
+    }
+    V s = {};
+    for (index_t q = 0; q < k; ++q) {
+      const V e = vecmath::exp_nonpositive<V>(load<V>(P + q * stride) - m);
+      std::memcpy(D + q * stride, &e, sizeof e);  // e^(p - m) until the last loop
+      s = s + e;
+    }
+    const V lse = m + vecmath::log_ge1<V>(s);
+    V v = {}, sy = {};
+    for (index_t q = 0; q < k; ++q) {
+      const V y = load<V>(Y + q * stride);
+      v = v + y * (lse - load<V>(P + q * stride));
+      sy = sy + y;
+    }
+    for (index_t q = 0; q < k; ++q) {
+      const V dq = sy * (load<V>(D + q * stride) / s) - load<V>(Y + q * stride);
+      std::memcpy(D + q * stride, &dq, sizeof dq);
+    }
+    return v;
+  }
+};
+
+// Runs f(std::integral_constant<int, kb>{}) for a run-time kb in [1, KB].
+template <int KB, class F>
+inline void with_block(int kb, F &&f) {
+  if (kb == KB)
+    f(std::integral_constant<int, KB>{});
+  else if constexpr (KB > 1)
+    with_block<KB - 1>(kb, f);
+}
+
+// The margins of R rows for outputs [c0, c0 + KB): P[q * kRowTile + r] =
+// sum_lanes(lane sums of x_r w_q) + b_q (the long-row kernel's order). x:
+// rows of X (S = T) or of the float stash (S = double, d = dp: the stash
+// holds whole lanes, zeros past d, as Wp does). stash_out: where this sweep
+// stores its rows widened to double, or nullptr.
+template <class S, int R, int KB>
+inline void tile_margins(const S *const *x, index_t d, index_t dp, const double *Wp,
+                         const double *b, double *P, const Ahead &ahead, double *stash_out) {
+  const index_t dfull = d / kLanes * kLanes;
+  const int tail = static_cast<int>(d - dfull);
+  vd acc[R][KB];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < KB; ++q) acc[r][q] = vd{};
+  auto step = [&](index_t j, const vd *xv) __attribute__((always_inline)) {
+    if (stash_out)
+      for (int r = 0; r < R; ++r) storev<kLanes>(stash_out + r * Stash<float>::kCols + j, xv[r]);
+    for (int q = 0; q < KB; ++q) {
+      const vd wv = loadv<kLanes>(Wp + q * dp + j);
+      for (int r = 0; r < R; ++r) acc[r][q] = acc[r][q] + xv[r] * wv;
+    }
+  };
+  for (index_t j = 0; j < dfull; j += kLanes) {
+    if (ahead.on())
+      for (int r = 0; r < R; ++r) prefetch_at(x[r], ahead.at(j));
+    vd xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = loadv<kLanes>(x[r] + j);
+    step(j, xv);
+  }
+  if (tail) {
+    vd xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = load_part<kLanes>(x[r] + dfull, tail);
+    step(dfull, xv);
+  }
+  double dot[R][KB];
+  sum_lanes_n<kLanes, R * KB>(&acc[0][0], &dot[0][0]);
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < KB; ++q) P[q * kRowTile + r] = dot[r][q] + b[q];
+}
+
+// Gt (KB, dp) += x_r D[q * kRowTile + r] over the R rows, row by row; x as
+// tile_margins takes it.
+template <class S, int R, int KB>
+inline void tile_gradient(const S *const *x, index_t d, index_t dp, const double *D, double *Gt) {
+  const index_t dfull = d / kLanes * kLanes;
+  const int tail = static_cast<int>(d - dfull);
+  auto step = [&](index_t j, const vd *xv) __attribute__((always_inline)) {
+    for (int q = 0; q < KB; ++q) {
+      vd gq = loadv<kLanes>(Gt + q * dp + j);
+      for (int r = 0; r < R; ++r) gq = gq + xv[r] * D[q * kRowTile + r];
+      storev<kLanes>(Gt + q * dp + j, gq);
+    }
+  };
+  for (index_t j = 0; j < dfull; j += kLanes) {
+    vd xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = loadv<kLanes>(x[r] + j);
+    step(j, xv);
+  }
+  if (tail) {
+    vd xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = load_part<kLanes>(x[r] + dfull, tail);
+    step(dfull, xv);
+  }
+}
+
+// A coupled loss with CoupledLanes (softmax), in groups of kRowTile rows:
+// the group's k margins (tiles of rows against blocks of kOutBlock outputs,
+// X read from memory once, then from cache), the policy on vectors of rows,
+// then x dp^T into G, block by block. A group past the last whole one runs
+// its rows one at a time through the same sums, so every sum's order is
+// fixed by the rows alone. Same slot layout as coupled_rows.
+template <class Loss, class T>
+void coupled_tiles(const T *X, index_t d, index_t ldx, const double *y, index_t k, const double *sw,
+                   const double *Wt, const double *b, index_t r0, index_t r1, double *slot) {
+  constexpr int LL = kLanes < kRowTile ? kLanes : kRowTile;  // rows per loss vector
+  constexpr int NV = kRowTile / LL;
+  typedef typename Vec<LL>::d lvec;
+  const index_t dp = padded_width(d);
+  std::memset(slot, 0, sizeof(double) * static_cast<size_t>(k * dp + k + 1));
+  std::vector<double> Wp(static_cast<size_t>(k * dp), 0.0);  // W^T rows padded to whole lanes
+  for (index_t q = 0; q < k; ++q)
+    std::memcpy(Wp.data() + q * dp, Wt + q * d, sizeof(double) * static_cast<size_t>(d));
+  // (k, kRowTile) each: predictions, targets, derivatives of the group.
+  std::vector<double> group(static_cast<size_t>(3 * k * kRowTile));
+  double *P = group.data(), *Yg = P + k * kRowTile, *D = Yg + k * kRowTile;
+  double *gb = slot + k * dp;
+  double loss = 0.0;
+  Stash<T> stash_buf;
+  double *const stash = dp <= Stash<T>::kCols ? stash_buf.data() : nullptr;
+  const double *srows[kRowTile];  // the stash's rows, when there is one
+  for (int r = 0; r < kRowTile; ++r) srows[r] = stash ? stash + r * Stash<T>::kCols : nullptr;
+  const Ahead ahead = Ahead::plan<T>(d, ldx, kRowTile);
+  for (index_t g0 = r0; g0 < r1; g0 += kRowTile) {
+    const int m = static_cast<int>(std::min<index_t>(kRowTile, r1 - g0));
+    const T *x[kRowTile];
+    for (int r = 0; r < kRowTile; ++r) x[r] = X + (g0 + std::min(r, m - 1)) * ldx;
+    std::memset(P, 0, sizeof(double) * static_cast<size_t>(k * kRowTile));
+    std::memset(Yg, 0, sizeof(double) * static_cast<size_t>(k * kRowTile));
+    for (index_t c0 = 0; c0 < k; c0 += kOutBlock) {
+      const int kb = static_cast<int>(std::min<index_t>(kOutBlock, k - c0));
+      with_block<kOutBlock>(kb, [&](auto block) {
+        constexpr int KB = decltype(block)::value;
+        const double *w = Wp.data() + c0 * dp;
+        double *Pc = P + c0 * kRowTile;
+        if (m < kRowTile) {
+          for (int r = 0; r < m; ++r)
+            tile_margins<T, 1, KB>(x + r, d, dp, w, b + c0, Pc + r, Ahead{}, nullptr);
+        } else if (c0 == 0 || !stash) {  // X from memory first, then from cache
+          tile_margins<T, kRowTile, KB>(x, d, dp, w, b + c0, Pc, c0 == 0 ? ahead : Ahead{},
+                                        c0 == 0 ? stash : nullptr);
+        } else {
+          tile_margins<double, kRowTile, KB>(srows, dp, dp, w, b + c0, Pc, Ahead{}, nullptr);
+        }
+      });
+    }
+    if (y)
+      for (int r = 0; r < m; ++r)
+        for (index_t q = 0; q < k; ++q) Yg[q * kRowTile + r] = y[(g0 + r) * k + q];
+    double value[kRowTile];
+    for (int v = 0; v < NV; ++v) {
+      const lvec lv =
+          CoupledLanes<Loss>::template rows<lvec>(P + v * LL, Yg + v * LL, kRowTile, k, D + v * LL);
+      std::memcpy(value + v * LL, &lv, sizeof lv);
+    }
+    for (int r = 0; r < m; ++r) {
+      const double wr = sw ? sw[g0 + r] : 1.0;
+      loss += wr * value[r];
+      for (index_t q = 0; q < k; ++q) {
+        const double gq = wr * D[q * kRowTile + r];
+        D[q * kRowTile + r] = gq;
+        gb[q] += gq;
+      }
+    }
+    for (index_t c0 = 0; c0 < k; c0 += kOutBlock) {
+      const int kb = static_cast<int>(std::min<index_t>(kOutBlock, k - c0));
+      with_block<kOutBlock>(kb, [&](auto block) {
+        constexpr int KB = decltype(block)::value;
+        const double *Dc = D + c0 * kRowTile;
+        double *Gt = slot + c0 * dp;
+        if (m < kRowTile) {
+          for (int r = 0; r < m; ++r) tile_gradient<T, 1, KB>(x + r, d, dp, Dc + r, Gt);
+        } else if (stash) {
+          tile_gradient<double, kRowTile, KB>(srows, dp, dp, Dc, Gt);
+        } else {
+          tile_gradient<T, kRowTile, KB>(x, d, dp, Dc, Gt);
+        }
+      });
+    }
+  }
+  slot[k * dp + k] = loss;
+}
+
 // fused_rows for a loss with the scalar value() and derivative().
 template <class Loss, class T>
 void elementwise_rows(const T *X, index_t d, index_t ldx, const double *y, index_t k,
@@ -815,7 +1070,9 @@ void fused_rows(const T *X,  // (n, d), row stride ldx
                 const double *b,   // (k)
                 index_t r0, index_t r1,
                 double *slot) {  // (k * padded_width(d) + k + 1)
-  if constexpr (!Loss::kElementwise) {
+  if constexpr (CoupledLanes<Loss>::kOn) {
+    return coupled_tiles<Loss, T>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
+  } else if constexpr (!Loss::kElementwise) {
     return coupled_rows<Loss, T>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);
   } else {
     return elementwise_rows<Loss, T>(X, d, ldx, y, k, sw, Wt, b, r0, r1, slot);

@@ -1,14 +1,16 @@
 """The Hessian of a problem's mean loss, by numpy BLAS over blocks of rows.
 
-Both the cpu and the reference backend run it (there is no compiled kernel
-for it yet): it is one more read of X, not fused with the gradient's pass.
-Blocks are converted to float64, so a float32 X accumulates in double.
+The reference backend's Hessian, and the cpu backend's for sparse X (its
+dense rows take the compiled Newton pass, hessian.hpp, which gives the
+Hessian with the loss and gradient in one read): one more read of X.
+Blocks are converted to dense float64, so a float32 X accumulates in double.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._csr import is_sparse
 from ._protocol import Problem
 
 # Rows per block: a float64 copy of 8192 rows of 100 columns is 6.5 MB.
@@ -32,7 +34,8 @@ def mean_loss_hessian(problem: Problem, W, b) -> np.ndarray:
     rows = max(1, _BLOCK_ELEMENTS // max(1, d))
     with np.errstate(all="ignore"):
         for start in range(0, n, rows):
-            Xb = np.asarray(X[start : start + rows], dtype=np.float64)
+            Xb = X[start : start + rows]
+            Xb = np.asarray(Xb.toarray() if is_sparse(Xb) else Xb, dtype=np.float64)
             Xa = np.hstack([Xb, np.ones((Xb.shape[0], 1))])
             Yb = problem.Y[start : start + rows]
             D = problem.loss.hessian_weights(Xb @ W + b, Yb) * w[start : start + rows, None, None]

@@ -272,4 +272,22 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
 
 
 def hessian(problem: Problem, W, b) -> np.ndarray:
-    return mean_loss_hessian(problem, W, b)
+    """The compiled Newton pass's Hessian (numpy's for sparse X)."""
+    if is_sparse(problem.X):
+        return mean_loss_hessian(problem, W, b)
+    return fused_hessian(problem, W, b)[3]
+
+
+def fused_hessian(problem: Problem, W, b):
+    """(mean loss, G (d, k), gb (k), H) at (W, b) in one read of X: the
+    Newton pass (hessian.hpp), H as :func:`hessian` gives it. Sparse X: the
+    fused pass and numpy's Hessian, two reads."""
+    if is_sparse(problem.X):
+        return (*fused_pass(problem, W, b), mean_loss_hessian(problem, W, b))
+    W, b = _model(W, b)
+    G, gb = np.empty_like(W), np.empty_like(b)
+    size = (W.shape[0] + 1) * b.shape[0]
+    H = np.empty((size, size))
+    threads = resolve_threads(problem.n_jobs)
+    loss = _core.fused_hessian(_problem(problem), W, b, G, gb, H, threads)
+    return loss, G, gb, H

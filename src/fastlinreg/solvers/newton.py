@@ -1,11 +1,13 @@
 """Newton's method with the full Hessian (IRLS), for problems whose
 (d + 1)·k parameters are at most a few hundred.
 
-Each iteration reads X twice: the fused pass for the loss and gradient, and
-a pass for the weighted Gram XᵀDX (the backend's ``hessian``; it is not
-fused with the gradient's pass). A backtracking line search keeps every step
-a descent step; its trial points are fused passes whose gradient the next
-iteration reuses.
+Each iteration reads X once where the backend fuses the Hessian with the
+loss and gradient (``fused_hessian``: the cpu backend's Newton pass gives
+the weighted Gram XᵀDX in the same read), else twice (the fused pass and the
+backend's ``hessian``). A backtracking line search keeps every step a
+descent step: its full step is such a pass, whose Hessian the next
+iteration reuses; shorter trial steps are plain fused passes (the Hessian
+then costs one more pass at the accepted point).
 """
 
 from __future__ import annotations
@@ -41,27 +43,30 @@ def run(settings: Settings, backend, problem, W0, b0) -> FitResult:
     gradient component is at most ``tol`` (scikit-learn's newton-cholesky rule)."""
     objective = Objective(backend, problem, settings.alpha, settings.fit_intercept)
     x = objective.pack(W0, b0)
-    f, g = objective.value_and_grad(x)
+    f, g, H = objective.value_grad_hessian(x)
     curve, converged, n_iter = [f], False, 0
     while n_iter < settings.max_iter:
         if float(np.max(np.abs(g), initial=0.0)) <= settings.tol:
             converged = True
             break
-        step = newton_step(objective.hessian(x), g, objective)
+        step = newton_step(objective.hessian(x) if H is None else H, g, objective)
         slope = float(g @ step)
         if not slope < 0:  # rounding: no descent direction left
             converged = True
             break
         t = 1.0
         for _ in range(_MAX_HALVINGS):
-            f_new, g_new = objective.value_and_grad(x + t * step)
+            if t == 1.0 and objective.fuses_hessian:
+                f_new, g_new, H_new = objective.value_grad_hessian(x + step)
+            else:
+                (f_new, g_new), H_new = objective.value_and_grad(x + t * step), None
             if np.isfinite(f_new) and f_new <= f + _ARMIJO * t * slope:
                 break
             t *= 0.5
         else:  # no decrease at any step length: f is flat to rounding here
             converged = True
             break
-        x, f, g = x + t * step, f_new, g_new
+        x, f, g, H = x + t * step, f_new, g_new, H_new
         curve.append(f)
         n_iter += 1
     W, b = objective.unpack(x)

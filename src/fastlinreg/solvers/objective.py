@@ -67,6 +67,28 @@ class Objective:
         W, b = self.unpack(x)
         H = self.backend.hessian(self.problem, W, b)
         self.passes += 1
+        return self._penalised_hessian(H)
+
+    @property
+    def fuses_hessian(self) -> bool:
+        """True when one pass of the backend gives the Hessian with the gradient."""
+        return hasattr(self.backend, "fused_hessian")
+
+    def value_grad_hessian(self, x) -> tuple[float, np.ndarray, np.ndarray]:
+        """(f, ∇f, ∇²f) at x: one pass where the backend fuses them
+        (``fused_hessian``), else the fused pass and :meth:`hessian`."""
+        if not self.fuses_hessian:
+            f, grad = self.value_and_grad(x)
+            return f, grad, self.hessian(x)
+        W, b = self.unpack(x)
+        loss, G, gb, H = self.backend.fused_hessian(self.problem, W, b)
+        self.passes += 1
+        f = float(loss) + 0.5 * self.alpha * float(np.dot(x[: W.size], x[: W.size]))
+        grad = self.pack(G + self.alpha * W, gb)
+        self.last = (x, f, grad)
+        return f, grad, self._penalised_hessian(H)
+
+    def _penalised_hessian(self, H: np.ndarray) -> np.ndarray:
         dk = self.d * self.k
         H[np.arange(dk), np.arange(dk)] += self.alpha
         return H if self.fit_intercept else H[:dk, :dk]
