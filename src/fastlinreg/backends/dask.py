@@ -224,13 +224,13 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
     best, no_imp, ref = config.best_loss, config.no_improvement, config.ref_loss
     curve, status = [], Status.MAX_ITER
     for e in range(config.max_epochs):
-        state = (W, b, 0.0, False)
-        for index, _, x, y, w in blocks:
-            one = _block_config(config, _block_seed(config.seed, index), config.epoch_offset + e)
-            state = dask.delayed(rows.block_sgd, pure=True)(
-                index, 0, x, y, w, state, one, mean_weight, r.loss_name, r.n_jobs
-            )
-        W, b, total, diverged = dask.compute(state)[0]
+        configs = {
+            index: _block_config(config, _block_seed(config.seed, index), config.epoch_offset + e)
+            for index, *_ in blocks
+        }
+        W, b, total, diverged = r.chain(
+            rows.block_sgd, (W, b, 0.0, False), configs, mean_weight, r.loss_name, r.n_jobs
+        )
         epoch_loss = total / n
         if diverged or not np.isfinite(epoch_loss):
             status = Status.DIVERGED
