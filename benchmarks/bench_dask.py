@@ -2,12 +2,13 @@
 
 Ratios measured in one run (median of --repeat fits each):
 - exact: a Dask fit of X already in the workers' memory over the in-memory
-  fit of the same numpy X (target <= 1.5x on one machine), on a threaded
-  one-process cluster (X shared, zero-copy) and a 2-process cluster;
+  fit of the same numpy X (target <= 1.5x on one machine), the blocks
+  scattered over the workers beforehand, on a 1-process 2-thread cluster,
+  1 worker process x 2 threads, 1 x 1 and 2 x 1;
 - gd: the per-step overhead of the Dask loop over the in-memory step;
 - dask-ml's LinearRegression at equal answers (its coefficients' distance to
   the exact optimum is reported next to its time), if dask-ml is installed;
-- scaling from 1 to 2 worker processes (exact).
+- scaling from 1 to 2 worker processes of 1 thread (exact).
 
 Run: python benchmarks/bench_dask.py [--n 400000 --d 50 --repeat 3]
 """
