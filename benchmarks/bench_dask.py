@@ -2,12 +2,13 @@
 
 Ratios measured in one run (median of --repeat fits each):
 - exact: a Dask fit of X already in the workers' memory over the in-memory
-  fit of the same numpy X (target <= 1.5x on one machine), on a threaded
-  one-process cluster (X shared, zero-copy) and a 2-process cluster;
+  fit of the same numpy X (target <= 1.5x on one machine), the blocks
+  scattered over the workers beforehand, on a 1-process 2-thread cluster,
+  1 worker process x 2 threads, 1 x 1 and 2 x 1;
 - gd: the per-step overhead of the Dask loop over the in-memory step;
 - dask-ml's LinearRegression at equal answers (its coefficients' distance to
   the exact optimum is reported next to its time), if dask-ml is installed;
-- scaling from 1 to 2 worker processes (exact).
+- scaling from 1 to 2 worker processes of 1 thread (exact).
 
 Run: python benchmarks/bench_dask.py [--n 400000 --d 50 --repeat 3]
 """
@@ -15,6 +16,7 @@ Run: python benchmarks/bench_dask.py [--n 400000 --d 50 --repeat 3]
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import _harness as h
@@ -25,17 +27,38 @@ def _median_fit(fit, repeat):
     return h.median_time(fit, repeat=repeat, warmup=1).median
 
 
-def _cluster(processes: bool, workers: int):
+def _cluster(processes: bool, workers: int, threads: int):
     from distributed import Client, LocalCluster
 
-    threads = 1 if processes else 2
     cluster = LocalCluster(
-        n_workers=workers if processes else 1,
+        n_workers=workers,
         threads_per_worker=threads,
         processes=processes,
         dashboard_address=":0",
     )
     return cluster, Client(cluster)
+
+
+def _on_workers(client, rows, *arrays):
+    """The arrays as dask arrays whose blocks are already on the workers, block i
+    of each on worker i mod w, as data loaded by the workers would be."""
+    import dask
+    import dask.array as da
+
+    workers = sorted(client.scheduler_info()["workers"])
+    out = []
+    for a in arrays:
+        parts = [a[s : s + rows] for s in range(0, a.shape[0], rows)]
+        held = [
+            client.scatter(p, workers=[workers[i % len(workers)]], hash=False)
+            for i, p in enumerate(parts)
+        ]
+        out.append(
+            da.concatenate(
+                [da.from_delayed(dask.delayed(f), p.shape, p.dtype) for f, p in zip(held, parts)]
+            )
+        )
+    return out
 
 
 def main() -> int:
@@ -45,8 +68,7 @@ def main() -> int:
     p.add_argument("--blocks", type=int, default=8)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
-    t_start = time.perf_counter()
-    import dask.array as da
+    t_start, load = time.perf_counter(), os.getloadavg()[0]
 
     from fastlinreg import LinearRegression
 
@@ -75,17 +97,15 @@ def main() -> int:
         ["cluster", "dask-ml / fastlinreg (time)", "dask-ml max|coef - exact|", "fastlinreg's"],
     )
     scaling = {}
-    for name, processes, workers in (
-        ("threads, 1 process", False, 1),
-        ("1 worker process", True, 1),
-        ("2 worker processes", True, 2),
+    for name, processes, workers, threads in (
+        ("1 process, 2 threads", False, 1, 2),
+        ("1 worker process x 2 threads", True, 1, 2),
+        ("1 worker process x 1 thread", True, 1, 1),
+        ("2 worker processes x 1 thread", True, 2, 1),
     ):
-        cluster, client = _cluster(processes, workers)
+        cluster, client = _cluster(processes, workers, threads)
         with cluster, client:
-            Xd = da.from_array(X, chunks=(rows, args.d))
-            yd = da.from_array(y, chunks=rows)
-            if processes:  # the data lives on the workers, as it would on a cluster
-                Xd, yd = Xd.persist(), yd.persist()
+            Xd, yd = _on_workers(client, rows, X, y)
             t_dask = _median_fit(lambda Xd=Xd, yd=yd: exact.fit(Xd, yd), args.repeat)
             got = exact.fit(Xd, yd).coef_
             step = (
@@ -117,9 +137,16 @@ def main() -> int:
     )
     scale = h.Table("Scaling, exact, X persisted on the workers", ["from", "to", "speedup"])
     scale.add(
-        "1 worker process",
-        "2 worker processes",
-        h.fmt_ratio(scaling["1 worker process"] / scaling["2 worker processes"]),
+        "1 worker process x 1 thread",
+        "2 worker processes x 1 thread",
+        h.fmt_ratio(
+            scaling["1 worker process x 1 thread"] / scaling["2 worker processes x 1 thread"]
+        ),
+    )
+    overhead.notes.append(f"Load average (1 min) at the start of the run: {load:.1f}.")
+    overhead.notes.append(
+        "The in-memory fit uses 2 threads; every cluster but '1 worker process x 1 thread' "
+        "runs 2 tasks at once (dask runs one single-threaded task per worker thread)."
     )
     tables = [overhead, versus, scale]
     info = h.machine_info(h.default_threads())

@@ -4,6 +4,7 @@ data and bad input. Skipped cleanly without the ``[dask]`` extra."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import assert_close, make_problem
 
+dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
@@ -21,15 +23,43 @@ from fastlinreg.backends import dask as dask_backend  # noqa: E402
 # Uneven blocks, a one-row block and an empty partition.
 CHUNKS = (37, 1, 0, 100, 62)
 
+# Each worker's memory limit: what dask holds there (its managed memory)
+# spills to disk past 60% of it. The thresholds on the process's whole memory
+# are off: an idle worker's interpreter alone (~170 MiB) is over any limit this
+# low and would pause, running nothing, forever.
+MEMORY_LIMIT = 32 * 2**20
+
+
+class PeakMemory(distributed.WorkerPlugin):
+    """The most bytes a worker held at once, and how many it spilled to disk."""
+
+    def setup(self, worker):
+        self.worker, self.peak = worker, 0
+
+    def transition(self, key, start, finish, **kwargs):
+        self.peak = max(self.peak, self.worker.state.nbytes)
+
+    def read(self):
+        spilled = self.worker.data.cumulative_metrics.get(("disk-write", "count"), 0)
+        peak, self.peak = self.peak, 0
+        return peak, spilled
+
 
 @pytest.fixture(scope="module")
 def client():
+    quiet = {f"distributed.worker.memory.{k}": False for k in ("spill", "pause", "terminate")}
     with (
+        dask.config.set(quiet),
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=MEMORY_LIMIT,
+            dashboard_address=":0",
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
+        c.register_plugin(PeakMemory(), name="peak")
         yield c
 
 
@@ -156,6 +186,52 @@ def test_a_lost_worker_changes_nothing(client, rng, monkeypatch):
     assert_close(got.coef_, want.coef_, 1e-9)
     assert_close(got.loss_curve_, want.loss_curve_, 1e-9)
     client.wait_for_workers(2, timeout=60)
+
+
+class NpyRows:
+    """A .npy file that dask reads block by block: each task maps the file and
+    copies out its rows, so no process ever holds the whole array."""
+
+    def __init__(self, path):
+        whole = np.load(path, mmap_mode="r")
+        self.path, self.shape, self.dtype = str(path), whole.shape, whole.dtype
+        self.ndim = whole.ndim
+
+    def __getitem__(self, key):
+        return np.array(np.load(self.path, mmap_mode="r")[key])
+
+
+def within(seconds, fit, *data):
+    """``fit(*data)``, or a TimeoutError after ``seconds`` (a stuck cluster fails the
+    test instead of hanging the run; closing the client frees the waiting thread)."""
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        return pool.submit(fit, *data).result(timeout=seconds)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def test_out_of_core_data_fits_without_spilling(client, tmp_path):
+    n, d, rows = 800_000, 8, 32_000  # X: 51 MB on disk, 1.5 times a worker's limit
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((n, d)) * np.linspace(1.0, 4.0, d) + 1.0
+    y = X @ rng.standard_normal(d) - 2.0 + rng.standard_normal(n)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    assert X.nbytes > 1.5 * MEMORY_LIMIT
+    Xd = da.from_array(NpyRows(tmp_path / "X.npy"), chunks=(rows, d))
+    yd = da.from_array(NpyRows(tmp_path / "y.npy"), chunks=rows)
+    workers = set(client.scheduler_info()["workers"])
+    client.run(lambda dask_worker: dask_worker.plugins["peak"].read())
+    for params in (dict(solver="exact"), dict(solver="gd", learning_rate="auto", max_iter=2)):
+        want = LinearRegression(**params, tol=None).fit(X, y)
+        got = within(60, LinearRegression(**params, tol=None).fit, Xd, yd)
+        assert_close(got.coef_, want.coef_, 1e-10 if params["solver"] == "exact" else 1e-9)
+        assert_close(got.intercept_, want.intercept_, 1e-9, scale=1.0)
+        held = client.run(lambda dask_worker: dask_worker.plugins["peak"].read())
+        for peak, spilled in held.values():  # a few blocks at a time, none on disk
+            assert 0 < peak < X.nbytes / 3 and spilled == 0
+    assert set(client.scheduler_info()["workers"]) == workers  # none restarted
 
 
 def test_without_dask_the_backend_says_how_to_get_it(monkeypatch):

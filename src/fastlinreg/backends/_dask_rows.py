@@ -6,6 +6,7 @@ Imported only by backends/dask.py, once dask is known to be installed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,20 +107,41 @@ class Rows:
         )
 
     def persisted(self) -> Rows:
-        """The same rows held in the workers' memory (for passes that repeat).
+        """The same rows held in the workers' memory, for passes that repeat,
+        if they fit in half the cluster's memory limit; otherwise the rows
+        themselves, each pass reading its blocks from their source again.
 
-        On a distributed cluster each block's X, Y and w are held together
-        as one future, so a pass is a few ``submit`` calls with no graph to
-        build and no block to move (the lineage stays with the scheduler,
-        which recomputes a lost block)."""
+        On a distributed cluster the blocks are packed into one shard per
+        worker thread (consecutive blocks, their X, Y and w together), so a
+        pass is one task per shard, with no graph to build and no block to
+        move; the lineage stays with the scheduler, which recomputes a lost
+        shard."""
         client = _client()
         if client is None:
             X, Y, w = dask.persist(self.X, self.Y, self.w)
             return Rows(X, Y, w, self.weight_sum, self.loss_name, self.n_jobs)
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        limit = sum(float(info.get("memory_limit") or np.inf) for info in workers.values())
+        if self.nbytes > limit / 2:  # out of core: persisting would spill to disk
+            return self
         out = Rows(self.X, self.Y, self.w, self.weight_sum, self.loss_name, self.n_jobs)
-        out._futures = client.compute([dask.delayed(_pack)(*b[2:]) for b in self.blocks()])
+        slots = [a for a, info in sorted(workers.items()) for _ in range(info["nthreads"])]
+        blocks = self.blocks()
+        shards = np.array_split(np.arange(len(blocks)), max(1, min(len(slots), len(blocks))))
+        out._shards = [
+            client.compute(
+                dask.delayed(_pack)([blocks[i] for i in shard]),
+                workers=[slot],
+                allow_other_workers=True,
+            )
+            for shard, slot in zip(shards, slots)
+        ]
         out._client = client
         return out
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.X, self.Y, self.w) if a is not None)
 
     def blocks(self):
         """[(index, first row, X block, Y block or None, w block or None)], as delayed."""
@@ -137,7 +159,7 @@ class Rows:
     def map_reduce(self, task, combine, *args):
         """``combine`` of ``task(index, first_row, X, Y, w, *args)`` over the blocks,
         tree-reduced on the workers; one result comes back to the client."""
-        if getattr(self, "_futures", None) is not None:
+        if getattr(self, "_shards", None) is not None:
             return self._submit(task, combine, args)
         parts = [dask.delayed(task, pure=True)(*blk, *args) for blk in self.blocks()]
         while len(parts) > 1:
@@ -147,20 +169,28 @@ class Rows:
             ]
         return dask.compute(parts[0])[0]
 
+    def chain(self, task, state, per_block, *args):
+        """The last ``state = task(index, first_row, X, Y, w, state, per_block[index],
+        *args)`` over the blocks in order, each task on the worker holding its block."""
+        if getattr(self, "_shards", None) is not None:
+            for shard in self._shards:
+                state = self._client.submit(
+                    _shard_chain, task, shard, state, per_block, *args, pure=False
+                )
+            return state.result()
+        for blk in self.blocks():
+            state = dask.delayed(task, pure=True)(*blk, state, per_block[blk[0]], *args)
+        return dask.compute(state)[0]
+
     def _submit(self, task, combine, args):
-        """map_reduce with futures: the tasks go straight to the scheduler."""
-        submit = self._client.submit
-        blocks = self.blocks()
+        """map_reduce over the shards: one task each, straight to the scheduler;
+        their few partials are combined on the client, in block order."""
+        client = self._client
         parts = [
-            submit(_unpack, task, i, start, held, *args, pure=False)
-            for (i, start, *_), held in zip(blocks, self._futures)
+            client.submit(_shard_pass, task, combine, shard, *args, pure=False)
+            for shard in self._shards
         ]
-        while len(parts) > 1:
-            parts = [
-                submit(combine, *parts[i : i + _FAN_IN], pure=False)
-                for i in range(0, len(parts), _FAN_IN)
-            ]
-        return parts[0].result()
+        return combine(*client.gather(parts))
 
 
 def _client():
@@ -171,16 +201,32 @@ def _client():
         return None
 
 
-def _pack(X, Y, w):
-    return X, Y, w
+def _pack(blocks):
+    """A shard: [(index, first row, X, Y, w)] of consecutive blocks (no copy)."""
+    return blocks
 
 
-def _unpack(task, index, start, block, *args):
-    return task(index, start, *block, *args)
+def _shard_pass(task, combine, shard, *args):
+    return combine(*[task(*block, *args) for block in shard])
+
+
+def _shard_chain(task, shard, state, per_block, *args):
+    for block in shard:
+        state = task(*block, state, per_block[block[0]], *args)
+    return state
 
 
 def _block_problem(X, Y, w, weight_sum, loss_name, n_jobs) -> Problem:
-    return Problem(cpu.prepare_X(X), Y, w, weight_sum, get_loss(loss_name), n_jobs)
+    return Problem(cpu.prepare_X(X), Y, w, weight_sum, get_loss(loss_name), task_threads(n_jobs))
+
+
+def task_threads(n_jobs):
+    """A block task's threads: the user's n_jobs, else one, as dask runs one task
+    per core (distributed's worker processes set OMP_NUM_THREADS=1 for this), or
+    whatever OMP_NUM_THREADS says where it is set."""
+    if n_jobs is None and "OMP_NUM_THREADS" not in os.environ:
+        return 1
+    return n_jobs
 
 
 def _bad_block(index, start, X, Y, what) -> str:
@@ -290,4 +336,4 @@ def block_sgd(index, start, X, Y, w, state, config, mean_weight, loss_name, n_jo
 
 
 def block_predict(X, W, b, n_jobs):
-    return cpu.predict(X, W, b, n_jobs)
+    return cpu.predict(X, W, b, task_threads(n_jobs))

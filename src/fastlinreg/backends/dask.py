@@ -168,21 +168,37 @@ def column_moments(problem: Problem):
     return ws, mean, m2 / ws
 
 
+# Up to this many features the power iteration runs on XᵀWX from one pass's
+# statistics (about as many flops as its ~60 passes, with one round trip).
+_GRAM_CURVATURE_FEATURES = 256
+
+
 @np.errstate(all="ignore")
 def curvature(problem: Problem, config: DescentConfig) -> float:
-    """The reference's power iteration, each product one pass over the persisted blocks."""
+    """The reference's power iteration: on the merged statistics' XᵀWX for few
+    features (the same products, summed in another order), else each product
+    one pass over the persisted blocks."""
+    d, c = problem.X.shape[1], problem.loss.curvature
+    if d <= _GRAM_CURVATURE_FEATURES and len(problem.X.chunks[0]) > 1:
+        ws, mean, _, Cxx, _, _ = sufficient_stats(problem)
+
+        def gram_probe(W, b):
+            m = b + mean @ W
+            return c * (Cxx @ W / ws + np.outer(mean, m)), c * m
+
+        return reference._power_iteration(gram_probe, config, d, c)
     p = Problem(problem.X, None, problem.sample_weight, problem.weight_sum, SQUARED, problem.n_jobs)
     r = rows.Rows.of(p).persisted()
     if len(r.blocks()) == 1:
         return _on_one_block("curvature", r, config)
-    oracle, c = _oracle(r), problem.loss.curvature
+    oracle = _oracle(r)
 
     def probe(W, b):
         # The squared loss's gradient with y = 0 is XᵀWXv/Σw: the loss's probe over c.
         _, G, gb = oracle(W, b)
         return c * G, c * gb
 
-    return reference._power_iteration(probe, config, problem.X.shape[1], c)
+    return reference._power_iteration(probe, config, d, c)
 
 
 def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:
@@ -224,13 +240,13 @@ def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
     best, no_imp, ref = config.best_loss, config.no_improvement, config.ref_loss
     curve, status = [], Status.MAX_ITER
     for e in range(config.max_epochs):
-        state = (W, b, 0.0, False)
-        for index, _, x, y, w in blocks:
-            one = _block_config(config, _block_seed(config.seed, index), config.epoch_offset + e)
-            state = dask.delayed(rows.block_sgd, pure=True)(
-                index, 0, x, y, w, state, one, mean_weight, r.loss_name, r.n_jobs
-            )
-        W, b, total, diverged = dask.compute(state)[0]
+        configs = {
+            index: _block_config(config, _block_seed(config.seed, index), config.epoch_offset + e)
+            for index, *_ in blocks
+        }
+        W, b, total, diverged = r.chain(
+            rows.block_sgd, (W, b, 0.0, False), configs, mean_weight, r.loss_name, r.n_jobs
+        )
         epoch_loss = total / n
         if diverged or not np.isfinite(epoch_loss):
             status = Status.DIVERGED
