@@ -183,7 +183,7 @@ def bench_exact(args, SkxLinearRegression) -> tuple[dict, list[H.Table]]:
     S["compute_floor"] = [flops / r for r in gemm_rate]
     S["compute_floor_syrk"] = [flops / r for r in syrk_rate]
     fl = S["fastlinreg"]
-    exact_choice = _gram_kernel.choose(n, d, 1, cpu.resolve_threads(T))
+    exact_choice = _gram_kernel.choose(n, d, 1)
     res = {
         "gram_kernel": {"kernel": exact_choice.kernel, "why": exact_choice.reason},
         "n": n,
@@ -304,7 +304,7 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
         blas = cpu.sufficient_stats(pr, _kernel="blas")
         plain = cpu.sufficient_stats(pr, _kernel="own")
         agree = stats_agree(blas, plain)
-        choice = _gram_kernel.choose(n, d, 1, cpu.resolve_threads(T))
+        choice = _gram_kernel.choose(n, d, 1)
         with H.thread_limits(T):
             S, rounds = H.interleaved(
                 {

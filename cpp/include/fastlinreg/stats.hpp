@@ -101,8 +101,7 @@ inline void panel_tile(const double *A, index_t rows, index_t mp, index_t j0, in
 #pragma GCC unroll 4
   for (int r = 0; r < kPanelRows; ++r)
 #pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v)
-      std::memcpy(&acc[r][v], S + (j0 + r) * mp + l0 + v * L, sizeof(V));
+    for (int v = 0; v < NV; ++v) std::memcpy(&acc[r][v], S + (j0 + r) * mp + l0 + v * L, sizeof(V));
   for (index_t i = 0; i < rows; ++i) {
     V b[NV];
 #pragma GCC unroll 3
@@ -117,8 +116,7 @@ inline void panel_tile(const double *A, index_t rows, index_t mp, index_t j0, in
 #pragma GCC unroll 4
   for (int r = 0; r < kPanelRows; ++r)
 #pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v)
-      std::memcpy(S + (j0 + r) * mp + l0 + v * L, &acc[r][v], sizeof(V));
+    for (int v = 0; v < NV; ++v) std::memcpy(S + (j0 + r) * mp + l0 + v * L, &acc[r][v], sizeof(V));
 }
 
 struct GramTile {
@@ -290,7 +288,7 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
     } else {
       for (index_t t = 0; t < n_tiles; ++t) {
         detail::prefetch_rows_l2(X, ldx, d, next0 + t * next / n_tiles,
-                              next0 + (t + 1) * next / n_tiles);
+                                 next0 + (t + 1) * next / n_tiles);
         detail::run_gram_tile(tiles[t], A, rows, mp, S);
       }
     }
@@ -332,8 +330,8 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
       const detail::PackedBlock block{A.data(), rows, mp, panels};
 #pragma omp for schedule(static)
       for (index_t i = 0; i < rows; i += 16)
-        detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0 + i, std::min<index_t>(16, rows - i),
-                          block, i);
+        detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0 + i,
+                          std::min<index_t>(16, rows - i), block, i);
 #pragma omp master
       {
         double sum = 0.0;  // summed per block, as pack_rows does on the other path

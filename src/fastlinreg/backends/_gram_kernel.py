@@ -75,8 +75,13 @@ def blas_syrk():
     return cython_blas.__pyx_capi__.get("dsyrk")
 
 
-def choose(n: int, d: int, k: int, n_threads: int) -> KernelChoice:
-    """The rank update for a pass over n rows of d columns and k targets."""
+def choose(n: int, d: int, k: int) -> KernelChoice:
+    """The rank update for a pass over n rows of d columns and k targets.
+
+    The measurement runs both at the default thread count (OpenMP's, as BLAS
+    runs its own), whatever the caller's ``n_jobs``: the choice, and so the
+    bits, never depend on the thread count asked for.
+    """
     mp = padded_width(d, k)
     if n * mp * mp < MEASURE_ABOVE:
         return KernelChoice("own", "pass too small to be worth measuring: own kernel")
@@ -84,11 +89,11 @@ def choose(n: int, d: int, k: int, n_threads: int) -> KernelChoice:
         return KernelChoice("own", "no BLAS dsyrk to compare with: own kernel")
     with _lock:
         if mp not in _choices:
-            _choices[mp] = _measure(d, k, n_threads)
+            _choices[mp] = _measure(d, k)
         return _choices[mp]
 
 
-def _measure(d: int, k: int, n_threads: int) -> KernelChoice:
+def _measure(d: int, k: int) -> KernelChoice:
     """Time both kernels on one synthetic block of the same width, alternating,
     best of ``_ROUNDS`` each."""
     mp = padded_width(d, k)
@@ -104,7 +109,7 @@ def _measure(d: int, k: int, n_threads: int) -> KernelChoice:
     for _ in range(_ROUNDS):
         for name, capsule in (("own", None), ("blas", syrk)):
             t0 = time.perf_counter()
-            _core.sufficient_stats(problem, out, n_threads, capsule)
+            _core.sufficient_stats(problem, out, 0, capsule)
             best[name] = min(best[name], time.perf_counter() - t0)
     own_s, blas_s = best["own"], best["blas"]
     if blas_s * BLAS_MARGIN < own_s:

@@ -149,8 +149,7 @@ def sufficient_stats(problem: Problem, *, _kernel=None):
 
     n, d = problem.X.shape
     k = problem.Y.shape[1]
-    threads = resolve_threads(problem.n_jobs)
-    kernel = _kernel or _gram_kernel.choose(n, d, k, threads).kernel
+    kernel = _kernel or _gram_kernel.choose(n, d, k).kernel
     syrk = _gram_kernel.blas_syrk() if kernel == "blas" else None
     rows = max(1024, _STATS_BLOCK_WORK // max(1, d * (d + k)))
     if n <= rows:
