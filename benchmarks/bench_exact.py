@@ -1,7 +1,8 @@
 """Exact least-squares benchmark: fastlinreg's one-pass statistics + solve
 against scikit-learn, scikit-learn-intelex and numpy normal equations; the
 compute floor at this run's measured BLAS rate; Gram replay against the exact
-fit; the BLAS and hand-written paths of the sufficient statistics.
+fit; the BLAS and hand-written paths of the sufficient statistics, and which
+one the code chose.
 
 Run from the repository root::
 
@@ -24,9 +25,9 @@ import _harness as H
 import numpy as np
 from sklearn.linear_model import LinearRegression as SkLinearRegression
 
-from fastlinreg import LinearRegression, SufficientStats
+from fastlinreg import LinearRegression, SufficientStats, _core
 from fastlinreg._losses import SQUARED
-from fastlinreg.backends import DescentConfig, Problem, cpu
+from fastlinreg.backends import DescentConfig, Problem, _gram_kernel, cpu
 
 SKLEARN_TARGET = 20.0  # exact fit vs scikit-learn (PERF.md)
 SKLEARNEX_TARGET = 2.0  # exact fit vs scikit-learn-intelex (PERF.md)
@@ -182,7 +183,9 @@ def bench_exact(args, SkxLinearRegression) -> tuple[dict, list[H.Table]]:
     S["compute_floor"] = [flops / r for r in gemm_rate]
     S["compute_floor_syrk"] = [flops / r for r in syrk_rate]
     fl = S["fastlinreg"]
+    exact_choice = _gram_kernel.choose(n, d, 1)
     res = {
+        "gram_kernel": {"kernel": exact_choice.kernel, "why": exact_choice.reason},
         "n": n,
         "d": d,
         "samples": S,
@@ -238,6 +241,8 @@ def bench_exact(args, SkxLinearRegression) -> tuple[dict, list[H.Table]]:
         f"{res['syrk_gflops']:.0f} GFLOP/s) fastlinreg is {res['vs_floor_syrk']:.2f}× its floor.",
         f"reference: `np.linalg.lstsq` on the centred problem ({lstsq_s:.1f} s, untimed); the "
         f"check passes below {COEF_RTOL:g} (max |Δcoef| ÷ max |coef|).",
+        f"fastlinreg's rank update here: {exact_choice.kernel} ({exact_choice.reason}); "
+        f"instruction set {_core.isa}.",
         "scikit-learn-intelex log lines seen during its check fit: "
         f"{daal.accelerated} accelerated, {daal.fallback} fallback."
         if SkxLinearRegression is not None
@@ -284,6 +289,7 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
             "size(X)",
             "hand-written loops time ÷ BLAS time",
             "faster",
+            "chosen by the code, and why",
             "results agree (1e-10 of the data's scale)",
             "others' load",
         ],
@@ -295,17 +301,19 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
         X = H.random_matrix(n, d, "float64", seed=20 + d)
         Y = np.random.default_rng(30 + d).standard_normal((n, 1))
         pr = Problem(X, Y, None, float(n), SQUARED, T)
-        syrk = cpu.blas_syrk()
-        blas = cpu.sufficient_stats(pr, _syrk=syrk)
-        plain = cpu.sufficient_stats(pr)
+        blas = cpu.sufficient_stats(pr, _kernel="blas")
+        plain = cpu.sufficient_stats(pr, _kernel="own")
         agree = stats_agree(blas, plain)
+        choice = _gram_kernel.choose(n, d, 1)
         with H.thread_limits(T):
             S, rounds = H.interleaved(
                 {
                     "blas": H.sample_median(
-                        lambda pr=pr, s=syrk: cpu.sufficient_stats(pr, _syrk=s), 2
+                        lambda pr=pr: cpu.sufficient_stats(pr, _kernel="blas"), 2
                     ),
-                    "plain": H.sample_median(lambda pr=pr: cpu.sufficient_stats(pr), 2),
+                    "plain": H.sample_median(
+                        lambda pr=pr: cpu.sufficient_stats(pr, _kernel="own"), 2
+                    ),
                 },
                 args.repeat,
                 settle_after=("blas",),
@@ -318,6 +326,8 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
             "samples": S,
             "plain_over_blas": ratio,
             "agree": agree,
+            "chosen": choice.kernel,
+            "why": choice.reason,
             "others_load_cores": rounds.load,
             "rounds": rounds,
         }
@@ -328,6 +338,7 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
             H.bytes_h(X.nbytes),
             f"{ratio:.2f}",
             "BLAS" if ratio > 1 else "hand-written loops",
+            f"{choice.kernel}: {choice.reason}",
             "ok" if agree else "**FAILED**",
             H.fmt_load(rounds.load, rounds),
         )
@@ -339,8 +350,11 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
         del X, Y, pr
     table.notes += [
         f"{T} threads. BLAS: the rank update of each block of rows goes to "
-        "scipy's dsyrk through its capsule (the cpu backend's private `_syrk`); "
-        "own loops: fastlinreg's tiled kernel. Same blocks, same result."
+        "scipy's dsyrk through its capsule; own loops: fastlinreg's tiled kernel "
+        f"(instruction set {_core.isa}). Both forced through the cpu backend's private "
+        "`_kernel`; a fit runs the one `backends/_gram_kernel.py` chose, by its one-time "
+        "measurement (the choice column; the timings there are its own, in the same "
+        "process). Same blocks, same result."
     ]
     return out, table
 

@@ -591,7 +591,7 @@ PYBIND11_MODULE(_core, m) {
       py::arg("problem"), py::arg("out"), py::arg("n_threads") = 0, py::arg("syrk") = py::none(),
       "Centred sufficient statistics in one read of X, written into out's arrays; returns the "
       "weight sum. syrk: a dsyrk capsule (scipy.linalg.cython_blas) to run the rank update in "
-      "BLAS instead of the own kernel, for the benchmark's comparison.");
+      "BLAS instead of the own kernel (backends/_gram_kernel.py chooses).");
 
   m.def(
       "column_moments",

@@ -13,10 +13,9 @@
 // sqrt(w), and packed in double into a cache-sized buffer as augmented rows
 // a_i = sqrt(w_i) [x_i - s_x, y_i - s_y, 1]. One symmetric rank-update
 // S += sum_i a_i a_i^T then yields every second moment and every first
-// moment at once. The update is our own register-tiled kernel (AVX-512 where
-// the build targets it): the Gram of a tall, thin X is too narrow for BLAS
-// syrk to reach its dgemm rate. Passing a BLAS pointer runs dsyrk on the
-// same packed blocks instead, for comparison (benchmarks/bench_exact.py).
+// moment at once. The update is our own register-tiled kernel, or, given a
+// BLAS pointer, dsyrk on row-major packed blocks: backends/_gram_kernel.py
+// measures both once and passes the faster.
 // Each entry of S is summed over blocks and rows in order, and threads split
 // the output tiles, never the rows: the bits do not depend on the thread count.
 #pragma once
@@ -25,6 +24,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "fastlinreg/fused.hpp"
@@ -34,6 +35,22 @@ namespace fastlinreg {
 FASTLINREG_ISA_BEGIN
 
 namespace detail {
+
+// The own kernel's packed block of rows, by instruction set:
+//  * AVX-512: row-major (rows, mp), 8 x 8NV output tiles (32 registers hold
+//    24 accumulators);
+//  * AVX2 and SSE: columns in panels of kLanes, each panel (rows, kLanes)
+//    contiguous, and 4 x 3kLanes output tiles (12 accumulators of the 16
+//    registers): every stream the tile reads is sequential, so it runs from
+//    L1 and L2 at the FMA rate.
+// BLAS dsyrk always gets the row-major block (column-major (mp, rows)).
+#if FASTLINREG_LANES == 8
+constexpr bool kOwnPanels = false;
+constexpr index_t kGramPad = 8;
+#else
+constexpr bool kOwnPanels = true;
+constexpr index_t kGramPad = 4;
+#endif
 
 // Rows and columns of one output tile of the augmented Gram: kTileRows rows
 // by nv * 8 columns, accumulated in registers over all rows of a block.
@@ -60,20 +77,46 @@ inline void gram_tile(const double *A, index_t rows, index_t mp, index_t j0, ind
   for (int r = 0; r < kTileRows; ++r)
     for (int v = 0; v < NV; ++v) _mm512_storeu_pd(S + (j0 + r) * mp + l0 + 8 * v, acc[r][v]);
 #else
-  double acc[kTileRows][8 * NV];
-  for (int r = 0; r < kTileRows; ++r)
-    for (int c = 0; c < 8 * NV; ++c) acc[r][c] = S[(j0 + r) * mp + l0 + c];
+  (void)A, (void)rows, (void)mp, (void)j0, (void)l0, (void)S;  // the panel tiles serve here
+#endif
+}
+
+// Rows of one panel tile: 4 x 3 vectors of accumulators.
+constexpr int kPanelRows = 4;
+
+// The same update on the panel layout: S rows [j0, j0 + 4), columns
+// [l0, l0 + NV kLanes). Panel p of A holds columns [p L, p L + L) of the
+// block's rows, (rows, L) contiguous.
+template <int NV>
+inline void panel_tile(const double *A, index_t rows, index_t mp, index_t j0, index_t l0,
+                       double *S) {
+  typedef Vec<kLanes>::d V;
+  constexpr index_t L = kLanes;
+  const index_t ps = rows * L;  // doubles per panel
+  const double *p[kPanelRows];
+#pragma GCC unroll 4
+  for (int r = 0; r < kPanelRows; ++r) p[r] = A + ((j0 + r) / L) * ps + (j0 + r) % L;
+  const double *q = A + (l0 / L) * ps;
+  V acc[kPanelRows][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < kPanelRows; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) std::memcpy(&acc[r][v], S + (j0 + r) * mp + l0 + v * L, sizeof(V));
   for (index_t i = 0; i < rows; ++i) {
-    const double *a = A + i * mp;
-    for (int r = 0; r < kTileRows; ++r) {
-      const double ar = a[j0 + r];
-#pragma omp simd
-      for (int c = 0; c < 8 * NV; ++c) acc[r][c] += ar * a[l0 + c];
+    V b[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) std::memcpy(&b[v], q + v * ps + i * L, sizeof(V));
+#pragma GCC unroll 4
+    for (int r = 0; r < kPanelRows; ++r) {
+      const double a = p[r][i * L];
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
     }
   }
-  for (int r = 0; r < kTileRows; ++r)
-    for (int c = 0; c < 8 * NV; ++c) S[(j0 + r) * mp + l0 + c] = acc[r][c];
-#endif
+#pragma GCC unroll 4
+  for (int r = 0; r < kPanelRows; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) std::memcpy(S + (j0 + r) * mp + l0 + v * L, &acc[r][v], sizeof(V));
 }
 
 struct GramTile {
@@ -81,28 +124,39 @@ struct GramTile {
   int nv;
 };
 
-// The tiles that cover the upper triangle of an (mp, mp) Gram, mp a multiple of 8.
+// The tiles that cover the upper triangle of an (mp, mp) Gram, mp a
+// multiple of kGramPad, in the own kernel's layout.
 inline std::vector<GramTile> upper_gram_tiles(index_t mp) {
   constexpr int kMaxNV = 3;
+  const index_t tile_rows = kOwnPanels ? kPanelRows : kTileRows;
+  const index_t lanes = kOwnPanels ? kLanes : 8;
   std::vector<GramTile> tiles;
-  for (index_t j0 = 0; j0 < mp; j0 += kTileRows)
-    for (index_t l0 = (j0 / 8) * 8; l0 < mp; l0 += 8 * kMaxNV) {
-      const int nv = static_cast<int>(std::min<index_t>(kMaxNV, (mp - l0) / 8));
+  for (index_t j0 = 0; j0 < mp; j0 += tile_rows)
+    for (index_t l0 = (j0 / lanes) * lanes; l0 < mp; l0 += lanes * kMaxNV) {
+      const int nv = static_cast<int>(std::min<index_t>(kMaxNV, (mp - l0) / lanes));
       tiles.push_back({j0, l0, nv});
     }
   return tiles;
 }
 
+template <int NV>
+inline void own_tile(const GramTile &t, const double *A, index_t rows, index_t mp, double *S) {
+  if (kOwnPanels)
+    panel_tile<NV>(A, rows, mp, t.j0, t.l0, S);
+  else
+    gram_tile<NV>(A, rows, mp, t.j0, t.l0, S);
+}
+
 inline void run_gram_tile(const GramTile &t, const double *A, index_t rows, index_t mp, double *S) {
   switch (t.nv) {
     case 1:
-      gram_tile<1>(A, rows, mp, t.j0, t.l0, S);
+      own_tile<1>(t, A, rows, mp, S);
       break;
     case 2:
-      gram_tile<2>(A, rows, mp, t.j0, t.l0, S);
+      own_tile<2>(t, A, rows, mp, S);
       break;
     default:
-      gram_tile<3>(A, rows, mp, t.j0, t.l0, S);
+      own_tile<3>(t, A, rows, mp, S);
       break;
   }
 }
@@ -115,33 +169,86 @@ inline void symmetrize_upper_rowmajor(double *S, index_t m) {
 
 }  // namespace detail
 
-// Rows per block: the packed block (rows x padded width doubles) takes about
-// 512 KiB, so it stays in each core's L2 while every output tile streams it.
+// Rows per block. AVX-512 rows: the packed block takes about 512 KiB, in the
+// L2 of the Xeons it was tuned on. Panels: about 256 KiB, half the L2 of the
+// smaller-cached AVX2 CPUs (Zen 2/3), so that the next rows of X fit beside it.
 inline index_t stats_block_rows(index_t width) {
-  return std::clamp<index_t>((index_t(1) << 16) / std::max<index_t>(width, 1), 64, 4096);
+  const index_t budget = detail::kOwnPanels ? index_t(1) << 15 : index_t(1) << 16;
+  return std::clamp<index_t>(budget / std::max<index_t>(width, 1), 64, 4096);
 }
 
 namespace detail {
 
-// Pack rows [r0, r0 + rows) as a_i = sqrt(w_i) [x_i - s_x, y_i - s_y, 1, 0...]
-// into A (rows, mp), in double. Returns the rows' weight sum.
+// 64-byte aligned doubles (whole cache lines for the panels' streams).
+class AlignedDoubles {
+ public:
+  explicit AlignedDoubles(index_t n) : buf_(static_cast<size_t>(n + 8), 0.0) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(buf_.data());
+    data_ = buf_.data() + ((64 - addr % 64) % 64) / sizeof(double);
+  }
+  double *data() { return data_; }
+
+ private:
+  std::vector<double> buf_;
+  double *data_;
+};
+
+// Where pack_rows writes: a block of `rows` rows of width mp, row-major or in
+// panels of kLanes columns.
+struct PackedBlock {
+  double *A;
+  index_t rows, mp;
+  bool panels;
+};
+
+// Pack rows [r0, r0 + count) as a_i = sqrt(w_i) [x_i - s_x, y_i - s_y, 1, 0...]
+// into rows [i0, i0 + count) of the block, in double. Returns the rows'
+// weight sum.
 template <class T>
 double pack_rows(const T *X, index_t ldx, index_t d, const double *y, index_t k, const double *sw,
-                 const double *shift, index_t r0, index_t rows, index_t mp, double *A) {
+                 const double *shift, index_t r0, index_t count, const PackedBlock &out,
+                 index_t i0) {
+  typedef Vec<kLanes>::d V;
+  constexpr index_t L = kLanes;
+  const index_t mp = out.mp, ps = out.rows * L;
+  // Panels: whole vectors of x go straight to their panel; the rest of the
+  // row (x's tail, y, the constant, the padding) through a small buffer.
+  const index_t head = out.panels ? d / L * L : 0;
+  std::vector<double> scratch(out.panels ? static_cast<size_t>(mp - head) : 0, 0.0);
   double wsum = 0.0;
-  for (index_t i = 0; i < rows; ++i) {
+  for (index_t i = 0; i < count; ++i) {
     const T *x = X + (r0 + i) * ldx;
     const double *yi = y + (r0 + i) * k;
     const double w = sw ? sw[r0 + i] : 1.0;
     const double sq = sw ? std::sqrt(w) : 1.0;
-    double *a = A + i * mp;
+    double *dst = out.A + (i0 + i) * (out.panels ? L : mp);
+    for (index_t j = 0; j < head; j += L) {
+      const V v = (loadv<kLanes>(x + j) - loadv<kLanes>(shift + j)) * sq;
+      storev<kLanes>(dst + (j / L) * ps, v);
+    }
+    double *a = out.panels ? scratch.data() : dst;  // a[j - head]: entry j of the row
 #pragma omp simd
-    for (index_t j = 0; j < d; ++j) a[j] = sq * (double(x[j]) - shift[j]);
-    for (index_t c = 0; c < k; ++c) a[d + c] = sq * (yi[c] - shift[d + c]);
-    a[d + k] = sq;
+    for (index_t j = head; j < d; ++j) a[j - head] = sq * (double(x[j]) - shift[j]);
+    for (index_t c = 0; c < k; ++c) a[d - head + c] = sq * (yi[c] - shift[d + c]);
+    a[d + k - head] = sq;
+    for (index_t j = d + k + 1; j < mp; ++j) a[j - head] = 0.0;
+    for (index_t j = head; out.panels && j < mp; j += L)
+      std::memcpy(dst + (j / L) * ps, a + (j - head), L * sizeof(double));
     wsum += w;
   }
   return wsum;
+}
+
+// Ask for rows [r0, r1) of X in the cache ahead of their packing (L2: the
+// tiles' panels hold L1).
+template <class T>
+inline void prefetch_rows_l2(const T *X, index_t ldx, index_t d, index_t r0, index_t r1) {
+  for (index_t r = r0; r < r1; ++r) {
+    const auto first = reinterpret_cast<std::uintptr_t>(X + r * ldx) / 64 * 64;
+    const auto last = reinterpret_cast<std::uintptr_t>(X + r * ldx + d) - 1;
+    for (std::uintptr_t line = first; line <= last; line += 64)
+      __builtin_prefetch(reinterpret_cast<const void *>(line), 0, 2);
+  }
 }
 
 }  // namespace detail
@@ -156,11 +263,12 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
                   const double *sw,  // (n) or nullptr
                   dsyrk_fn *syrk, int n_threads, double *mean_x, double *mean_y, double *Cxx,
                   double *Cxy, double *Cyy) {
-  // Augmented width: x (d), y (k), the constant column; padded to 8 doubles.
+  // Augmented width: x (d), y (k), the constant column; padded to whole tiles.
   const index_t m = d + k + 1;
-  const index_t mp = ((m + 7) / 8) * 8;
+  const index_t mp = ((m + detail::kGramPad - 1) / detail::kGramPad) * detail::kGramPad;
   const index_t gram = mp * mp;
   const index_t B = std::min<index_t>(stats_block_rows(mp), std::max<index_t>(n, 1));
+  const bool panels = detail::kOwnPanels && !syrk;
   std::vector<double> shift(static_cast<size_t>(d + k), 0.0);
   if (n > 0) {
     for (index_t j = 0; j < d; ++j) shift[j] = double(X[j]);
@@ -170,14 +278,19 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
   const index_t n_tiles = static_cast<index_t>(tiles.size());
   const int mpi = static_cast<int>(mp);
   const double one = 1.0;
-  auto update = [&](const double *A, index_t rows, double *S) {
+  // next0, next: the rows the following block will pack, fetched while this one's tiles run.
+  auto update = [&](const double *A, index_t rows, double *S, index_t next0, index_t next) {
     if (syrk) {
       // A as column-major (mp, rows): S += A A^T in its column-major lower
       // triangle, which is the row-major upper one.
       const int ri = static_cast<int>(rows);
       syrk("L", "N", &mpi, &ri, &one, A, &mpi, &one, S, &mpi);
     } else {
-      for (index_t t = 0; t < n_tiles; ++t) detail::run_gram_tile(tiles[t], A, rows, mp, S);
+      for (index_t t = 0; t < n_tiles; ++t) {
+        detail::prefetch_rows_l2(X, ldx, d, next0 + t * next / n_tiles,
+                                 next0 + (t + 1) * next / n_tiles);
+        detail::run_gram_tile(tiles[t], A, rows, mp, S);
+      }
     }
   };
 
@@ -185,7 +298,7 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
   // end: threads never meet inside the pass. The chunk count follows the
   // problem size and a 64 MiB budget for the partials, never the thread count.
   const index_t budget = std::max<index_t>(1, (index_t(64) << 20) / (gram * 8));
-  const index_t n_chunks = std::clamp<index_t>(n / (8 * B), 1, std::min<index_t>(16, budget));
+  const index_t n_chunks = std::clamp<index_t>(n / (2 * B), 1, std::min<index_t>(16, budget));
   const index_t chunk_rows = (n + n_chunks - 1) / n_chunks;
   std::vector<double> S(static_cast<size_t>(n_chunks * gram), 0.0);
   std::vector<double> wpart(static_cast<size_t>(n_chunks), 0.0);
@@ -195,32 +308,35 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
   const bool tiny = double(n) * double(gram) < double(1 << 21);
   const int nt = syrk || tiny ? 1 : resolve_threads(n_threads);
 
-  if (n_chunks > 1 || nt == 1) {
+  if (budget > 1 || nt == 1) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && n_chunks > 1)
     for (index_t c = 0; c < n_chunks; ++c) {
-      std::vector<double> A(static_cast<size_t>(B * mp), 0.0);
+      detail::AlignedDoubles A(B * mp);
       const index_t end = std::min(n, (c + 1) * chunk_rows);
       for (index_t r0 = c * chunk_rows; r0 < end; r0 += B) {
         const index_t rows = std::min(B, end - r0);
-        wpart[c] += detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0, rows, mp, A.data());
-        update(A.data(), rows, S.data() + c * gram);
+        const detail::PackedBlock block{A.data(), rows, mp, panels};
+        wpart[c] += detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0, rows, block, 0);
+        update(A.data(), rows, S.data() + c * gram, r0 + rows, std::min(B, end - r0 - rows));
       }
     }
   } else {
-    // One chunk (a wide X whose Gram fills the budget): the threads share
-    // each block's output tiles instead, packing it together first.
-    std::vector<double> A(static_cast<size_t>(B * mp), 0.0);
+    // A Gram too wide for a partial per chunk: the threads share each
+    // block's output tiles instead, packing it together first.
+    detail::AlignedDoubles A(B * mp);
 #pragma omp parallel num_threads(nt)
     for (index_t r0 = 0; r0 < n; r0 += B) {
       const index_t rows = std::min(B, n - r0);
+      const detail::PackedBlock block{A.data(), rows, mp, panels};
 #pragma omp for schedule(static)
-      for (index_t i = 0; i < rows; ++i)
-        detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0 + i, 1, mp, A.data() + i * mp);
+      for (index_t i = 0; i < rows; i += 16)
+        detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0 + i,
+                          std::min<index_t>(16, rows - i), block, i);
 #pragma omp master
       {
-        double block = 0.0;  // summed per block, as pack_rows does on the other path
-        for (index_t i = 0; i < rows; ++i) block += sw ? sw[r0 + i] : 1.0;
-        wpart[0] += block;
+        double sum = 0.0;  // summed per block, as pack_rows does on the other path
+        for (index_t i = 0; i < rows; ++i) sum += sw ? sw[r0 + i] : 1.0;
+        wpart[0] += sum;
       }
 #pragma omp for schedule(static, 1)
       for (index_t t = 0; t < n_tiles; ++t)

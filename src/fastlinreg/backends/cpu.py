@@ -7,12 +7,12 @@ row-contiguous float32/float64 X is never copied.
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
 
 from .. import _core
+from . import _gram_kernel
 from ._csr import as_csr, is_sparse
 from ._hessian import mean_loss_hessian
 from ._protocol import (
@@ -141,15 +141,19 @@ def predict(X, W, b, n_jobs=None) -> np.ndarray:
 _STATS_BLOCK_WORK = 1 << 30
 
 
-def sufficient_stats(problem: Problem, *, _syrk=None):
-    """``_syrk``: a dsyrk capsule, for the benchmark's BLAS comparison only."""
+def sufficient_stats(problem: Problem, *, _kernel=None):
+    """The centred statistics in one read of X. The rank update is the one
+    ``_gram_kernel.choose`` picks for this shape; ``_kernel`` ("own" or
+    "blas") forces one, for the tests and the benchmark only."""
     from .._stats import SufficientStats
 
     n, d = problem.X.shape
     k = problem.Y.shape[1]
+    kernel = _kernel or _gram_kernel.choose(n, d, k).kernel
+    syrk = _gram_kernel.blas_syrk() if kernel == "blas" else None
     rows = max(1024, _STATS_BLOCK_WORK // max(1, d * (d + k)))
     if n <= rows:
-        return _stats_pass(problem, _syrk)
+        return _stats_pass(problem, syrk)
     total = None
     for start in range(0, n, rows):
         part = slice(start, start + rows)
@@ -164,7 +168,7 @@ def sufficient_stats(problem: Problem, *, _syrk=None):
         )
         if not block.weight_sum > 0:
             continue  # rows of weight 0 add nothing
-        stats = SufficientStats(*_stats_pass(block, _syrk))
+        stats = SufficientStats(*_stats_pass(block, syrk))
         total = stats if total is None else total.merge(stats)
     return (
         total.weight_sum,
@@ -183,14 +187,6 @@ def _stats_pass(problem: Problem, syrk):
         _problem(problem), _core.Stats(1.0, *parts), resolve_threads(problem.n_jobs), syrk
     )
     return (wsum, *parts)
-
-
-@functools.lru_cache(maxsize=1)
-def blas_syrk():
-    """scipy's BLAS dsyrk as a capsule (benchmarks/bench_exact.py compares it)."""
-    from scipy.linalg import cython_blas
-
-    return cython_blas.__pyx_capi__["dsyrk"]
 
 
 def column_moments(problem: Problem):
