@@ -170,7 +170,7 @@ def column_moments(problem: Problem):
 
 @np.errstate(all="ignore")
 def curvature(problem: Problem, config: DescentConfig) -> float:
-    """The reference's power iteration, each product one pass over the persisted blocks."""
+    """The reference's top_curvature (Lanczos), each product one pass over the persisted blocks."""
     p = Problem(problem.X, None, problem.sample_weight, problem.weight_sum, SQUARED, problem.n_jobs)
     r = rows.Rows.of(p).persisted()
     if len(r.blocks()) == 1:
@@ -182,7 +182,7 @@ def curvature(problem: Problem, config: DescentConfig) -> float:
         _, G, gb = oracle(W, b)
         return c * G, c * gb
 
-    return reference._power_iteration(probe, config, problem.X.shape[1], c)
+    return reference.top_curvature(probe, config, problem.X.shape[1], c)
 
 
 def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:

@@ -10,7 +10,7 @@ estimator only stores it.
 from __future__ import annotations
 
 from .._losses import SQUARED
-from . import descent, exact, lbfgs, newton, sgd
+from . import _replay, descent, exact, lbfgs, newton, sgd
 from ._common import _OVERFLOW, MAX_GRAM_FEATURES, FitResult, Settings, Stream, overflow_error
 from ._scale import MOMENTS_OUT_OF_RANGE, moments_in_range, scaled, target_scale, unscaled
 
@@ -105,13 +105,20 @@ def _fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
     if solver == "sgd":
         state = sgd.start(settings, backend, problem, W0, b0)
         return sgd.run(settings, backend, problem, state, settings.max_iter)
-    result = descent.run("gd", settings, backend, problem, None, W0, b0)
-    if settings.solver == "auto" and n * d < _SMALL and d <= n:
-        # "auto" ran gd on a problem too small for statistics to pay; keep
-        # them anyway (nothing, at this size) so partial_fit can continue.
+    if settings.solver == "auto" and n * d < _SMALL and d <= n and problem.loss is SQUARED:
+        # Too small for a statistics pass to pay per step, but they cost
+        # nothing here: the trajectory follows from them in closed form
+        # (_replay; the step loop where it cannot certify the result), and
+        # partial_fit continues from them.
         stats = exact.statistics(backend, problem)
+        result = None
+        if moments_in_range(stats) and not settings.positive:
+            result = _replay.run(settings, backend, problem, stats, W0, b0)
+        if result is None:
+            result = descent.run("gd", settings, backend, problem, None, W0, b0)
         result.stream = Stream("gram", W0.shape[1], stats, converged=result.stream.converged)
-    return result
+        return result
+    return descent.run("gd", settings, backend, problem, None, W0, b0)
 
 
 def partial_fit(settings: Settings, backend, problem, stream: Stream | None) -> FitResult:

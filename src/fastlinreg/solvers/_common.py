@@ -97,6 +97,18 @@ class FitResult:
     stream: Stream = field(default=None)
 
 
+def warn_max_iter(settings: Settings) -> None:
+    """The ConvergenceWarning of a descent that reached max_iter before its tol."""
+    from ..exceptions import ConvergenceWarning, warn_caller
+
+    warn_caller(
+        f"Gradient descent reached max_iter={settings.max_iter} before the gradient norm "
+        f"fell to tol={settings.tol} times its start. Increase max_iter, or use "
+        "solver='exact' for the least-squares optimum.",
+        ConvergenceWarning,
+    )
+
+
 def raise_not_finite(X, problem=None) -> None:
     """A pass gave non-finite moments: blame a NaN or inf in X (scikit-learn's
     error) if there is one, else the overflow of finite values, naming the

@@ -7,8 +7,8 @@ import numpy as np
 
 from .._progress import Progress
 from ..backends import DescentConfig, Status
-from ..exceptions import ConvergenceWarning, DivergenceError, warn_caller
-from ._common import FitResult, Settings, Stream, raise_not_finite
+from ..exceptions import DivergenceError
+from ._common import FitResult, Settings, Stream, raise_not_finite, warn_max_iter
 
 # A column whose spread is within this many roundings of its mean is
 # constant in float64: its centred values are rounding, not data.
@@ -107,12 +107,7 @@ def run(solver: str, settings: Settings, backend, problem, stats, W0, b0) -> Fit
     if out.status == Status.DIVERGED:
         raise divergence_error(settings, backend, problem, stats, lr, out.n_iter, out.last_loss)
     if settings.tol is not None and out.status != Status.CONVERGED:
-        warn_caller(
-            f"Gradient descent reached max_iter={settings.max_iter} before the gradient norm "
-            f"fell to tol={settings.tol} times its start. Increase max_iter, or use "
-            "solver='exact' for the least-squares optimum.",
-            ConvergenceWarning,
-        )
+        warn_max_iter(settings)
     stats = stats if solver == "gram" else None
     stream = Stream(solver, out.b.shape[0], stats, converged=out.status == Status.CONVERGED)
     return FitResult(solver, out.W, out.b, out.n_iter, out.curve, lr, stream)
