@@ -108,7 +108,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         Starting coefficients when ``fit`` gets none: zeros, or standard normal
         draws from ``random_state`` (the tutorial's ``rng.randn()``).
     warm_start : bool, default=False
-        Start from the previous fit's coefficients.
+        Start from the previous fit's coefficients (and, on the same rows,
+        its automatic step: see fastlinreg.solvers._curvature).
     positive : bool, default=False
         Constrain the coefficients to be non-negative (the intercept stays
         free). ``"exact"`` solves the constrained least squares with an
@@ -264,6 +265,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
             backend = get_backend(self.backend, data=X)
             X, y = validate_for(backend)(self, X, y)
             problem = rows_problem(backend, X, y, sample_weight, SQUARED, self.n_jobs)
+            previous = getattr(self, "_stream", None) if self.warm_start else None
             if coef_init is None and self.warm_start and hasattr(self, "coef_"):
                 coef_init = self.coef_
                 if intercept_init is None and self.fit_intercept:
@@ -275,7 +277,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
                 *first_model(self, d, k, random=coef_init is None),
                 self.fit_intercept,
             )
-            result = solvers.fit(self._settings(k), backend, problem, W0, b0)
+            result = solvers.fit(self._settings(k), backend, problem, W0, b0, previous)
             self._store(result, backend, y.ndim == 1, problem.X.dtype)
             self._robust_after_fit(problem)
             return self

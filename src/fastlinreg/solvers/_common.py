@@ -82,6 +82,7 @@ class Stream:
     y_is_1d: bool = True
     converged: bool = True  # False: a descent that stopped before its tol (or had none)
     y_scale: float = 1.0  # the power of two y was scaled by (solvers._scale)
+    curvature: object = None  # the automatic step's _curvature.Curvature, for reuse
 
 
 @dataclass
