@@ -271,7 +271,7 @@ Result raise_if_interrupted(const Result &r) {
 }
 
 // Runs run(stop) with the GIL released; raises KeyboardInterrupt (or what
-// the signal handler raised) if the power iteration stopped for a signal.
+// the signal handler raised) if the curvature's passes stopped for a signal.
 template <class Run>
 double curvature_interruptible(Run &&run) {
   bool stopped = false;
@@ -526,7 +526,7 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("problem"), py::arg("params"), py::arg("n_threads") = 0,
       "The largest curvature of the problem's loss along the coefficients in the descended "
-      "space (power iteration with the fused pass; y is not read).");
+      "space, bounded from above (at most 10 Lanczos passes; y is not read).");
 
   m.def(
       "curvature_gram",
@@ -537,7 +537,7 @@ PYBIND11_MODULE(_core, m) {
             [&](const StopCheck &stop) { return curvature_gram(s, p, n_threads, stop); });
       },
       py::arg("stats"), py::arg("params"), py::arg("n_threads") = 0,
-      "curvature_stream's power iteration, on sufficient statistics (squared loss).");
+      "curvature_stream's Lanczos bound, on sufficient statistics (squared loss).");
 
   m.def(
       "sufficient_stats",

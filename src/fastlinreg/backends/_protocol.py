@@ -161,7 +161,8 @@ class Backend(Protocol):
 
     def curvature(self, problem: Problem, config: DescentConfig) -> float:
         """L: the loss's largest curvature along the coefficients in the
-        descended space (power iteration; config's step fields unused)."""
+        descended space, from above (at most 10 Lanczos passes: descent.hpp's
+        top_curvature, reference.top_curvature; config's step fields unused)."""
 
     def curvature_gram(self, stats, config: DescentConfig, n_jobs=None) -> float:
         """:meth:`curvature` of the squared loss from SufficientStats."""

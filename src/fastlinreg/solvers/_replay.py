@@ -78,13 +78,13 @@ def _spectra(settings: Settings, stats):
 
 
 def _one_minus_power_over(lam: np.ndarray, eta: float, T: int) -> np.ndarray:
-    """(1 - (1 - ηλ)^T) / λ without cancellation for small ηλ (ηT at λ = 0)."""
-    r = 1.0 - eta * lam
-    with np.errstate(divide="ignore", invalid="ignore"):
-        small = -np.expm1(T * np.log1p(-eta * lam)) / lam
-        large = (1.0 - np.power(r, T)) / lam
-    out = np.where(r > 0.0, small, large)
-    return np.where(lam == 0.0, eta * T, out)
+    """(1 - (1 - ηλ)^T) / λ for |1 - ηλ| <= 1, without cancellation for
+    small ηλ (ηT at λ = 0)."""
+    x = eta * lam
+    small = -np.expm1(T * np.log1p(-np.minimum(x, 0.5)))  # 1 - r^T where r > 1/2
+    top = np.where(x < 0.5, small, 1.0 - np.power(1.0 - x, T))
+    zero = lam == 0.0
+    return np.where(zero, eta * T, top / np.where(zero, 1.0, lam))
 
 
 def _series(coef: np.ndarray, rate: np.ndarray, start: int, count: int) -> np.ndarray:
@@ -120,57 +120,58 @@ def run(settings: Settings, backend, problem, stats, W0, b0) -> FitResult | None
     eta, T, fi = float(settings.learning_rate), int(settings.max_iter), settings.fit_intercept
     d, k = W0.shape
     spectra = _spectra(settings, stats)
-    lam_all = np.concatenate([s[0] for s in spectra])
-    lo, hi = float(lam_all.min()), float(lam_all.max())
+    lam_all = np.concatenate([s[0] for s in spectra]) if len(spectra) > 1 else spectra[0][0]
+    lo, hi = float(lam_all[0]) if len(spectra) == 1 else float(lam_all.min()), float(lam_all.max())
     if not (hi > 0 and lo >= hi / _MAX_CONDITION and eta * hi <= 2.0 * (1.0 - _STABILITY_MARGIN)):
         return None
-    alpha = settings.alpha if np.ndim(settings.alpha) == 0 else np.asarray(settings.alpha)
+    alpha = settings.alpha
     b0 = b0 if fi else np.zeros(k)
     loss0, G, gb = backend.fused_pass(problem, W0, b0)
-    G = G + alpha * W0
-    loss0 += 0.5 * float(np.sum(alpha * W0 * W0))
+    if np.any(alpha):
+        G = G + alpha * W0
+        loss0 += 0.5 * float(np.sum(alpha * W0 * W0))
     grad0 = np.vstack([G, gb]) if fi else G  # (p, k): the loop's first gradient
     theta0 = np.vstack([W0, b0]) if fi else W0
-    norm0 = math.sqrt(float(np.sum(grad0 * grad0)))
-    scale_loss = 0.5 * (np.trace(stats.Cyy) / stats.weight_sum + stats.mean_y @ stats.mean_y)
-    if not (np.isfinite(loss0) and loss0 > 1e6 * _EPS * (scale_loss + float(hi) * _sq(theta0))):
+    norm0 = math.sqrt(float(np.vdot(grad0, grad0)))
+    size = 0.5 * (float(np.trace(stats.Cyy)) / stats.weight_sum + _sq(stats.mean_y))
+    if not (np.isfinite(loss0) and loss0 > 1e6 * _EPS * (size + hi * _sq(theta0))):
         return None  # a start at rounding level: the loop's rises are rounding's
 
-    step = np.empty_like(theta0)
-    coef, rate, u2 = [], [], []
-    for lam, Q, cols in spectra:
-        u = Q.T @ grad0[:, cols]  # (p, k')
-        step[:, cols] = Q @ (_one_minus_power_over(lam, eta, T)[:, None] * u)
-        coef.append((u * u).sum(axis=1) / lam)
-        u2.append((u * u).sum(axis=1))
-        rate.append((1.0 - eta * lam) ** 2)
-    coef, rate, u2 = np.concatenate(coef), np.concatenate(rate), np.concatenate(u2)
+    us = [(Q.T @ grad0[:, cols], lam, Q, cols) for lam, Q, cols in spectra]  # u = Qᵀ∇₀ (p, k')
+    u2 = np.concatenate([np.einsum("ij,ij->i", u, u) for u, *_ in us])
+    rate = np.square(1.0 - eta * lam_all)
+    coef = u2 / lam_all
+    newton = np.empty_like(grad0)  # H⁻¹∇₀: from θ₀ to the optimum
+    for u, lam, Q, cols in us:
+        newton[:, cols] = Q @ (u / lam[:, None])
 
     status, n_iter = Status.MAX_ITER, T
     if settings.tol is not None:
         if math.sqrt(norm0 * norm0) <= settings.tol * norm0:  # the loop's own test at t = 0
             status, n_iter = Status.CONVERGED, 1
         else:
-            n_iter = _tol_stop(settings.tol, norm0, u2, rate, T, stats, theta0, step, eta, hi)
+            n_iter = _tol_stop(settings.tol, norm0, u2, rate, T, (stats, theta0, newton, eta, hi))
             if n_iter is None:
                 return None
             status = Status.CONVERGED if n_iter <= T else Status.MAX_ITER
             n_iter = min(n_iter, T)
-    if n_iter < T:  # stopped early: the iterate after n_iter steps, not T
-        step = np.empty_like(theta0)
-        for lam, Q, cols in spectra:
-            u = Q.T @ grad0[:, cols]
-            step[:, cols] = Q @ (_one_minus_power_over(lam, eta, n_iter)[:, None] * u)
 
-    theta_inf = theta0 - _newton(spectra, grad0)
-    W_inf, b_inf = theta_inf[:d], theta_inf[d] if fi else np.zeros(k)
-    loss_inf = backend.fused_pass(problem, W_inf, b_inf)[0]
-    loss_inf += 0.5 * float(np.sum(alpha * W_inf * W_inf))
-    if not abs(loss_inf + 0.5 * coef.sum() - loss0) <= _SELF_CHECK * loss0:
-        return None
-    curve = loss_inf + 0.5 * _series(coef, rate, 0, n_iter)
+    # loss_∞ = loss₀ - ½Σu²/λ, unless that cancels: then a pass at θ₀ - H⁻¹∇₀.
+    loss_inf = loss0 - 0.5 * float(coef.sum())
+    if not loss_inf >= 1e-4 * loss0:
+        theta_inf = theta0 - newton
+        W_inf, b_inf = theta_inf[:d], theta_inf[d] if fi else np.zeros(k)
+        loss_inf = backend.fused_pass(problem, W_inf, b_inf)[0]
+        loss_inf += 0.5 * float(np.sum(alpha * W_inf * W_inf))
+        if not abs(loss_inf + 0.5 * coef.sum() - loss0) <= _SELF_CHECK * loss0:
+            return None
+    curve = _series(coef, rate, 0, n_iter)
+    curve *= 0.5
+    curve += loss_inf
     curve[0] = loss0
-    theta = theta0 - step
+    theta = theta0.copy()
+    for u, lam, Q, cols in us:  # θ_T = θ₀ - Q diag((1 - r^T)/λ) u
+        theta[:, cols] -= Q @ (_one_minus_power_over(lam, eta, n_iter)[:, None] * u)
     W, b = theta[:d], theta[d].copy() if fi else np.zeros(k)
     stream = Stream("gd", k, None, converged=status == Status.CONVERGED)
     if settings.tol is not None and status != Status.CONVERGED:
@@ -179,24 +180,18 @@ def run(settings: Settings, backend, problem, stats, W0, b0) -> FitResult | None
 
 
 def _sq(a) -> float:
-    return float(np.sum(np.square(a)))
+    a = np.asarray(a)
+    return float(np.vdot(a, a))
 
 
-def _newton(spectra, grad0) -> np.ndarray:
-    """H⁻¹∇₀, per spectrum: the step from θ₀ to the optimum."""
-    out = np.empty_like(grad0)
-    for lam, Q, cols in spectra:
-        out[:, cols] = Q @ ((Q.T @ grad0[:, cols]) / lam[:, None])
-    return out
-
-
-def _tol_stop(tol, norm0, u2, rate, T, stats, theta0, step, eta, hi) -> int | None:
+def _tol_stop(tol, norm0, u2, rate, T, magnitudes) -> int | None:
     """n_iter where the loop's tol rule stops (T + 1: never, within T), or
     None when the crossing lies within the loop's rounding of tol·‖∇₀‖."""
     # The loop's gradient is formed from residuals: its rounding is eps times
-    # the magnitudes of g, Hθ and the iterate's drift θ/η, generously.
-    g_mag = math.sqrt(_sq(stats.Cxy / stats.weight_sum) + _sq(stats.mean_x) + _sq(stats.mean_y))
-    theta_mag = math.sqrt(max(_sq(theta0), _sq(theta0 - step)))
+    # the magnitudes of g = Hθ - ∇, Hθ and the iterate's drift θ/η, generously.
+    stats, theta0, newton, eta, hi = magnitudes
+    theta_mag = math.sqrt(max(_sq(theta0), _sq(theta0 - newton)))
+    g_mag = math.sqrt(_sq(stats.Cxy) / stats.weight_sum**2 + _sq(stats.mean_x) + _sq(stats.mean_y))
     noise = _NORM_ROUNDINGS * _EPS * (g_mag + hi * theta_mag + theta_mag / eta)
     target = tol * norm0
     t = _first_below(u2, rate, target * target, T)  # first t with ‖∇_t‖ <= target
