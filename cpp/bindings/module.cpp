@@ -18,6 +18,7 @@
 
 #include "checks.hpp"
 #include "fastlinreg/kernels.hpp"
+#include "fastlinreg/replay.hpp"
 
 namespace py = pybind11;
 using namespace fastlinreg;
@@ -482,6 +483,24 @@ PYBIND11_MODULE(_core, m) {
       py::arg("loss_curve").noconvert(), py::arg("n_threads") = 0, py::arg("progress") = py::none(),
       "Gradient descent replayed from sufficient statistics: the same iterates as "
       "descend_stream at O(d^2 k) per step; progress as descend_stream's.");
+
+  m.def(
+      "replay_descent",
+      [](const Stats &stats, const PyDescentParams &params, darray &W, darray &b,
+         darray &loss_curve) -> py::object {
+        const GramView &s = stats.solvable();
+        auto [Wp, bp] = model_out(W, b, s.d, s.k);
+        const DescentParams p = params.resolved(s.d, s.k);
+        check_vec(loss_curve, p.max_iter, "loss_curve");
+        check_writable(loss_curve, "loss_curve");
+        const DescentResult r = replay_descent(s, p, Wp, bp, loss_curve.mutable_data());
+        if (r.n_iter < 0) return py::none();
+        return py::cast(r);
+      },
+      py::arg("stats"), py::arg("params"), py::arg("W").noconvert(), py::arg("b").noconvert(),
+      py::arg("loss_curve").noconvert(),
+      "descend_gram's result for a plain fixed step, in closed form (replay.hpp); None where "
+      "it cannot be certified (run the loop then).");
 
   m.def(
       "descend_sgd",

@@ -407,7 +407,7 @@ inline double tridiagonal_top(const double *a, const double *b, index_t m) {
 // spectra). The intercept direction has curvature exactly
 // intercept_curvature when the shift is the weighted column mean, so the
 // result is the larger of the two with an intercept. Memory: m + 1 vectors
-// of d. should_stop is asked about every 2^25 elements read; when it says
+// of d. should_stop is asked about every 2^22 elements read; when it says
 // stop the result is NaN (the caller raises what stopped it).
 template <class Oracle>
 double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads,
@@ -433,8 +433,9 @@ double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads,
   const int nt = std::max(1, n_threads);
   double work = 0.0, bound = 0.0, largest = 0.0;
   for (index_t it = 0; it < m_max; ++it) {
+    // Asked every 2^22 elements read: the passes are few, so each counts.
     work += work_per_pass;
-    if (should_stop && work >= double(index_t(1) << 25)) {
+    if (should_stop && work >= double(index_t(1) << 22)) {
       work = 0.0;
       if (should_stop(it, bound)) return std::numeric_limits<double>::quiet_NaN();
     }

@@ -1,5 +1,9 @@
 """Gradient descent with a fixed step on the squared loss, in closed form.
 
+A backend with ``replay_descent`` (cpu: cpp/src/replay.cpp, the same rules
+on the statistics alone, in one call) answers for a scalar penalty; this
+module's numpy version answers otherwise.
+
 Plain gradient descent on (W, b) with step η is linear: with H the Hessian
 of the mean loss in θ = (W, b) (from the sufficient statistics) and
 H = Q diag(λ) Qᵀ, the gradient after t steps is Q (rᵗ ∘ u₀) with
@@ -28,7 +32,7 @@ import math
 
 import numpy as np
 
-from ..backends import Status
+from ..backends import DescentConfig, Status
 from ._common import FitResult, Settings, Stream, warn_max_iter
 
 __all__ = ["run", "hessian"]
@@ -119,6 +123,16 @@ def run(settings: Settings, backend, problem, stats, W0, b0) -> FitResult | None
     be certified (see the module docstring): then run the loop."""
     eta, T, fi = float(settings.learning_rate), int(settings.max_iter), settings.fit_intercept
     d, k = W0.shape
+    compiled = getattr(backend, "replay_descent", None)
+    if compiled is not None and np.ndim(settings.alpha) == 0:  # the same rules in C++
+        config = DescentConfig(T, eta, settings.tol, settings.alpha, fi)
+        out = compiled(stats, config, W0, b0)
+        if out is None:
+            return None
+        if settings.tol is not None and out.status != Status.CONVERGED:
+            warn_max_iter(settings)
+        stream = Stream("gd", k, None, converged=out.status == Status.CONVERGED)
+        return FitResult("gd", out.W, out.b, out.n_iter, out.curve, eta, stream)
     spectra = _spectra(settings, stats)
     lam_all = np.concatenate([s[0] for s in spectra]) if len(spectra) > 1 else spectra[0][0]
     lo, hi = float(lam_all[0]) if len(spectra) == 1 else float(lam_all.min()), float(lam_all.max())
