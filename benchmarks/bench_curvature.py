@@ -76,7 +76,8 @@ def main() -> None:
     print(f"one pass (column moments): {t_pass * 1e3:.0f} ms")
     print(
         f"before: power iteration, {old_passes} passes (+1 moments) ≈ "
-        f"{(t_old + t_pass) * 1e3:.0f} ms; L = {old_L:.6g} (λmax {top:.6g}, ratio {old_L / top:.4f})"
+        f"{(t_old + t_pass) * 1e3:.0f} ms; L = {old_L:.6g} "
+        f"(λmax {top:.6g}, ratio {old_L / top:.4f})"
     )
     print(
         f"now: Lanczos, {new_passes} passes (+1 moments) = {(t_new + t_pass) * 1e3:.0f} ms; "

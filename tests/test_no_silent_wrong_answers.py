@@ -196,13 +196,13 @@ def test_ctrl_c_stops_the_automatic_steps_curvature_passes():
 
     cpu = get_backend("cpu")
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(50_000, 64))
+    X = rng.normal(size=(200_000, 64))
     p = problem(cpu, X)
     cfg = descent(0, 0.0, shift=np.zeros(64), scale=np.ones(64))
     t0 = time.perf_counter()
     cpu.curvature(p, cfg)
     whole = time.perf_counter() - t0
-    if whole < 0.3:
+    if whole < 0.05:
         pytest.skip(f"the curvature took {whole:.2f} s here: too fast to interrupt")
     sent = _interrupt_after(0.1 * whole)
     with pytest.raises(KeyboardInterrupt):

@@ -180,9 +180,9 @@ DescentResult replay_descent(const GramView &s, const DescentParams &prm, double
       // The loop forms its gradient from residuals: its rounding is eps times
       // the magnitudes of g, H theta and the iterate's drift theta / eta.
       const double theta_mag = std::sqrt(tmag) + std::sqrt(newton2);
-      const double window = kNormRoundings * kEps *
-                                (std::sqrt(gmag) + hi * theta_mag + theta_mag / eta) +
-                            1e-7 * target;
+      const double window =
+          kNormRoundings * kEps * (std::sqrt(gmag) + hi * theta_mag + theta_mag / eta) +
+          1e-7 * target;
       // The first t with the gradient norm at or below target, a block at a time.
       PowerSeries norm(rate, u2);
       double block[PowerSeries::kBlock], before = std::sqrt(n2);

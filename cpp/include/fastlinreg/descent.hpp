@@ -376,8 +376,7 @@ inline double tridiagonal_top(const double *a, const double *b, index_t m) {
   const double tiny = std::numeric_limits<double>::min();
   for (int it = 0; it < 200; ++it) {
     const double mid = 0.5 * (lo + hi);
-    if (!(mid > lo && mid < hi) || hi - lo <= 4e-16 * std::max(std::fabs(lo), std::fabs(hi)))
-      break;
+    if (!(mid > lo && mid < hi) || hi - lo <= 4e-16 * std::max(std::fabs(lo), std::fabs(hi))) break;
     index_t below = 0;  // eigenvalues below mid: negative pivots of T - mid I
     double q = 1.0;
     for (index_t i = 0; i < m; ++i) {

@@ -5,6 +5,9 @@ and dask come in their own modules) with the functions of :class:`Backend`.
 Solvers call them with a :class:`Problem` and a config object, never with
 positional lists; outputs are fresh arrays in model space (W (d, k),
 b (k), float64). reference.py is the plain-numpy template to copy.
+Optional: ``replay_descent(stats, config, W0, b0)`` (cpu), a float step's
+``descend_gram`` outcome in closed form or None; solvers/_replay.py's numpy
+version stands in where a backend has none.
 """
 
 from __future__ import annotations

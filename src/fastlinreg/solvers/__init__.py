@@ -112,7 +112,9 @@ def _fit(settings: Settings, backend, problem, W0, b0, previous=None) -> FitResu
         # (_replay; the step loop where it cannot certify the result), and
         # partial_fit continues from them.
         stats = exact.statistics(backend, problem)
-        result = None if settings.positive else _replay.run(settings, backend, problem, stats, W0, b0)
+        result = None
+        if not settings.positive:
+            result = _replay.run(settings, backend, problem, stats, W0, b0)
         if result is None:
             result = descent.run("gd", settings, backend, problem, None, W0, b0, previous)
         result.stream = Stream("gram", W0.shape[1], stats, converged=result.stream.converged)
