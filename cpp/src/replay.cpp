@@ -74,12 +74,18 @@ class PowerSeries {
         table_[i * kBlock + j] = table_[i * kBlock + j - 1] * q[i];
     }
   }
-  void fill(index_t t0, index_t count, double *out) {
+  // out[j] = base + sum_i w[i] q[i]^(t0 + j), j < count.
+  void fill(index_t t0, index_t count, double base, double *out) {
     const size_t m = q_.size();
-    for (index_t a = t0; a < t0 + count; a += kBlock) {
-      for (size_t i = 0; i < m; ++i) scaled_[i] = w_[i] * std::pow(q_[i], double(a));
+    std::vector<double> q64(m), power(m);
+    for (size_t i = 0; i < m; ++i) q64[i] = table_[i * kBlock + kBlock - 1] * q_[i];
+    for (index_t a = t0, block = 0; a < t0 + count; a += kBlock, ++block) {
+      for (size_t i = 0; i < m; ++i) {  // q^a: pow every 64 blocks, products between
+        power[i] = block % kBlock == 0 ? std::pow(q_[i], double(a)) : power[i] * q64[i];
+        scaled_[i] = w_[i] * power[i];
+      }
       const index_t len = std::min(kBlock, t0 + count - a);
-      for (index_t j = 0; j < len; ++j) out[a - t0 + j] = 0.0;
+      for (index_t j = 0; j < len; ++j) out[a - t0 + j] = base;
       for (size_t i = 0; i < m; ++i)
         for (index_t j = 0; j < len; ++j) out[a - t0 + j] += scaled_[i] * table_[i * kBlock + j];
     }
@@ -189,7 +195,7 @@ DescentResult replay_descent(const GramView &s, const DescentParams &prm, double
       index_t hit = -1;
       for (index_t t0 = 1; t0 < prm.max_iter && hit < 0; t0 += PowerSeries::kBlock) {
         const index_t len = std::min(PowerSeries::kBlock, prm.max_iter - t0);
-        norm.fill(t0, len, block);
+        norm.fill(t0, len, 0.0, block);
         for (index_t j = 0; j < len; ++j) {
           const double now = std::sqrt(std::max(block[j], 0.0));
           if (now <= target) {
@@ -208,8 +214,7 @@ DescentResult replay_descent(const GramView &s, const DescentParams &prm, double
       }
     }
   }
-  PowerSeries(rate, coef).fill(0, res.n_iter, loss_curve);
-  for (index_t t = 0; t < res.n_iter; ++t) loss_curve[t] += loss_inf;
+  PowerSeries(rate, coef).fill(0, res.n_iter, loss_inf, loss_curve);
   loss_curve[0] = loss0;
   res.last_loss = loss_curve[res.n_iter - 1];
   // theta_n = theta_0 - Q diag((1 - r^n) / lambda) u
