@@ -47,10 +47,12 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1_500_000)
     p.add_argument("--d", type=int, default=100)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--correlated", action="store_true", help="a dominant top eigenvalue")
     args = p.parse_args()
     print(H.machine_line(H.machine_info(H.default_threads())))
     X = H.random_matrix(args.n, args.d)
-    X[:, 1] = 0.6 * X[:, 0] + 0.8 * X[:, 1]  # some correlation
+    if args.correlated:  # else the columns are independent: clustered top eigenvalues
+        X[:, 1] = 0.6 * X[:, 0] + 0.8 * X[:, 1]
     y = np.zeros(args.n)
     problem = Problem(X, y[:, None], None, float(args.n), SQUARED, None)
     _, mean, var = cpu.column_moments(problem)
