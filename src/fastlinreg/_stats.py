@@ -169,7 +169,7 @@ class SufficientStats:
         parts = (self.mean_x, self.mean_y, self.Cxx, self.Cxy, self.Cyy)
         if sum(np.size(a) for a in parts) <= 4096:  # one check for all: a tiny fit's fixed cost
             flat = np.concatenate([np.ravel(a) for a in parts])
-            return bool(np.isfinite(self.weight_sum) and np.add.reduce(flat * 0.0) == 0.0)
+            return bool(np.isfinite(self.weight_sum) and np.isfinite(flat).all())
         return bool(
             np.isfinite(self.weight_sum)
             and np.isfinite(self.mean_x).all()
