@@ -19,6 +19,7 @@
 
 #include "checks.hpp"
 #include "fastlinreg/kernels.hpp"
+#include "fastlinreg/replay.hpp"
 
 namespace py = pybind11;
 using namespace fastlinreg;
@@ -272,7 +273,7 @@ Result raise_if_interrupted(const Result &r) {
 }
 
 // Runs run(stop) with the GIL released; raises KeyboardInterrupt (or what
-// the signal handler raised) if the power iteration stopped for a signal.
+// the signal handler raised) if the curvature's passes stopped for a signal.
 template <class Run>
 double curvature_interruptible(Run &&run) {
   bool stopped = false;
@@ -516,6 +517,24 @@ PYBIND11_MODULE(_core, m) {
       "descend_stream at O(d^2 k) per step; progress as descend_stream's.");
 
   m.def(
+      "replay_descent",
+      [](const Stats &stats, const PyDescentParams &params, darray &W, darray &b,
+         darray &loss_curve) -> py::object {
+        const GramView &s = stats.solvable();
+        auto [Wp, bp] = model_out(W, b, s.d, s.k);
+        const DescentParams p = params.resolved(s.d, s.k);
+        check_vec(loss_curve, p.max_iter, "loss_curve");
+        check_writable(loss_curve, "loss_curve");
+        const DescentResult r = replay_descent(s, p, Wp, bp, loss_curve.mutable_data());
+        if (r.n_iter < 0) return py::none();
+        return py::cast(r);
+      },
+      py::arg("stats"), py::arg("params"), py::arg("W").noconvert(), py::arg("b").noconvert(),
+      py::arg("loss_curve").noconvert(),
+      "descend_gram's result for a plain fixed step, in closed form (replay.hpp); None where "
+      "it cannot be certified (run the loop then).");
+
+  m.def(
       "descend_sgd",
       [](const Problem &pr, const PySgdParams &params, darray &W, darray &b, darray &loss_curve,
          const py::object &progress) {
@@ -558,7 +577,7 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("problem"), py::arg("params"), py::arg("n_threads") = 0,
       "The largest curvature of the problem's loss along the coefficients in the descended "
-      "space (power iteration with the fused pass; y is not read).");
+      "space, bounded from above (at most 10 Lanczos passes; y is not read).");
 
   m.def(
       "curvature_gram",
@@ -569,7 +588,7 @@ PYBIND11_MODULE(_core, m) {
             [&](const StopCheck &stop) { return curvature_gram(s, p, n_threads, stop); });
       },
       py::arg("stats"), py::arg("params"), py::arg("n_threads") = 0,
-      "curvature_stream's power iteration, on sufficient statistics (squared loss).");
+      "curvature_stream's Lanczos bound, on sufficient statistics (squared loss).");
 
   m.def(
       "sufficient_stats",

@@ -188,8 +188,7 @@ double curvature_stream(const DataView<T> &v, const DescentParams &params, int n
     probe.k = 1;
     auto oracle = make_oracle<CurvatureProbe<Loss>>(probe);
     const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
-    return top_curvature(oracle, params, nt, 100, 1e-4, Loss::kCurvature, oracle.work_per_pass(),
-                         should_stop);
+    return top_curvature(oracle, params, nt, Loss::kCurvature, oracle.work_per_pass(), should_stop);
   });
 }
 
@@ -218,8 +217,8 @@ double curvature_gram(const GramView &s, const DescentParams &params, int n_thre
   GramOracle oracle(s.d, 1, s.weight_sum, s.mean_x, s.mean_y, s.Cxx, s.Cxy, s.Cyy,
                     /*zero_y=*/true);
   const int nt = useful_threads(n_threads, double(s.d) * double(s.d), s.d);
-  return top_curvature(oracle, params, nt, 100, 1e-4, SquaredLoss::kCurvature,
-                       double(s.d) * double(s.d), should_stop);
+  return top_curvature(oracle, params, nt, SquaredLoss::kCurvature, double(s.d) * double(s.d),
+                       should_stop);
 }
 
 FASTLINREG_INSTANTIATE(float)

@@ -72,8 +72,7 @@ double curvature_stream(const CsrView<T, I> &v, const DescentParams &params, int
     probe.k = 1;
     CsrOracle<CurvatureProbe<Loss>, T, I> oracle(probe);
     const int nt = useful_threads(n_threads, oracle.work_per_pass(), oracle.n_chunks());
-    return top_curvature(oracle, params, nt, 100, 1e-4, Loss::kCurvature, oracle.work_per_pass(),
-                         should_stop);
+    return top_curvature(oracle, params, nt, Loss::kCurvature, oracle.work_per_pass(), should_stop);
   });
 }
 

@@ -148,6 +148,9 @@ def descend_gram(
     n_threads: int = 0,
     progress: Callable[[int, float], object] | None = None,
 ) -> DescentResult: ...
+def replay_descent(
+    stats: Stats, params: DescentParams, W: _F64, b: _F64, loss_curve: _F64
+) -> DescentResult | None: ...
 def descend_sgd(
     problem: Problem,
     params: SgdParams,

@@ -166,6 +166,10 @@ class SufficientStats:
     def is_finite(self) -> bool:
         """True when every statistic is finite (a NaN or inf in the rows makes
         them non-finite, so this doubles as the rows' finiteness check)."""
+        parts = (self.mean_x, self.mean_y, self.Cxx, self.Cxy, self.Cyy)
+        if sum(np.size(a) for a in parts) <= 4096:  # one check for all: a tiny fit's fixed cost
+            flat = np.concatenate([np.ravel(a) for a in parts])
+            return bool(np.isfinite(self.weight_sum) and np.isfinite(flat).all())
         return bool(
             np.isfinite(self.weight_sum)
             and np.isfinite(self.mean_x).all()

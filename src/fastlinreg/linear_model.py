@@ -72,14 +72,14 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
           elements (smaller ones stay in L1 cache, where a fused step costs no
           more than a replayed one) and the one-off d² statistics are cheaper
           than the steps (``n_features <= 25 * max_iter``), else ``"gd"``
-          (the tutorial's 16 points run ``"gd"``). The choice is stored in
-          ``solver_``.
+          (the tutorial's 16 points: ``"gd"``, its trajectory computed in
+          closed form from the statistics). The choice is stored in ``solver_``.
     learning_rate : "auto" or float, default="auto"
         Gradient-descent step. A float runs plain gradient descent on (coef,
         intercept): exactly the tutorial's iterates. ``"auto"`` runs gradient
         descent on the centred, column-scaled problem (folded into the kernel's
         arithmetic; X is not copied) with step ``1/L``, L the largest Hessian
-        eigenvalue found by power iteration: the loss then decreases
+        eigenvalue bounded from above by 10 Lanczos passes: the loss then decreases
         monotonically whatever the column scales. The step used is stored in
         ``learning_rate_``.
     max_iter : int, default=1000
@@ -108,7 +108,8 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         Starting coefficients when ``fit`` gets none: zeros, or standard normal
         draws from ``random_state`` (the tutorial's ``rng.randn()``).
     warm_start : bool, default=False
-        Start from the previous fit's coefficients.
+        Start from the previous fit's coefficients (and, on the same rows,
+        its automatic step: see fastlinreg.solvers._curvature).
     positive : bool, default=False
         Constrain the coefficients to be non-negative (the intercept stays
         free). ``"exact"`` solves the constrained least squares with an
@@ -264,6 +265,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
             backend = get_backend(self.backend, data=X)
             X, y = validate_for(backend)(self, X, y)
             problem = rows_problem(backend, X, y, sample_weight, SQUARED, self.n_jobs)
+            previous = getattr(self, "_stream", None) if self.warm_start else None
             if coef_init is None and self.warm_start and hasattr(self, "coef_"):
                 coef_init = self.coef_
                 if intercept_init is None and self.fit_intercept:
@@ -275,7 +277,7 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
                 *first_model(self, d, k, random=coef_init is None),
                 self.fit_intercept,
             )
-            result = solvers.fit(self._settings(k), backend, problem, W0, b0)
+            result = solvers.fit(self._settings(k), backend, problem, W0, b0, previous)
             self._store(result, backend, y.ndim == 1, problem.X.dtype)
             self._robust_after_fit(problem)
             return self
@@ -375,12 +377,13 @@ class LinearRegression(InferenceMixin, RegressorMixin, BaseEstimator):
         # Attributes follow X's float dtype, as scikit-learn's do; the solvers
         # work in float64 throughout. A model beyond float32's range stays
         # float64 rather than become inf.
-        big = np.finfo(dtype).max
-        if not (np.all(np.abs(r.W) <= big) and np.all(np.abs(r.b) <= big)):
-            dtype = np.float64
-        W, b = r.W.astype(dtype), r.b.astype(dtype)
-        self.coef_ = W[:, 0].copy() if y_is_1d else np.ascontiguousarray(W.T)
-        self.intercept_ = b[0] if y_is_1d else b
+        W, b = r.W, r.b
+        if dtype != np.float64:
+            big = np.finfo(dtype).max
+            if np.all(np.abs(W) <= big) and np.all(np.abs(b) <= big):
+                W, b = W.astype(dtype), b.astype(dtype)
+        self.coef_ = W[:, 0].copy() if y_is_1d else np.array(W.T, order="C")
+        self.intercept_ = b[0] if y_is_1d else b.copy()
         self.n_iter_ = int(r.n_iter)
         self.loss_curve_ = r.curve
         self.learning_rate_ = r.learning_rate

@@ -356,24 +356,68 @@ DescentResult descend(Oracle &oracle_in, const DescentParams &params, double *W_
   return res;
 }
 
+// Passes over X that bound the automatic step's curvature (Lanczos steps).
+constexpr index_t kCurvaturePasses = 10;
+// The bound's relative margin for the rounding of the passes' sums.
+constexpr double kCurvatureRounding = 1e-10;
+
+namespace detail {
+
+// The largest eigenvalue of the symmetric tridiagonal matrix with diagonal
+// a (m) and off-diagonal b (m - 1), from above: bisection on Sturm counts
+// inside the Gershgorin interval, to a few roundings.
+inline double tridiagonal_top(const double *a, const double *b, index_t m) {
+  double lo = a[0], hi = a[0];
+  for (index_t i = 0; i < m; ++i) {
+    const double r = (i > 0 ? std::fabs(b[i - 1]) : 0.0) + (i + 1 < m ? std::fabs(b[i]) : 0.0);
+    lo = std::min(lo, a[i] - r);
+    hi = std::max(hi, a[i] + r);
+  }
+  const double tiny = std::numeric_limits<double>::min();
+  for (int it = 0; it < 200; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (!(mid > lo && mid < hi) || hi - lo <= 4e-16 * std::max(std::fabs(lo), std::fabs(hi))) break;
+    index_t below = 0;  // eigenvalues below mid: negative pivots of T - mid I
+    double q = 1.0;
+    for (index_t i = 0; i < m; ++i) {
+      q = a[i] - mid - (i > 0 ? b[i - 1] * b[i - 1] / q : 0.0);
+      if (q == 0.0) q = -tiny;
+      below += q < 0.0;
+    }
+    (below == m ? hi : lo) = mid;
+  }
+  return hi;
+}
+
+}  // namespace detail
+
 // Largest eigenvalue of X^T X / weight_sum (+ alpha) in the descended
-// (standardised) space: the curvature of the squared loss, which bounds that
-// of any loss once scaled by the loss's kCurvature. Power iteration with an
-// oracle that runs the curvature probe (CurvatureProbe in fused.hpp: the
-// pass's "gradient" is then X^T X W / weight_sum). The intercept direction has
-// curvature exactly 1 when the shift is the weighted column mean, so the
-// result is max(lambda_coef, intercept_curvature) with an intercept. Iterates until the
-// Rayleigh quotient moves less than rtol.
-// should_stop is asked about every 2^25 elements read; when it says stop the
-// result is NaN (the caller raises what stopped it).
+// (standardised) space, bounded from above: the curvature of the squared
+// loss, which bounds that of any loss once scaled by the loss's kCurvature.
+// Lanczos with full reorthogonalisation over an oracle that runs the
+// curvature probe (CurvatureProbe in fused.hpp: the pass's "gradient" is
+// then X^T X W / weight_sum), at most kCurvaturePasses passes (fewer when
+// the Krylov space becomes invariant, e.g. d <= kCurvaturePasses). The
+// result is theta + beta: the top Ritz value of the tridiagonal T_m plus
+// the norm of the last residual, Zhou and Li's bound (Linear Algebra Appl.
+// 435, 2011), above lambda_max with high probability for a start vector
+// not orthogonal to its eigenvector (the plain Ritz value is a lower
+// bound; theta + the Ritz pair's residual can fall below it on dense
+// spectra). The intercept direction has curvature exactly
+// intercept_curvature when the shift is the weighted column mean, so the
+// result is the larger of the two with an intercept. Memory: m + 1 vectors
+// of d. should_stop is asked about every 2^22 elements read; when it says
+// stop the result is NaN (the caller raises what stopped it).
 template <class Oracle>
-double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads, index_t max_iter,
-                     double rtol, double intercept_curvature, double work_per_pass,
+double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads,
+                     double intercept_curvature, double work_per_pass,
                      const StopCheck &should_stop) {
   const index_t d = oracle.d();
+  const index_t m_max = std::min<index_t>(d, kCurvaturePasses);
   const detail::ParamMap st(d, 1, p.standardisation, p.fit_intercept);
-  std::vector<double> v(static_cast<size_t>(d)), W(static_cast<size_t>(d)),
+  std::vector<double> Q(static_cast<size_t>((m_max + 1) * d)), W(static_cast<size_t>(d)),
       G(static_cast<size_t>(d));
+  std::vector<double> alpha(static_cast<size_t>(m_max)), beta(static_cast<size_t>(m_max));
   double b = 0.0, gb = 0.0, c = 0.0;
   // A fixed, sign-varied start vector: deterministic, not orthogonal to a
   // dominant direction of all-positive correlations.
@@ -381,38 +425,53 @@ double top_curvature(Oracle &oracle, const DescentParams &p, int n_threads, inde
   double nrm = 0.0;
   for (index_t j = 0; j < d; ++j) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
-    v[j] = 1.0 + 0.5 * (double(state >> 11) / 9007199254740992.0 - 0.5);
-    nrm += v[j] * v[j];
+    Q[j] = 1.0 + 0.5 * (double(state >> 11) / 9007199254740992.0 - 0.5);
+    nrm += Q[j] * Q[j];
   }
-  for (auto &x : v) x /= std::sqrt(nrm);
-  double lambda = 0.0;
+  for (index_t j = 0; j < d; ++j) Q[j] /= std::sqrt(nrm);
   const int nt = std::max(1, n_threads);
-  double work = 0.0;
-  for (index_t it = 0; it < max_iter; ++it) {
+  double work = 0.0, bound = 0.0, largest = 0.0;
+  for (index_t it = 0; it < m_max; ++it) {
+    // Asked every 2^22 elements read: the passes are few, so each counts.
     work += work_per_pass;
-    if (should_stop && work >= double(index_t(1) << 25)) {
+    if (should_stop && work >= double(index_t(1) << 22)) {
       work = 0.0;
-      if (should_stop(it, lambda)) return std::numeric_limits<double>::quiet_NaN();
+      if (should_stop(it, bound)) return std::numeric_limits<double>::quiet_NaN();
     }
+    const double *v = &Q[it * d];
     c = 0.0;  // in the standardised space the intercept does not couple
-    st.to_model(v.data(), &c, W.data(), &b);
+    st.to_model(v, &c, W.data(), &b);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     oracle.partials(W.data(), &b);
     oracle.reduce(G.data(), &gb);
     st.to_descended(G.data(), &gb, W.data(), p.alpha);
-    double rq = 0.0, n2 = 0.0;
-    for (index_t j = 0; j < d; ++j) {
-      rq += v[j] * G[j];
-      n2 += G[j] * G[j];
-    }
-    const double prev = lambda;
-    lambda = rq;
-    if (n2 <= 0.0 || !std::isfinite(n2)) break;
-    const double inv = 1.0 / std::sqrt(n2);
-    for (index_t j = 0; j < d; ++j) v[j] = G[j] * inv;
-    if (it > 2 && std::fabs(lambda - prev) <= rtol * std::fabs(lambda)) break;
+    double a = 0.0;
+    for (index_t j = 0; j < d; ++j) a += v[j] * G[j];
+    alpha[it] = a;
+    largest = std::max(largest, std::fabs(a));
+    if (!std::isfinite(a)) return p.fit_intercept ? std::max(a, intercept_curvature) : a;
+    // G -= a v + beta v_prev, then twice against every earlier vector: the
+    // reorthogonalisation keeps T_m's top eigenvalue a Ritz value of A.
+    for (int pass = 0; pass < 2; ++pass)
+      for (index_t i = 0; i <= it; ++i) {
+        const double *u = &Q[i * d];
+        double dot = 0.0;
+        for (index_t j = 0; j < d; ++j) dot += u[j] * G[j];
+        for (index_t j = 0; j < d; ++j) G[j] -= dot * u[j];
+      }
+    double n2 = 0.0;
+    for (index_t j = 0; j < d; ++j) n2 += G[j] * G[j];
+    beta[it] = std::sqrt(n2);
+    const index_t m = it + 1;
+    // An invariant Krylov space: T_m's eigenvalues are A's, exactly.
+    const bool invariant = !(beta[it] > 1e-13 * largest) || m == d;
+    bound = detail::tridiagonal_top(alpha.data(), beta.data(), m) + (invariant ? 0.0 : beta[it]);
+    if (invariant || !std::isfinite(beta[it])) break;
+    const double inv = 1.0 / beta[it];
+    for (index_t j = 0; j < d; ++j) Q[(it + 1) * d + j] = G[j] * inv;
   }
-  return p.fit_intercept ? std::max(lambda, intercept_curvature) : lambda;
+  bound *= 1.0 + kCurvatureRounding;
+  return p.fit_intercept ? std::max(bound, intercept_curvature) : bound;
 }
 
 FASTLINREG_ISA_END

@@ -23,7 +23,7 @@ class GramOracle : public UnitPass<GramOracle> {
   friend class UnitPass<GramOracle>;
 
  public:
-  // zero_y: act as if y = 0 (for power iteration on the Hessian).
+  // zero_y: act as if y = 0 (for the curvature's Lanczos passes on the Hessian).
   GramOracle(index_t d, index_t k, double weight_sum,
              const double *mean_x,  // (d)
              const double *mean_y,  // (k)

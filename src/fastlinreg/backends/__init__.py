@@ -42,7 +42,8 @@ _AUTO_ORDER = ("cpu",)
 
 
 def _load(name: str):
-    module = importlib.import_module(f"{__name__}.{name}")
+    full = f"{__name__}.{name}"
+    module = sys.modules.get(full) or importlib.import_module(full)  # a fit's fixed cost
     ok, why = module.available()
     return module, (None if ok else why)
 

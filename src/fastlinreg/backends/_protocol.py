@@ -5,6 +5,9 @@ and dask come in their own modules) with the functions of :class:`Backend`.
 Solvers call them with a :class:`Problem` and a config object, never with
 positional lists; outputs are fresh arrays in model space (W (d, k),
 b (k), float64). reference.py is the plain-numpy template to copy.
+Optional: ``replay_descent(stats, config, W0, b0)`` (cpu), a float step's
+``descend_gram`` outcome in closed form or None; solvers/_replay.py's numpy
+version stands in where a backend has none.
 """
 
 from __future__ import annotations
@@ -161,7 +164,8 @@ class Backend(Protocol):
 
     def curvature(self, problem: Problem, config: DescentConfig) -> float:
         """L: the loss's largest curvature along the coefficients in the
-        descended space (power iteration; config's step fields unused)."""
+        descended space, from above (at most 10 Lanczos passes: descent.hpp's
+        top_curvature, reference.top_curvature; config's step fields unused)."""
 
     def curvature_gram(self, stats, config: DescentConfig, n_jobs=None) -> float:
         """:meth:`curvature` of the squared loss from SufficientStats."""

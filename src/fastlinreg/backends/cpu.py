@@ -240,6 +240,15 @@ def descend_gram(stats, config: DescentConfig, W0, b0, n_jobs=None) -> DescentOu
     return _descent_outcome(r, W, b, curve)
 
 
+def replay_descent(stats, config: DescentConfig, W0, b0) -> DescentOutcome | None:
+    """descend_gram's outcome for a plain fixed step in closed form (replay.hpp),
+    or None where it cannot be certified (solvers/_replay.py's rules)."""
+    W, b = _model(W0, b0)
+    curve = np.empty(config.max_iter)
+    r = _core.replay_descent(_stats(stats), _descent_params(config), W, b, curve)
+    return None if r is None else _descent_outcome(r, W, b, curve)
+
+
 def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
     W, b = _model(W0, b0)
     p = _core.SgdParams()

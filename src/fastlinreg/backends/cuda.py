@@ -41,7 +41,7 @@ from ._protocol import (
     SgdOutcome,
     Status,
 )
-from .reference import _power_iteration  # descent.hpp's top_curvature, step for step
+from .reference import top_curvature  # descent.hpp's, step for step
 
 NAME = "cuda"
 
@@ -218,7 +218,7 @@ def column_moments(problem: Problem):
 
 
 def curvature(problem: Problem, config: DescentConfig) -> float:
-    """Power iteration (descent.hpp's top_curvature) on the device's fused pass
+    """descent.hpp's top_curvature (Lanczos) on the device's fused pass
     of the squared loss at y = 0, scaled by the loss's curvature bound: the
     pass of descent.hpp's CurvatureProbe."""
     mod = _module()
@@ -231,7 +231,7 @@ def curvature(problem: Problem, config: DescentConfig) -> float:
         mod.fused_pass(probe_problem, W, b, G, gb)
         return c * G, c * gb
 
-    return _power_iteration(probe, config, problem.shape[1], c)
+    return top_curvature(probe, config, problem.shape[1], c)
 
 
 def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:

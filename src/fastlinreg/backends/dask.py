@@ -168,16 +168,16 @@ def column_moments(problem: Problem):
     return ws, mean, m2 / ws
 
 
-# Up to this many features the power iteration runs on XᵀWX from one pass's
-# statistics (about as many flops as its ~60 passes, with one round trip).
+# Up to this many features the Lanczos bound runs on XᵀWX from one pass's
+# statistics (one round trip instead of one per Lanczos pass).
 _GRAM_CURVATURE_FEATURES = 256
 
 
 @np.errstate(all="ignore")
 def curvature(problem: Problem, config: DescentConfig) -> float:
-    """The reference's power iteration: on the merged statistics' XᵀWX for few
-    features (the same products, summed in another order), else each product
-    one pass over the persisted blocks."""
+    """The reference's top_curvature (Lanczos): on the merged statistics'
+    XᵀWX for few features (the same products, summed in another order), else
+    each product one pass over the persisted blocks."""
     d, c = problem.X.shape[1], problem.loss.curvature
     if d <= _GRAM_CURVATURE_FEATURES and len(problem.X.chunks[0]) > 1:
         ws, mean, _, Cxx, _, _ = sufficient_stats(problem)
@@ -186,7 +186,7 @@ def curvature(problem: Problem, config: DescentConfig) -> float:
             m = b + mean @ W
             return c * (Cxx @ W / ws + np.outer(mean, m)), c * m
 
-        return reference._power_iteration(gram_probe, config, d, c)
+        return reference.top_curvature(gram_probe, config, d, c)
     p = Problem(problem.X, None, problem.sample_weight, problem.weight_sum, SQUARED, problem.n_jobs)
     r = rows.Rows.of(p).persisted()
     if len(r.blocks()) == 1:
@@ -198,7 +198,7 @@ def curvature(problem: Problem, config: DescentConfig) -> float:
         _, G, gb = oracle(W, b)
         return c * G, c * gb
 
-    return reference._power_iteration(probe, config, d, c)
+    return reference.top_curvature(probe, config, d, c)
 
 
 def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:

@@ -247,27 +247,44 @@ def descend_gram(stats, config: DescentConfig, W0, b0, n_jobs=None) -> DescentOu
     return _descend(lambda W, b: _gram_pass(stats, W, b), config, W0, b0)
 
 
-def _power_iteration(probe, config: DescentConfig, d: int, intercept_curvature: float) -> float:
-    """descent.hpp's top_curvature: the same start vector and stopping rule."""
+# descent.hpp's kCurvaturePasses: the Lanczos steps that bound the curvature.
+CURVATURE_PASSES = 10
+CURVATURE_ROUNDING = 1e-10  # kCurvatureRounding: the bound's margin for rounding
+
+
+def top_curvature(probe, config: DescentConfig, d: int, intercept_curvature: float) -> float:
+    """descent.hpp's top_curvature: the same start vector, at most
+    CURVATURE_PASSES Lanczos steps with full reorthogonalisation, and the
+    bound theta + beta (the top Ritz value plus the last residual's norm),
+    exact when the Krylov space becomes invariant."""
     m = _Map(config, d)
     state, v = 0x9E3779B97F4A7C15, np.empty(d)
     for j in range(d):
         state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
         v[j] = 1.0 + 0.5 * ((state >> 11) / 9007199254740992.0 - 0.5)
-    v /= np.sqrt(v @ v)
-    lam = 0.0
-    for it in range(100):
-        W, b = m.to_model(v[:, None], np.zeros(1))
+    Q = [v / np.sqrt(v @ v)]
+    alpha, beta, bound = [], [], 0.0
+    for it in range(min(d, CURVATURE_PASSES)):
+        W, b = m.to_model(Q[it][:, None], np.zeros(1))
         G, gb = probe(W, b)
         G, _ = m.gradient(G, gb, W, config.alpha)
-        g = G[:, 0]
-        prev, lam, n2 = lam, float(v @ g), float(g @ g)
-        if n2 <= 0.0 or not np.isfinite(n2):
+        g = G[:, 0].copy()
+        alpha.append(float(Q[it] @ g))
+        if not np.isfinite(alpha[-1]):
+            bound = alpha[-1]
             break
-        v = g / np.sqrt(n2)
-        if it > 2 and abs(lam - prev) <= 1e-4 * abs(lam):
+        for _ in range(2):
+            for u in Q:
+                g -= (u @ g) * u
+        beta.append(float(np.sqrt(g @ g)))
+        invariant = not beta[-1] > 1e-13 * max(abs(a) for a in alpha) or it + 1 == d
+        T = np.diag(alpha) + np.diag(beta[:-1], 1) + np.diag(beta[:-1], -1)
+        bound = float(np.linalg.eigvalsh(T)[-1]) + (0.0 if invariant else beta[-1])
+        if invariant or not np.isfinite(beta[-1]):
             break
-    return max(lam, intercept_curvature) if config.fit_intercept else lam
+        Q.append(g / beta[-1])
+    bound *= 1.0 + CURVATURE_ROUNDING
+    return max(bound, intercept_curvature) if config.fit_intercept else bound
 
 
 @_quiet
@@ -279,7 +296,7 @@ def curvature(problem: Problem, config: DescentConfig) -> float:
         P = w[:, None] * (X @ W + b) * c
         return X.T @ P / ws, P.sum(axis=0) / ws
 
-    return _power_iteration(probe, config, X.shape[1], c)
+    return top_curvature(probe, config, X.shape[1], c)
 
 
 @_quiet
@@ -288,7 +305,7 @@ def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:
         m = b + stats.mean_x @ W
         return stats.Cxx @ W / stats.weight_sum + np.outer(stats.mean_x, m), m
 
-    return _power_iteration(probe, config, stats.n_features, 1.0)
+    return top_curvature(probe, config, stats.n_features, 1.0)
 
 
 class _SplitMix64:

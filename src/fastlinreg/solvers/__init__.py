@@ -10,7 +10,7 @@ estimator only stores it.
 from __future__ import annotations
 
 from .._losses import SQUARED
-from . import descent, exact, lbfgs, newton, sgd
+from . import _replay, descent, exact, lbfgs, newton, sgd
 from ._common import _OVERFLOW, MAX_GRAM_FEATURES, FitResult, Settings, Stream, overflow_error
 from ._scale import MOMENTS_OUT_OF_RANGE, moments_in_range, scaled, target_scale, unscaled
 
@@ -65,12 +65,13 @@ def choose_classifier(settings: Settings, d: int, k: int) -> str:
     return "newton" if (d + 1) * k <= _NEWTON_PARAMETERS else "lbfgs"
 
 
-def fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
-    """A whole fit on the problem's rows, from (W0, b0) where a strategy iterates."""
+def fit(settings: Settings, backend, problem, W0, b0, previous: Stream | None = None) -> FitResult:
+    """A whole fit on the problem's rows, from (W0, b0) where a strategy iterates;
+    ``previous``: a warm start's last Stream (its automatic step may be reused)."""
     s = target_scale(problem)
     if s == 1.0:
-        return unscaled(_fit(settings, backend, problem, W0, b0), s)
-    return unscaled(_fit(settings, backend, scaled(problem, s), W0 * s, b0 * s), s)
+        return unscaled(_fit(settings, backend, problem, W0, b0, previous), s)
+    return unscaled(_fit(settings, backend, scaled(problem, s), W0 * s, b0 * s, previous), s)
 
 
 def statistics(backend, problem):
@@ -83,7 +84,7 @@ def statistics(backend, problem):
         raise overflow_error(problem) from None
 
 
-def _fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
+def _fit(settings: Settings, backend, problem, W0, b0, previous=None) -> FitResult:
     n, d = problem.X.shape
     if problem.loss is SQUARED:
         solver = choose(settings, n, d)
@@ -101,17 +102,24 @@ def _fit(settings: Settings, backend, problem, W0, b0) -> FitResult:
             raise ValueError(MOMENTS_OUT_OF_RANGE.format(solver=solver))
         if solver == "exact":
             return exact.fit(settings, problem, stats)
-        return descent.run("gram", settings, backend, problem, stats, W0, b0)
+        return descent.run("gram", settings, backend, problem, stats, W0, b0, previous)
     if solver == "sgd":
         state = sgd.start(settings, backend, problem, W0, b0)
         return sgd.run(settings, backend, problem, state, settings.max_iter)
-    result = descent.run("gd", settings, backend, problem, None, W0, b0)
-    if settings.solver == "auto" and n * d < _SMALL and d <= n:
-        # "auto" ran gd on a problem too small for statistics to pay; keep
-        # them anyway (nothing, at this size) so partial_fit can continue.
+    if settings.solver == "auto" and n * d < _SMALL and d <= n and problem.loss is SQUARED:
+        # Too small for a statistics pass to pay per step, but they cost
+        # nothing here: the trajectory follows from them in closed form
+        # (_replay; the step loop where it cannot certify the result), and
+        # partial_fit continues from them.
         stats = exact.statistics(backend, problem)
+        result = None
+        if not settings.positive:
+            result = _replay.run(settings, backend, problem, stats, W0, b0)
+        if result is None:
+            result = descent.run("gd", settings, backend, problem, None, W0, b0, previous)
         result.stream = Stream("gram", W0.shape[1], stats, converged=result.stream.converged)
-    return result
+        return result
+    return descent.run("gd", settings, backend, problem, None, W0, b0, previous)
 
 
 def partial_fit(settings: Settings, backend, problem, stream: Stream | None) -> FitResult:
@@ -152,7 +160,8 @@ def _partial_fit(settings: Settings, backend, problem, stream: Stream | None) ->
         raise ValueError(MOMENTS_OUT_OF_RANGE.format(solver=solver))
     if solver == "exact":
         return exact.solve(settings, stats)
-    return descent.run("gram", settings, backend, None, stats, np.zeros((d, k)), np.zeros(k))
+    zeros = np.zeros((d, k)), np.zeros(k)
+    return descent.run("gram", settings, backend, None, stats, *zeros, previous=stream)
 
 
 def partial_fit_sgd(settings: Settings, backend, problem, stream: Stream | None) -> FitResult:

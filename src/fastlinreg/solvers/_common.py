@@ -82,6 +82,7 @@ class Stream:
     y_is_1d: bool = True
     converged: bool = True  # False: a descent that stopped before its tol (or had none)
     y_scale: float = 1.0  # the power of two y was scaled by (solvers._scale)
+    curvature: object = None  # the automatic step's _curvature.Curvature, for reuse
 
 
 @dataclass
@@ -95,6 +96,18 @@ class FitResult:
     curve: np.ndarray
     learning_rate: float | None
     stream: Stream = field(default=None)
+
+
+def warn_max_iter(settings: Settings) -> None:
+    """The ConvergenceWarning of a descent that reached max_iter before its tol."""
+    from ..exceptions import ConvergenceWarning, warn_caller
+
+    warn_caller(
+        f"Gradient descent reached max_iter={settings.max_iter} before the gradient norm "
+        f"fell to tol={settings.tol} times its start. Increase max_iter, or use "
+        "solver='exact' for the least-squares optimum.",
+        ConvergenceWarning,
+    )
 
 
 def raise_not_finite(X, problem=None) -> None:

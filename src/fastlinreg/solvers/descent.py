@@ -7,8 +7,9 @@ import numpy as np
 
 from .._progress import Progress
 from ..backends import DescentConfig, Status
-from ..exceptions import ConvergenceWarning, DivergenceError, warn_caller
-from ._common import FitResult, Settings, Stream, raise_not_finite
+from ..exceptions import DivergenceError
+from . import _curvature
+from ._common import FitResult, Settings, Stream, raise_not_finite, warn_max_iter
 
 # A column whose spread is within this many roundings of its mean is
 # constant in float64: its centred values are rounding, not data.
@@ -70,20 +71,19 @@ def _rescaled_spread(problem, mean, var):
     return mean, spread
 
 
-def curvature(settings: Settings, backend, problem, stats, shift, scale) -> float:
-    """L: the largest curvature of the loss in the descended space."""
-    config = DescentConfig(0, 0.0, None, settings.alpha_max, settings.fit_intercept, shift, scale)
-    if stats is not None:
-        return backend.curvature_gram(stats, config, settings.n_jobs)
-    return backend.curvature(problem, config)
-
-
-def run(solver: str, settings: Settings, backend, problem, stats, W0, b0) -> FitResult:
-    """Gradient descent from (W0, b0): over X for "gd", over ``stats`` for "gram"."""
+def run(
+    solver: str, settings: Settings, backend, problem, stats, W0, b0, previous=None
+) -> FitResult:
+    """Gradient descent from (W0, b0): over X for "gd", over ``stats`` for "gram".
+    ``previous``: the last fit's Stream, whose curvature estimate the
+    automatic step may reuse (solvers/_curvature.py says when)."""
     shift, scale = standardisation(settings, backend, problem, stats)
+    estimate = None
     if scale is not None:
-        L = curvature(settings, backend, problem, stats, shift, scale)
-        lr = 1.0 / L if L > 0 else 1.0
+        estimate = _curvature.estimate(
+            settings, backend, problem, stats, shift, scale, getattr(previous, "curvature", None)
+        )
+        lr = 1.0 / estimate.L if estimate.L > 0 else 1.0
     else:
         lr = float(settings.learning_rate)
     progress = Progress(settings.max_iter) if settings.verbose else None
@@ -107,14 +107,10 @@ def run(solver: str, settings: Settings, backend, problem, stats, W0, b0) -> Fit
     if out.status == Status.DIVERGED:
         raise divergence_error(settings, backend, problem, stats, lr, out.n_iter, out.last_loss)
     if settings.tol is not None and out.status != Status.CONVERGED:
-        warn_caller(
-            f"Gradient descent reached max_iter={settings.max_iter} before the gradient norm "
-            f"fell to tol={settings.tol} times its start. Increase max_iter, or use "
-            "solver='exact' for the least-squares optimum.",
-            ConvergenceWarning,
-        )
+        warn_max_iter(settings)
     stats = stats if solver == "gram" else None
     stream = Stream(solver, out.b.shape[0], stats, converged=out.status == Status.CONVERGED)
+    stream.curvature = estimate
     return FitResult(solver, out.W, out.b, out.n_iter, out.curve, lr, stream)
 
 

@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from .._progress import Progress
 from ..backends import SgdConfig, Status
 from ..exceptions import ConvergenceWarning, warn_caller
-from . import descent
+from . import _curvature, descent
 from ._common import FitResult, Settings, SgdState, Stream
 
 
@@ -18,7 +18,7 @@ def start(settings: Settings, backend, problem, W0, b0) -> SgdState:
     n, d = problem.X.shape
     shift, scale = descent.standardisation(settings, backend, problem)
     if scale is not None:
-        L = descent.curvature(settings, backend, problem, None, shift, scale)
+        L = _curvature.estimate(settings, backend, problem, None, shift, scale).L
         # The batch curvature bound: the mean squared row norm of the
         # standardised rows is d + 1.
         eta0 = 1.0 / (L + (d + 1) / min(settings.batch_size, n))
