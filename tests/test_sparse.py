@@ -86,6 +86,53 @@ def test_csr_kernels_are_bitwise_the_same_for_any_thread_count(rng):
         assert np.array_equal(a, e)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_statistics_in_row_blocks_equal_dense_and_any_thread_count(rng, monkeypatch, weighted):
+    """The statistics pass over CSR rows in blocks (merged in Python) agrees
+    with the one-call pass and the dense statistics, and its bits do not
+    depend on the thread count; the exact fit on it matches the dense one."""
+    from fastlinreg.backends import cpu
+
+    n, d = 5000, 30
+    X = random_sparse(rng, n, d, density=0.2)
+    X.data += 1.5  # column means away from zero
+    Y = rng.normal(size=(n, 2)) + 4.0
+    sw = rng.uniform(0.1, 2.0, size=n) if weighted else None
+    whole = cpu.sufficient_stats(problem(cpu, X, Y, sw))
+    dense = cpu.sufficient_stats(problem(cpu, X.toarray(), Y, sw))
+    monkeypatch.setattr(cpu, "stats_rows_per_block", lambda X, k, work: 1024)  # 5 blocks
+    blocked = [cpu.sufficient_stats(problem(cpu, X, Y, sw, n_jobs=t)) for t in (1, 2)]
+    for a1, a2, w, e in zip(*blocked, whole, dense):
+        assert np.array_equal(a1, a2)
+        scale = max(1.0, float(np.abs(e).max()))
+        np.testing.assert_allclose(a1, w, rtol=1e-12, atol=1e-12 * scale)
+        np.testing.assert_allclose(a1, e, rtol=1e-11, atol=1e-11 * scale)
+    kw = dict(solver="exact", backend="cpu")
+    sparse_fit = LinearRegression(**kw).fit(X, Y, sample_weight=sw)
+    dense_fit = LinearRegression(**kw).fit(X.toarray(), Y, sample_weight=sw)
+    np.testing.assert_allclose(sparse_fit.coef_, dense_fit.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sparse_fit.intercept_, dense_fit.intercept_, rtol=1e-10)
+
+
+def test_statistics_blocks_follow_the_stored_values():
+    from fastlinreg.backends._csr import stats_rows_per_block
+
+    def rows_of(lengths, d):
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        indices = np.concatenate([np.arange(r) for r in lengths]).astype(np.int32)
+        X = sp.csr_matrix((np.ones(indptr[-1]), indices, indptr), shape=(len(lengths), d))
+        return stats_rows_per_block(X, 1, 2.0**26)
+
+    assert rows_of([0] * 50, 4) >= 1024  # no stored values: no division by zero
+    short, long = rows_of([2] * 4000, 100), rows_of([40] * 4000, 100)
+    assert short > long >= 1024
+    # 40 values a row: 820 pairs and 40 products with y, about 2^26 a call.
+    assert long == int(2.0**26 / 860)
+    # d² outputs per call are a small part of it: 64 d (d + 1) products at least
+    # (2 values a row: 3 pairs and 2 products with y).
+    assert rows_of([2] * 10, 5000) == int(64 * 5000 * 5001 / 5)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_exact_fit_sparse_equals_dense(rng, backend, fmt, fit_intercept):

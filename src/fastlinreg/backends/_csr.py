@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-__all__ = ["is_sparse", "as_csr"]
+__all__ = ["is_sparse", "as_csr", "stats_rows_per_block"]
 
 
 def is_sparse(X) -> bool:
@@ -33,3 +33,19 @@ def as_csr(X):
         X = X.copy()
         X.indices, X.indptr = X.indices.astype(index), X.indptr.astype(index)
     return X
+
+
+def stats_rows_per_block(X, n_targets: int, work: float) -> int:
+    """Rows per call of the statistics pass over CSR ``X`` (n, d).
+
+    A row of r stored values costs r (r + 1) / 2 products for XᵀX's upper
+    triangle and r k for XᵀY; a call holds about ``work`` of them (so that
+    Python hears Ctrl-C between calls), and at least 64 d (d + k), so that
+    each call's O(d²) outputs and their merge stay a small part of it. The
+    blocks depend on X's row lengths only, never on the thread count.
+    """
+    n, d = X.shape
+    lengths = np.diff(X.indptr).astype(np.float64)
+    products = float(lengths @ (lengths + 1.0)) / 2.0 + float(X.nnz) * n_targets
+    per_row = max(1.0, products / max(1, n))
+    return max(1024, int(max(work, 64.0 * d * (d + n_targets)) / per_row))

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _core
 from . import _gram_kernel
-from ._csr import as_csr, is_sparse
+from ._csr import as_csr, is_sparse, stats_rows_per_block
 from ._hessian import mean_loss_hessian
 from ._protocol import (
     DescentConfig,
@@ -139,6 +139,9 @@ def predict(X, W, b, n_jobs=None) -> np.ndarray:
 # milliseconds), so that Python acts on Ctrl-C between calls. The blocks
 # depend on the shape only, so the bits do not depend on the thread count.
 _STATS_BLOCK_WORK = 1 << 30
+# The same for CSR rows, in products of stored values (each a scattered
+# update: about as long as 2^4 dense multiply-adds).
+_STATS_BLOCK_WORK_CSR = 1 << 26
 
 
 def sufficient_stats(problem: Problem, *, _kernel=None):
@@ -149,9 +152,13 @@ def sufficient_stats(problem: Problem, *, _kernel=None):
 
     n, d = problem.X.shape
     k = problem.Y.shape[1]
-    kernel = _kernel or _gram_kernel.choose(n, d, k).kernel
-    syrk = _gram_kernel.blas_syrk() if kernel == "blas" else None
-    rows = max(1024, _STATS_BLOCK_WORK // max(1, d * (d + k)))
+    if is_sparse(problem.X):
+        syrk = None
+        rows = stats_rows_per_block(problem.X, k, _STATS_BLOCK_WORK_CSR)
+    else:
+        kernel = _kernel or _gram_kernel.choose(n, d, k).kernel
+        syrk = _gram_kernel.blas_syrk() if kernel == "blas" else None
+        rows = max(1024, _STATS_BLOCK_WORK // max(1, d * (d + k)))
     if n <= rows:
         return _stats_pass(problem, syrk)
     total = None
