@@ -108,7 +108,11 @@ def main(argv: list[str]) -> int:
         (os.path.join(tests, "test_base.py"), r"\bLinearRegression\("),
         (os.path.join(tests, "test_ridge.py"), r"\bRidge\("),
     ]
-    args = ["-p", "no:cacheprovider", "-q", "-W", "ignore", "-o", "addopts=", *argv]
+    # scikit-learn's own conftest.py (its fixtures, e.g. global_random_seed)
+    # must load: by default pytest reads none outside the caller's rootdir.
+    here = os.path.dirname(sklearn.__file__)
+    args = ["-p", "no:cacheprovider", "-q", "-W", "ignore", "-o", "addopts=", "--rootdir", here]
+    args += ["--confcutdir", os.path.dirname(here), *argv]
     rc = 0
     for path, pattern in files:
         print(f"== {path} (tests that construct {pattern})", flush=True)
