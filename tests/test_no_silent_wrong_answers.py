@@ -289,7 +289,7 @@ def test_ctrl_c_stops_the_statistics_pass(monkeypatch, sigint_raises):
 
     monkeypatch.setattr(cpu, "_STATS_BLOCK_WORK", 1 << 26)
     rng = np.random.default_rng(0)
-    X, Y = rng.normal(size=(20_000, 256)), rng.normal(size=(20_000, 1))
+    X, Y = rng.normal(size=(60_000, 256)), rng.normal(size=(60_000, 1))
     p = problem(cpu, X, Y)
     t0 = time.perf_counter()
     cpu.sufficient_stats(p)
