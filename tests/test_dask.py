@@ -83,6 +83,35 @@ def test_exact_equals_in_memory(client, rng, solver, k):
     assert_close(got.loss_curve_, want.loss_curve_, 1e-10)
 
 
+def test_an_exact_fit_is_one_task_per_block(client, rng, monkeypatch):
+    """Each block's own lineage (from_delayed, concatenate, reshape, astype) runs
+    inside the task that reduces it; a task that all blocks share runs once."""
+    X, Y, _ = make_problem(rng, sum(CHUNKS), 4)
+    starts = np.concatenate([[0], np.cumsum(CHUNKS)[:-1]])
+    shared = dask.delayed(np.asarray, pure=True)(X, dtype=np.float32)  # one task, all blocks
+    parts = [
+        dask.delayed(lambda A, s, c: A[s : s + c].astype(np.float64))(shared, s, c)
+        for s, c in zip(starts, CHUNKS)
+    ]
+    Xd = da.concatenate([da.from_delayed(p, (c, 4), np.float64) for p, c in zip(parts, CHUNKS)])
+    yd = da.concatenate(
+        [
+            da.from_delayed(dask.delayed(lambda s, c: Y[s : s + c, 0])(s, c), (c,), np.float64)
+            for s, c in zip(starts, CHUNKS)
+        ]
+    )
+    want = LinearRegression(solver="exact").fit(X.astype(np.float32).astype(np.float64), Y[:, 0])
+    with distributed.get_task_stream(client) as stream:
+        got = LinearRegression(solver="exact").fit(Xd, yd)
+    assert_close(got.coef_, want.coef_, 1e-10)
+    names = sorted(dask.utils.key_split(t["key"]) for t in stream.data)
+    assert names == ["asarray"] + ["block_stats"] * len(Xd.chunks[0])  # concatenate drops a 0
+    # dask without the task specification: one delayed task per block, the same answer.
+    monkeypatch.setattr(dask_backend.rows._dask_graph, "FUSES", False)
+    old = LinearRegression(solver="exact").fit(Xd, yd)
+    assert_close(old.coef_, want.coef_, 1e-10)
+
+
 @pytest.mark.parametrize("learning_rate", ["auto", 0.02])
 def test_gd_iterates_equal_in_memory(client, rng, learning_rate):
     X, Y, sw = make_problem(rng, sum(CHUNKS), 5, weights=True)

@@ -20,11 +20,10 @@ except ImportError:
 
 from .._losses import SQUARED, get_loss
 from .._stats import SufficientStats
-from . import cpu
+from . import _dask_graph, cpu
 from ._protocol import Problem
 
-# Partials are combined this many at a time, so the client receives one.
-_FAN_IN = 8
+_FAN_IN = _dask_graph.FAN_IN
 
 
 def is_dataframe(data) -> bool:
@@ -149,8 +148,12 @@ class Rows:
             self._blocks = self._split()
         return self._blocks
 
+    def starts(self):
+        """Each block's first row."""
+        return np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]]).astype(np.int64)
+
     def _split(self):
-        starts = np.concatenate([[0], np.cumsum(self.X.chunks[0])[:-1]]).astype(np.int64)
+        starts = self.starts()
         xs = self.X.to_delayed().ravel()
         ys = self.Y.to_delayed().ravel() if self.Y is not None else [None] * len(xs)
         ws = self.w.to_delayed().ravel() if self.w is not None else [None] * len(xs)
@@ -158,9 +161,14 @@ class Rows:
 
     def map_reduce(self, task, combine, *args):
         """``combine`` of ``task(index, first_row, X, Y, w, *args)`` over the blocks,
-        tree-reduced on the workers; one result comes back to the client."""
+        tree-reduced on the workers: one round trip, each block's lineage fused
+        into its task where dask allows (_dask_graph), else one delayed task
+        per block, combined to one result on the workers."""
         if getattr(self, "_shards", None) is not None:
             return self._submit(task, combine, args)
+        if _dask_graph.FUSES:
+            arrays = (self.X, self.Y, self.w)
+            return _dask_graph.map_reduce(arrays, self.starts(), task, combine, args)
         parts = [dask.delayed(task, pure=True)(*blk, *args) for blk in self.blocks()]
         while len(parts) > 1:
             parts = [

@@ -1,0 +1,107 @@
+"""The dask backend's one-pass graphs: one task per block that both produces
+the block (its own lineage, fused in) and reduces it, the partials combined up
+a tree, the whole pass one round trip to the scheduler.
+
+Left to dask, a pass over arrays built by ``from_delayed``, ``concatenate``,
+``reshape`` or a rechunk that changes nothing runs four or five tasks per
+block before the one that reads it (aliases and identity slices, each a
+scheduler message); on a one-machine cluster they cost more than the pass
+itself. Here each block's exclusive lineage (the tasks that nothing outside
+the block needs) runs inside its reducing task; a task shared by several
+blocks stays a task of its own and runs once. Lost blocks are rerun from this
+graph by the scheduler as any other.
+
+Imported only by backends/_dask_rows.py, once dask is known to be installed.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+try:  # dask's task specification (2025.1 on); older dask takes the delayed path
+    from dask._task_spec import Task, TaskRef, convert_legacy_graph
+
+    FUSES = hasattr(Task, "fuse")
+except ImportError:
+    FUSES = False
+
+import dask
+from dask.base import tokenize
+from dask.core import flatten
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
+from dask.utils import ensure_dict
+
+# Partials are combined this many at a time; the last few reach the client.
+FAN_IN = 8
+
+
+def _graph(arrays) -> dict:
+    """The arrays' optimised (culled, linearly fused) graphs, as one dict."""
+    dsk = {}
+    for a in arrays:
+        keys = list(flatten(a.__dask_keys__()))
+        dsk.update(ensure_dict(a.__dask_optimize__(a.__dask_graph__(), keys)))
+    return convert_legacy_graph(dsk)
+
+
+def _dependents(dsk: dict) -> dict:
+    out = {k: set() for k in dsk}
+    for k, node in dsk.items():
+        for dep in node.dependencies:
+            if dep in out:
+                out[dep].add(k)
+    return out
+
+
+def _exclusive(dsk: dict, dependents: dict, roots) -> set:
+    """The keys that ``roots`` need and that nothing outside them needs."""
+    members: set = set()
+    work = [k for k in roots if k is not None]
+    while work:
+        key = work.pop()
+        node = dsk.get(key)
+        if key in members or node is None or getattr(node, "block_fusion", False):
+            continue
+        if dependents[key] <= members:
+            members.add(key)
+            work.extend(node.dependencies)
+    return members
+
+
+def map_reduce(arrays, starts, task, combine, args):
+    """``combine`` of ``task(index, first_row, X_i, Y_i, w_i, *args)`` over the row
+    blocks of ``arrays`` (X, Y or None, w or None), computed in one round trip.
+
+    Each block task runs its block's own lineage first; the partials are
+    combined ``FAN_IN`` at a time on the workers until at most ``FAN_IN`` are
+    left, and those are combined on the client.
+    """
+    present = [a for a in arrays if a is not None]
+    dsk = _graph(present)
+    dependents = _dependents(dsk)
+    name = f"{task.__name__}-{tokenize(*present, task, combine, args)}"
+    block_keys = [list(flatten(a.__dask_keys__())) for a in present]
+    slots = [i for i, a in enumerate(arrays) if a is not None]
+    tasks, keys = {}, []
+    for index, start in enumerate(starts):
+        inputs = [None] * len(arrays)
+        for slot, ks in zip(slots, block_keys):
+            inputs[slot] = ks[index]
+        refs = [None if k is None else TaskRef(k) for k in inputs]
+        key = (name, index)
+        reduce_block = Task(key, task, index, int(start), *refs, *args)
+        lineage = _exclusive(dsk, dependents, inputs)
+        tasks[key] = Task.fuse(*(dsk.pop(k) for k in lineage), reduce_block, key=key)
+        keys.append(key)
+    for level in itertools.count():
+        if len(keys) <= FAN_IN:
+            break
+        groups = [keys[i : i + FAN_IN] for i in range(0, len(keys), FAN_IN)]
+        keys = [(f"{combine.__name__}-{level}-{name}", j) for j in range(len(groups))]
+        for key, group in zip(keys, groups):
+            tasks[key] = Task(key, combine, *(TaskRef(k) for k in group))
+    dsk.update(tasks)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    parts = dask.compute(*(Delayed(k, graph, layer=name) for k in keys), optimize_graph=False)
+    return combine(*parts)
