@@ -112,6 +112,36 @@ def test_an_exact_fit_is_one_task_per_block(client, rng, monkeypatch):
     assert_close(old.coef_, want.coef_, 1e-10)
 
 
+class GraphCount(distributed.diagnostics.plugin.SchedulerPlugin):
+    """How many graphs the client sent to the scheduler: its round trips."""
+
+    count = 0
+
+    def update_graph(self, scheduler, **kwargs):
+        self.count += 1
+
+
+def test_an_exact_fit_is_one_round_trip(client, rng):
+    X, Y, sw = make_problem(rng, sum(CHUNKS), 3, weights=True)
+    sw[::7] = 0.0
+    graphs, scheduler = GraphCount(), client.cluster.scheduler  # LocalCluster's, in this process
+    scheduler.add_plugin(graphs, name="graph-count")
+    try:
+        LinearRegression(solver="exact").fit(blocks(X), blocks(Y[:, 0]))
+        unweighted = graphs.count
+        got = LinearRegression(solver="exact").fit(
+            blocks(X), blocks(Y[:, 0]), sample_weight=blocks(sw)
+        )
+    finally:
+        scheduler.remove_plugin("graph-count")
+    assert unweighted == 1
+    assert graphs.count - unweighted == 2  # the weights' sum and sign, then the pass
+    want = LinearRegression(solver="exact").fit(X, Y[:, 0], sample_weight=sw)
+    assert got._stream.stats.n_samples == want._stream.stats.n_samples == np.count_nonzero(sw)
+    assert_close(got._stream.stats.log_weight_sum, want._stream.stats.log_weight_sum, 1e-12)
+    assert_close(got.coef_, want.coef_, 1e-10)
+
+
 @pytest.mark.parametrize("learning_rate", ["auto", 0.02])
 def test_gd_iterates_equal_in_memory(client, rng, learning_rate):
     X, Y, sw = make_problem(rng, sum(CHUNKS), 5, weights=True)

@@ -258,7 +258,8 @@ def block_stats(index, start, X, Y, w, n_jobs):
         return None
     problem = _block_problem(X, Y, w, ws, SQUARED.name, n_jobs)
     n = X.shape[0] if w is None else int(np.count_nonzero(w))
-    stats = SufficientStats(*cpu.sufficient_stats(problem), n_samples=n)
+    log_wsum = 0.0 if w is None else float(np.log(w[w > 0]).sum())
+    stats = SufficientStats(*cpu.sufficient_stats(problem), n_samples=n, log_weight_sum=log_wsum)
     if not stats.is_finite():
         raise ValueError(_bad_block(index, start, X, Y, "moments"))
     return stats

@@ -152,14 +152,24 @@ def predict(X, W, b, n_jobs=None):
     return P if lazy else P.compute()
 
 
-def sufficient_stats(problem: Problem):
-    """Each block's statistics on its worker, merged up a tree; X stays there."""
+def statistics(problem: Problem):
+    """The SufficientStats of the rows: each block's on its worker, merged up a
+    tree, in one round trip; the weights' count and log-sum come with them."""
+    from .._stats import SufficientStats
+
     r = rows.Rows.of(problem)
     stats = r.map_reduce(rows.block_stats, rows.merge_stats, r.n_jobs)
     if stats is None:  # no rows with weight
         d, k = problem.X.shape[1], problem.Y.shape[1]
-        return (0.0, np.zeros(d), np.zeros(k), np.zeros((d, d)), np.zeros((d, k)), np.zeros((k, k)))
-    return stats.weight_sum, stats.mean_x, stats.mean_y, stats.Cxx, stats.Cxy, stats.Cyy
+        zeros = (np.zeros(d), np.zeros(k), np.zeros((d, d)), np.zeros((d, k)), np.zeros((k, k)))
+        return SufficientStats(0.0, *zeros)
+    return stats
+
+
+def sufficient_stats(problem: Problem):
+    """Each block's statistics on its worker, merged up a tree; X stays there."""
+    s = statistics(problem)
+    return s.weight_sum, s.mean_x, s.mean_y, s.Cxx, s.Cxy, s.Cyy
 
 
 def column_moments(problem: Problem):

@@ -18,12 +18,15 @@ from ._common import FitResult, Settings, Stream, raise_not_finite
 
 def statistics(backend, problem) -> SufficientStats:
     """The problem's statistics in one pass; an error if they are not finite."""
-    sw = problem.sample_weight
-    n_samples = problem.X.shape[0] if sw is None else int(np.count_nonzero(sw))
-    log_wsum = 0.0 if sw is None else float(np.log(sw[sw > 0]).sum())
-    stats = SufficientStats(
-        *backend.sufficient_stats(problem), n_samples=n_samples, log_weight_sum=log_wsum
-    )
+    if hasattr(backend, "statistics"):  # weights counted in the same pass (dask: no round trip)
+        stats = backend.statistics(problem)
+    else:
+        sw = problem.sample_weight
+        n_samples = problem.X.shape[0] if sw is None else int(np.count_nonzero(sw))
+        log_wsum = 0.0 if sw is None else float(np.log(sw[sw > 0]).sum())
+        stats = SufficientStats(
+            *backend.sufficient_stats(problem), n_samples=n_samples, log_weight_sum=log_wsum
+        )
     if not stats.is_finite():
         raise_not_finite(problem.X)
     return stats
