@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 
 try:  # dask's task specification (2025.1 on); older dask takes the delayed path
-    from dask._task_spec import Task, TaskRef, convert_legacy_graph
+    from dask._task_spec import Alias, Task, TaskRef, convert_legacy_graph
 
     FUSES = hasattr(Task, "fuse")
 except ImportError:
@@ -37,12 +37,11 @@ FAN_IN = 8
 
 
 def _graph(arrays) -> dict:
-    """The arrays' optimised (culled, linearly fused) graphs, as one dict."""
-    dsk = {}
-    for a in arrays:
-        keys = list(flatten(a.__dask_keys__()))
-        dsk.update(ensure_dict(a.__dask_optimize__(a.__dask_graph__(), keys)))
-    return convert_legacy_graph(dsk)
+    """The arrays' graph, optimised (culled, linearly fused) as one: a task that
+    y's graph shares with X's stays one task, not a copy in each."""
+    keys = [k for a in arrays for k in flatten(a.__dask_keys__())]
+    graph = HighLevelGraph.merge(*(a.__dask_graph__() for a in arrays))
+    return convert_legacy_graph(ensure_dict(arrays[0].__dask_optimize__(graph, keys)))
 
 
 def _dependents(dsk: dict) -> dict:
@@ -55,18 +54,35 @@ def _dependents(dsk: dict) -> dict:
 
 
 def _exclusive(dsk: dict, dependents: dict, roots) -> set:
-    """The keys that ``roots`` need and that nothing outside them needs."""
-    members: set = set()
+    """The keys that ``roots`` need and that nothing outside them needs, and the
+    aliases among their dependencies (a rename, copied into each block that
+    reads it; its target stays a task of its own when shared)."""
+    own, aliases = set(), set()
     work = [k for k in roots if k is not None]
     while work:
         key = work.pop()
         node = dsk.get(key)
-        if key in members or node is None or getattr(node, "block_fusion", False):
+        if key in own or node is None or getattr(node, "block_fusion", False):
             continue
-        if dependents[key] <= members:
-            members.add(key)
+        if dependents[key] <= own:
+            own.add(key)
+            aliases.discard(key)
             work.extend(node.dependencies)
-    return members
+        elif isinstance(node, Alias):
+            aliases.add(key)
+    return own | aliases
+
+
+def _needed(dsk: dict, keys) -> dict:
+    """The part of ``dsk`` that ``keys`` need (tasks fused into others drop out)."""
+    out, work = {}, list(keys)
+    while work:
+        key = work.pop()
+        if key in out or key not in dsk:
+            continue
+        out[key] = dsk[key]
+        work.extend(dsk[key].dependencies)
+    return out
 
 
 def map_reduce(arrays, starts, task, combine, args):
@@ -92,7 +108,7 @@ def map_reduce(arrays, starts, task, combine, args):
         key = (name, index)
         reduce_block = Task(key, task, index, int(start), *refs, *args)
         lineage = _exclusive(dsk, dependents, inputs)
-        tasks[key] = Task.fuse(*(dsk.pop(k) for k in lineage), reduce_block, key=key)
+        tasks[key] = Task.fuse(*(dsk[k] for k in lineage), reduce_block, key=key)
         keys.append(key)
     for level in itertools.count():
         if len(keys) <= FAN_IN:
@@ -102,6 +118,6 @@ def map_reduce(arrays, starts, task, combine, args):
         for key, group in zip(keys, groups):
             tasks[key] = Task(key, combine, *(TaskRef(k) for k in group))
     dsk.update(tasks)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    graph = HighLevelGraph.from_collections(name, _needed(dsk, keys), dependencies=())
     parts = dask.compute(*(Delayed(k, graph, layer=name) for k in keys), optimize_graph=False)
     return combine(*parts)

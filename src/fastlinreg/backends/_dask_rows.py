@@ -191,14 +191,19 @@ class Rows:
         return dask.compute(state)[0]
 
     def _submit(self, task, combine, args):
-        """map_reduce over the shards: one task each, straight to the scheduler;
-        their few partials are combined on the client, in block order."""
-        client = self._client
-        parts = [
-            client.submit(_shard_pass, task, combine, shard, *args, pure=False)
-            for shard in self._shards
-        ]
-        return combine(*client.gather(parts))
+        """map_reduce over the shards: one task each, sent to the scheduler as
+        one graph (one message for all shards); their few partials are
+        combined on the client, in block order."""
+        m = len(self._shards)
+        parts = self._client.map(
+            _shard_pass,
+            [task] * m,
+            [combine] * m,
+            self._shards,
+            *([a] * m for a in args),
+            pure=False,
+        )
+        return combine(*self._client.gather(parts))
 
 
 def _client():
