@@ -265,7 +265,7 @@ def main() -> int:
             "in-memory threads",
             "dask / in-memory",
             "overhead",
-            "max|coef diff|",
+            "max abs coef diff (vs in-memory)",
             "others' load",
             "≤ 1.5×",
         ],
@@ -276,7 +276,7 @@ def main() -> int:
     )
     ml_t = h.Table(
         "dask-ml LinearRegression at equal answers (same cluster, same X)",
-        ["data", "cluster", "dask-ml / fastlinreg (time)", "dask-ml max|coef - exact|", "ours"],
+        ["data", "cluster", "dask-ml / fastlinreg (time)", "dask-ml max abs(coef - exact)", "ours"],
     )
     scale_t = h.Table("Scaling, exact, X on the workers", ["data", "from", "to", "speedup"])
     tables = (exact_t, gd_t, ml_t, scale_t)
