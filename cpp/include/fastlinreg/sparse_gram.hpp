@@ -1,0 +1,140 @@
+// The statistics pass over CSR rows (csr_stats in sparse.hpp): weighted
+// column sums, Xᵀ W (Y - my) and the upper triangle of XᵀWX from the rows'
+// pair products, in one read of X.
+//
+// Why slices: the rows are cut into a few slices (set by the shape alone,
+// never by the thread count), each summed into its own packed upper
+// triangle, then the slices are added in slice order. Threads take whole
+// slices, so every product is made once and read once, with no branch on
+// who owns it; the bits never depend on the thread count. The packed
+// triangle is half the footprint of the full Cxx each update scatters into.
+// Memory: at most kGramSlices packed triangles and d (k + 1) sums per slice:
+// O(nnz + d²).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "fastlinreg/parallel.hpp"
+#include "fastlinreg/types.hpp"
+
+namespace fastlinreg {
+
+namespace detail {
+
+// Slices of rows at most; also the most threads the pass keeps busy.
+constexpr index_t kGramSlices = 4;
+// The slices' triangles together stay under this many doubles (1 GiB).
+constexpr double kGramSliceDoubles = double(index_t(1) << 27);
+
+// Where triangle row j starts in the packed triangle, less j: C[j, l] for
+// l >= j is at packed_row(j, d) + l.
+inline index_t packed_row(index_t j, index_t d) { return j * d - j * (j - 1) / 2 - j; }
+
+template <class T, class I>
+class CsrGram {
+ public:
+  // Slices of about equal products (a row of r values has r (r + 1) / 2),
+  // as many as are worth a merge of their triangles (8 d² products each).
+  CsrGram(const CsrView<T, I> &v, const double *mean_y) : v_(v), my_(mean_y) {
+    const index_t d = v.d;
+    const double tri = double(d) * double(d + 1) / 2.0;
+    std::vector<double> cum(static_cast<size_t>(v.n + 1), 0.0);
+    for (index_t i = 0; i < v.n; ++i) {
+      const double r = double(index_t(v.indptr[i + 1]) - index_t(v.indptr[i]));
+      cum[i + 1] = cum[i] + r * (r + 1.0) / 2.0;
+    }
+    const double products = cum[v.n];
+    index_t slices = index_t(
+        std::min(products / (16.0 * std::max(1.0, tri)), kGramSliceDoubles / std::max(1.0, tri)));
+    slices =
+        std::clamp<index_t>(slices, 1, std::min<index_t>(kGramSlices, std::max<index_t>(1, v.n)));
+    rows_.push_back(0);
+    for (index_t s = 1; s < slices; ++s)
+      rows_.push_back(
+          index_t(std::lower_bound(cum.begin(), cum.end(), products * double(s) / double(slices)) -
+                  cum.begin()));
+    rows_.push_back(v.n);
+    P_.resize(static_cast<size_t>(slices));
+    sums_.resize(static_cast<size_t>(slices));
+  }
+
+  index_t n_slices() const { return index_t(rows_.size()) - 1; }
+
+  // The slices on the calling team (a static share each), then their sum in
+  // slice order. Afterwards packed() is the triangle of XᵀWX, colsum() the
+  // weighted column sums (d) and Cxy (d, k) holds Xᵀ W (Y - my).
+  void run(double *Cxy) {
+#pragma omp for schedule(static, 1)
+    for (index_t s = 0; s < n_slices(); ++s) slice(s);
+    const index_t size = index_t(P_[0].size()), d = v_.d, dk = v_.d * v_.k;
+#pragma omp for schedule(static)
+    for (index_t c = 0; c < size; c += 4096) {
+      double *out = P_[0].data() + c;
+      const index_t m = std::min<index_t>(4096, size - c);
+      for (index_t s = 1; s < n_slices(); ++s) {
+        const double *in = P_[s].data() + c;
+        for (index_t q = 0; q < m; ++q) out[q] += in[q];
+      }
+    }
+#pragma omp single
+    {
+      const std::vector<double> &first = sums_[0];
+      colsum_.assign(first.begin(), first.begin() + d);
+      std::copy(first.begin() + d, first.end(), Cxy);
+      for (index_t s = 1; s < n_slices(); ++s) {
+        const double *in = sums_[s].data();
+        for (index_t j = 0; j < d; ++j) colsum_[j] += in[j];
+        for (index_t j = 0; j < dk; ++j) Cxy[j] += in[d + j];
+      }
+    }
+  }
+
+  const double *colsum() const { return colsum_.data(); }
+  const double *packed() const { return P_[0].data(); }
+
+ private:
+  // The rows of slice s into its own triangle and sums.
+  void slice(index_t s) {
+    const index_t d = v_.d, k = v_.k;
+    std::vector<double> &P = P_[s], &sums = sums_[s];
+    P.assign(static_cast<size_t>(d * (d + 1) / 2), 0.0);
+    sums.assign(static_cast<size_t>(d * (k + 1)), 0.0);
+    double *colsum = sums.data(), *cxy = colsum + d;
+    const T *data = v_.data;
+    const I *indices = v_.indices;
+    for (index_t i = rows_[s]; i < rows_[s + 1]; ++i) {
+      const index_t e0 = v_.indptr[i], e1 = v_.indptr[i + 1];
+      const double w = v_.sw ? v_.sw[i] : 1.0;
+      const double *y = v_.y + i * k;
+      for (index_t e = e0; e < e1; ++e) {
+        const index_t j = indices[e];
+        const double wx = w * double(data[e]);
+        colsum[j] += wx;
+        for (index_t q = 0; q < k; ++q) cxy[j * k + q] += wx * (y[q] - my_[q]);
+        double *row = P.data() + packed_row(j, d);
+        // Indices increase within a row: the entries from e on are the
+        // triangle's. Two at a time: short rows end their loops less often.
+        index_t f = e;
+        for (; f + 2 <= e1; f += 2) {
+          const index_t l0 = indices[f], l1 = indices[f + 1];
+          const double x0 = double(data[f]), x1 = double(data[f + 1]);
+          row[l0] += wx * x0;
+          row[l1] += wx * x1;
+        }
+        if (f < e1) row[indices[f]] += wx * double(data[f]);
+      }
+    }
+  }
+
+  CsrView<T, I> v_;
+  const double *my_;
+  std::vector<index_t> rows_;
+  std::vector<std::vector<double>> P_, sums_;
+  std::vector<double> colsum_;
+};
+
+}  // namespace detail
+
+}  // namespace fastlinreg
