@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 from conftest import problem
 
+from fastlinreg import _core
 from fastlinreg.backends import cpu
 
 
@@ -66,3 +67,36 @@ def test_csr_statistics_of_other_formats(rng, fmt):
     got = cpu.sufficient_stats(problem(cpu, fmt(X), Y))
     for a, e in zip(got, reference_stats(X, Y, None)):
         np.testing.assert_allclose(a, e, rtol=1e-11, atol=1e-11 * max(1.0, np.max(np.abs(e))))
+
+
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+def test_csr_structure_check_finds_a_fault_anywhere(rng, index):
+    """The structure check (csr_check.hpp) runs in blocks of rows, flat over
+    each block's values: a valid X with empty rows and falling indices at
+    row starts passes; one fault deep in a later block is found."""
+    n, d = 9000, 50
+    lengths = rng.integers(0, 6, size=n)
+    lengths[4090:4110] = 0  # empty rows across a block boundary
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(index)
+    indices = np.concatenate([np.sort(rng.choice(d, r, replace=False)) for r in lengths])
+    indices = indices.astype(index)
+    data = np.ones(indptr[-1])
+
+    def check(ind, ptr):
+        return _core.Problem.csr(data, ind, ptr, d, None, None, float(n))
+
+    check(indices, indptr)
+    row = int(np.flatnonzero(lengths[6000:] >= 2)[0]) + 6000
+    unsorted = indices.copy()
+    first = int(indptr[row])
+    unsorted[first], unsorted[first + 1] = indices[first + 1], indices[first]
+    with pytest.raises(ValueError, match="increase"):
+        check(unsorted, indptr)
+    outside = indices.copy()
+    outside[indptr[row] + 1] = d
+    with pytest.raises(ValueError, match="outside"):
+        check(outside, indptr)
+    falling = indptr.copy()
+    falling[row + 1] = falling[row] - 1
+    with pytest.raises(ValueError, match="non-decreasing"):
+        check(indices, falling)
