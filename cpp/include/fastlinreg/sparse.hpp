@@ -17,11 +17,14 @@ namespace fastlinreg {
 namespace detail {
 
 // Rows per chunk of a CSR pass: chunks of at least 64K stored values, at
-// most 256 of them, and no more than nnz / (d k) so that the chunk partials
+// most 32 of them, and no more than nnz / (d k) so that the chunk partials
 // (d k + k + 1 doubles each) never outgrow X itself: O(nnz + d k) memory.
+// 32, not more: one thread adds the partials each step while the others
+// wait, and 150 partials of d = 1000 took 80-90 us, past the 50 us that
+// SpinThenSleepBarrier spins before a waiting thread sleeps (and wakes late).
 inline index_t csr_rows_per_chunk(index_t n, index_t nnz, index_t d, index_t k) {
   const index_t width = std::max<index_t>(1, d * k);
-  index_t chunks = std::clamp<index_t>(nnz * k / (index_t(1) << 16), 1, 256);
+  index_t chunks = std::clamp<index_t>(nnz * k / (index_t(1) << 16), 1, 32);
   chunks = std::min<index_t>(chunks, std::max<index_t>(1, nnz / width));
   chunks = std::min<index_t>(chunks, std::max<index_t>(1, n));
   return std::max<index_t>(1, (n + chunks - 1) / chunks);
