@@ -265,15 +265,16 @@ double csr_column_moments(const CsrView<T, I> &v, double *mean, double *var) {
 }
 
 // Centred sufficient statistics of CSR rows (the arrays of stats.hpp).
-// XᵀWX is accumulated from the sparse rows into a packed upper triangle
-// (detail::CsrGram in sparse_gram.hpp: fixed slices of rows, one triangle
-// each, added in slice order), then centred algebraically, Cxx = XᵀWX - w·m mᵀ (X is never
-// centred: that would densify it). Cxy = Xᵀ W (Y - my) is exact. Every sum
-// runs in an order set by the shape alone: the bits never depend on nt.
+// XᵀWX is accumulated from the sparse rows into packed upper triangles
+// (detail::CsrGram in sparse_gram.hpp: fixed slices of rows, a triangle
+// each, added in slice order), then centred algebraically,
+// Cxx = XᵀWX - w·m mᵀ (X is never centred: that would densify it).
+// Cxy = Xᵀ W (Y - my) is exact. Every sum runs in an order set by the shape
+// alone: the bits never depend on nt.
 template <class T, class I>
 double csr_stats(const CsrView<T, I> &v, int nt, double *mean_x, double *mean_y, double *Cxx,
                  double *Cxy, double *Cyy) {
-  const index_t d = v.d, k = v.k;
+  const index_t k = v.k;
   double wsum = 0.0;
   std::fill(mean_y, mean_y + k, 0.0);
   for (index_t i = 0; i < v.n; ++i) {
@@ -292,28 +293,10 @@ double csr_stats(const CsrView<T, I> &v, int nt, double *mean_x, double *mean_y,
   for (index_t q = 0; q < k; ++q)
     for (index_t r = 0; r < q; ++r) Cyy[q * k + r] = Cyy[r * k + q];
   detail::CsrGram<T, I> gram(v, mean_y);
+  SpinThenSleepBarrier meet;
   nt = int(std::max<index_t>(1, std::min<index_t>(nt, gram.n_slices())));
 #pragma omp parallel num_threads(nt) if (nt > 1)
-  gram.run(Cxy);
-  for (index_t j = 0; j < d; ++j) mean_x[j] = gram.colsum()[j] / wsum;
-  const double *P = gram.packed();
-  // Tiles of 64 rows: each tile's rows written along, and mirrored below the
-  // diagonal tile by tile, so the transposed writes stay in cache.
-  constexpr index_t kTile = 64;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-  for (index_t j0 = 0; j0 < d; j0 += kTile) {
-    const index_t j1 = std::min(d, j0 + kTile);
-    for (index_t j = j0; j < j1; ++j) {
-      const double *row = P + detail::packed_row(j, d);
-      const double wm = wsum * mean_x[j];
-      for (index_t l = j; l < d; ++l) Cxx[j * d + l] = row[l] - wm * mean_x[l];
-    }
-    for (index_t l0 = j1; l0 < d; l0 += kTile)
-      for (index_t l = l0; l < std::min(d, l0 + kTile); ++l)
-        for (index_t j = j0; j < j1; ++j) Cxx[l * d + j] = Cxx[j * d + l];
-    for (index_t j = j0; j < j1; ++j)
-      for (index_t l = j0; l < j; ++l) Cxx[j * d + l] = Cxx[l * d + j];
-  }
+  gram.run(wsum, mean_x, Cxx, Cxy, meet);
   return wsum;
 }
 

@@ -40,21 +40,27 @@ class CsrGram {
   CsrGram(const CsrView<T, I> &v, const double *mean_y) : v_(v), my_(mean_y) {
     const index_t d = v.d;
     const double tri = double(d) * double(d + 1) / 2.0;
-    std::vector<double> cum(static_cast<size_t>(v.n + 1), 0.0);
-    for (index_t i = 0; i < v.n; ++i) {
+    auto row_products = [&](index_t i) {
       const double r = double(index_t(v.indptr[i + 1]) - index_t(v.indptr[i]));
-      cum[i + 1] = cum[i] + r * (r + 1.0) / 2.0;
-    }
-    const double products = cum[v.n];
+      return r * (r + 1.0) / 2.0;
+    };
+    double products = 0.0;
+    for (index_t i = 0; i < v.n; ++i) products += row_products(i);
     index_t slices = index_t(
         std::min(products / (16.0 * std::max(1.0, tri)), kGramSliceDoubles / std::max(1.0, tri)));
     slices =
         std::clamp<index_t>(slices, 1, std::min<index_t>(kGramSlices, std::max<index_t>(1, v.n)));
+    // Slice s starts at the first row whose products before it reach s/slices of them.
     rows_.push_back(0);
-    for (index_t s = 1; s < slices; ++s)
-      rows_.push_back(
-          index_t(std::lower_bound(cum.begin(), cum.end(), products * double(s) / double(slices)) -
-                  cum.begin()));
+    double before = 0.0;
+    for (index_t i = 0, s = 1; i < v.n && s < slices; ++i) {
+      while (s < slices && before >= products * double(s) / double(slices)) {
+        rows_.push_back(i);
+        ++s;
+      }
+      before += row_products(i);
+    }
+    while (index_t(rows_.size()) < slices) rows_.push_back(v.n);
     rows_.push_back(v.n);
     P_.resize(static_cast<size_t>(slices));
     sums_.resize(static_cast<size_t>(slices));
@@ -62,39 +68,68 @@ class CsrGram {
 
   index_t n_slices() const { return index_t(rows_.size()) - 1; }
 
-  // The slices on the calling team (a static share each), then their sum in
-  // slice order. Afterwards packed() is the triangle of XᵀWX, colsum() the
-  // weighted column sums (d) and Cxy (d, k) holds Xᵀ W (Y - my).
-  void run(double *Cxy) {
-#pragma omp for schedule(static, 1)
+  // The whole pass on the calling team (or thread): the slices (a static
+  // share each), their sum in slice order, then the centring. The team
+  // meets at `meet` (parallel.hpp: it sleeps rather than spins where another
+  // process holds a core). Afterwards mean_x (d), Cxx (d, d) and Cxy (d, k)
+  // hold the centred statistics for the weight sum wsum.
+  void run(double wsum, double *mean_x, double *Cxx, double *Cxy, SpinThenSleepBarrier &meet) {
+#pragma omp for schedule(static, 1) nowait
     for (index_t s = 0; s < n_slices(); ++s) slice(s);
+    meet.wait();
     const index_t size = index_t(P_[0].size()), d = v_.d, dk = v_.d * v_.k;
-#pragma omp for schedule(static)
-    for (index_t c = 0; c < size; c += 4096) {
-      double *out = P_[0].data() + c;
-      const index_t m = std::min<index_t>(4096, size - c);
+    constexpr index_t kBlock = 4096;
+    const index_t blocks = (size + kBlock - 1) / kBlock;
+    // The triangle's blocks, and one more unit for the sums and means.
+#pragma omp for schedule(static) nowait
+    for (index_t c = 0; c <= blocks; ++c) {
+      if (c == blocks) {
+        const double *first = sums_[0].data();
+        std::copy(first, first + d, mean_x);
+        std::copy(first + d, first + d + dk, Cxy);
+        for (index_t s = 1; s < n_slices(); ++s) {
+          const double *in = sums_[s].data();
+          for (index_t j = 0; j < d; ++j) mean_x[j] += in[j];
+          for (index_t j = 0; j < dk; ++j) Cxy[j] += in[d + j];
+        }
+        for (index_t j = 0; j < d; ++j) mean_x[j] /= wsum;
+        continue;
+      }
+      double *out = P_[0].data() + c * kBlock;
+      const index_t m = std::min(kBlock, size - c * kBlock);
       for (index_t s = 1; s < n_slices(); ++s) {
-        const double *in = P_[s].data() + c;
+        const double *in = P_[s].data() + c * kBlock;
         for (index_t q = 0; q < m; ++q) out[q] += in[q];
       }
     }
-#pragma omp single
-    {
-      const std::vector<double> &first = sums_[0];
-      colsum_.assign(first.begin(), first.begin() + d);
-      std::copy(first.begin() + d, first.end(), Cxy);
-      for (index_t s = 1; s < n_slices(); ++s) {
-        const double *in = sums_[s].data();
-        for (index_t j = 0; j < d; ++j) colsum_[j] += in[j];
-        for (index_t j = 0; j < dk; ++j) Cxy[j] += in[d + j];
+    meet.wait();
+    centre(wsum, mean_x, Cxx);
+  }
+
+ private:
+  // Cxx = XᵀWX - wsum m mᵀ from the summed triangle, in tiles of 64 rows:
+  // each tile's rows written along, then mirrored below the diagonal tile
+  // by tile, so that the transposed writes stay in cache.
+  void centre(double wsum, const double *m, double *Cxx) const {
+    const index_t d = v_.d;
+    const double *P = P_[0].data();
+    constexpr index_t kTile = 64;
+#pragma omp for schedule(dynamic, 1) nowait
+    for (index_t j0 = 0; j0 < d; j0 += kTile) {
+      const index_t j1 = std::min(d, j0 + kTile);
+      for (index_t j = j0; j < j1; ++j) {
+        const double *row = P + packed_row(j, d);
+        const double wm = wsum * m[j];
+        for (index_t l = j; l < d; ++l) Cxx[j * d + l] = row[l] - wm * m[l];
       }
+      for (index_t l0 = j1; l0 < d; l0 += kTile)
+        for (index_t l = l0; l < std::min(d, l0 + kTile); ++l)
+          for (index_t j = j0; j < j1; ++j) Cxx[l * d + j] = Cxx[j * d + l];
+      for (index_t j = j0; j < j1; ++j)
+        for (index_t l = j0; l < j; ++l) Cxx[j * d + l] = Cxx[l * d + j];
     }
   }
 
-  const double *colsum() const { return colsum_.data(); }
-  const double *packed() const { return P_[0].data(); }
-
- private:
   // The rows of slice s into its own triangle and sums.
   void slice(index_t s) {
     const index_t d = v_.d, k = v_.k;
@@ -132,7 +167,6 @@ class CsrGram {
   const double *my_;
   std::vector<index_t> rows_;
   std::vector<std::vector<double>> P_, sums_;
-  std::vector<double> colsum_;
 };
 
 }  // namespace detail
