@@ -8,12 +8,13 @@
 // slices, so every product is made once and read once, with no branch on
 // who owns it; the bits never depend on the thread count. The packed
 // triangle is half the footprint of the full Cxx each update scatters into.
-// Memory: at most kGramSlices packed triangles and d (k + 1) sums per slice:
-// O(nnz + d²).
+// Memory: the first slice's triangle in Cxx itself, at most
+// kGramSlices - 1 more, and d (k + 1) sums per slice: O(nnz + d²).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "fastlinreg/parallel.hpp"
@@ -75,9 +76,9 @@ class CsrGram {
   // hold the centred statistics for the weight sum wsum.
   void run(double wsum, double *mean_x, double *Cxx, double *Cxy, SpinThenSleepBarrier &meet) {
 #pragma omp for schedule(static, 1) nowait
-    for (index_t s = 0; s < n_slices(); ++s) slice(s);
+    for (index_t s = 0; s < n_slices(); ++s) slice(s, s == 0 ? Cxx : nullptr);
     meet.wait();
-    const index_t size = index_t(P_[0].size()), d = v_.d, dk = v_.d * v_.k;
+    const index_t d = v_.d, dk = v_.d * v_.k, size = d * (d + 1) / 2;
     constexpr index_t kBlock = 4096;
     const index_t blocks = (size + kBlock - 1) / kBlock;
     // The triangle's blocks, and one more unit for the sums and means.
@@ -95,7 +96,7 @@ class CsrGram {
         for (index_t j = 0; j < d; ++j) mean_x[j] /= wsum;
         continue;
       }
-      double *out = P_[0].data() + c * kBlock;
+      double *out = Cxx + c * kBlock;
       const index_t m = std::min(kBlock, size - c * kBlock);
       for (index_t s = 1; s < n_slices(); ++s) {
         const double *in = P_[s].data() + c * kBlock;
@@ -103,24 +104,29 @@ class CsrGram {
       }
     }
     meet.wait();
+    // The triangle to Cxx's layout in place, from the last row: a row's new
+    // place overlaps the packed places of the rows after it.
+    if (omp_get_thread_num() == 0)
+      for (index_t j = d - 1; j >= 0; --j)
+        std::memmove(Cxx + j * d + j, Cxx + packed_row(j, d) + j, sizeof(double) * (d - j));
+    meet.wait();
     centre(wsum, mean_x, Cxx);
   }
 
  private:
-  // Cxx = XᵀWX - wsum m mᵀ from the summed triangle, in tiles of 64 rows:
-  // each tile's rows written along, then mirrored below the diagonal tile
+  // Cxx = XᵀWX - wsum m mᵀ from XᵀWX's upper triangle in Cxx, in tiles of
+  // 64 rows: each tile's rows along, then mirrored below the diagonal tile
   // by tile, so that the transposed writes stay in cache.
   void centre(double wsum, const double *m, double *Cxx) const {
     const index_t d = v_.d;
-    const double *P = P_[0].data();
     constexpr index_t kTile = 64;
 #pragma omp for schedule(dynamic, 1) nowait
     for (index_t j0 = 0; j0 < d; j0 += kTile) {
       const index_t j1 = std::min(d, j0 + kTile);
       for (index_t j = j0; j < j1; ++j) {
-        const double *row = P + packed_row(j, d);
+        double *row = Cxx + j * d;
         const double wm = wsum * m[j];
-        for (index_t l = j; l < d; ++l) Cxx[j * d + l] = row[l] - wm * m[l];
+        for (index_t l = j; l < d; ++l) row[l] -= wm * m[l];
       }
       for (index_t l0 = j1; l0 < d; l0 += kTile)
         for (index_t l = l0; l < std::min(d, l0 + kTile); ++l)
@@ -130,11 +136,17 @@ class CsrGram {
     }
   }
 
-  // The rows of slice s into its own triangle and sums.
-  void slice(index_t s) {
-    const index_t d = v_.d, k = v_.k;
-    std::vector<double> &P = P_[s], &sums = sums_[s];
-    P.assign(static_cast<size_t>(d * (d + 1) / 2), 0.0);
+  // The rows of slice s into its own packed triangle (at `storage`, or
+  // its own array) and sums.
+  void slice(index_t s, double *storage) {
+    const index_t d = v_.d, k = v_.k, size = d * (d + 1) / 2;
+    if (storage) {
+      std::fill(storage, storage + size, 0.0);
+    } else {
+      P_[s].assign(static_cast<size_t>(size), 0.0);
+      storage = P_[s].data();
+    }
+    std::vector<double> &sums = sums_[s];
     sums.assign(static_cast<size_t>(d * (k + 1)), 0.0);
     double *colsum = sums.data(), *cxy = colsum + d;
     const T *data = v_.data;
@@ -148,7 +160,7 @@ class CsrGram {
         const double wx = w * double(data[e]);
         colsum[j] += wx;
         for (index_t q = 0; q < k; ++q) cxy[j * k + q] += wx * (y[q] - my_[q]);
-        double *row = P.data() + packed_row(j, d);
+        double *row = storage + packed_row(j, d);
         // Indices increase within a row: the entries from e on are the
         // triangle's. Two at a time: short rows end their loops less often.
         index_t f = e;
