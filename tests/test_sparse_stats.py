@@ -43,8 +43,14 @@ SHAPES = [(1, 1, 1), (1, 9, 4), (50, 1, 1), (37, 13, 3), (3001, 7, 3), (1999, 61
 @pytest.mark.parametrize("n,d,per_row", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_csr_statistics_equal_numpy_and_any_thread_count(rng, n, d, per_row, dtype, weighted):
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+def test_csr_statistics_equal_numpy_and_any_thread_count(
+    rng, n, d, per_row, dtype, weighted, index
+):
     X = csr_with(rng, n, d, per_row, dtype)
+    if index is np.int64:  # canonical first; int32 keeps the unsorted duplicates
+        X.sum_duplicates()
+        X.indices, X.indptr = X.indices.astype(index), X.indptr.astype(index)
     Y = rng.normal(size=(n, 2)) + 3.0
     sw = rng.uniform(0.1, 2.0, size=n) if weighted else None
     if sw is not None:
