@@ -18,6 +18,7 @@
 #include <variant>
 
 #include "checks.hpp"
+#include "fastlinreg/csr_check.hpp"
 #include "fastlinreg/kernels.hpp"
 #include "fastlinreg/replay.hpp"
 
@@ -161,19 +162,11 @@ class Problem {
     const index_t nnz = v.n >= 0 ? index_t(v.indptr[v.n]) : 0;
     require(v.indptr[0] == 0 && nnz <= indices.shape(0) && nnz <= data.shape(0),
             "indptr must start at 0 and end within data and indices");
-    // One read of the structure; the messages are built only on failure.
-    bool monotone = true, in_range = true, sorted = true;
-    for (index_t i = 0; i < v.n && monotone && in_range && sorted; ++i) {
-      const index_t e0 = v.indptr[i], e1 = v.indptr[i + 1];
-      monotone = e0 <= e1 && e1 <= nnz;
-      for (index_t e = e0; monotone && e < e1; ++e) {
-        in_range = in_range && v.indices[e] >= 0 && index_t(v.indices[e]) < v.d;
-        sorted = sorted && (e == e0 || v.indices[e - 1] < v.indices[e]);
-      }
-    }
-    require(monotone, "indptr must be non-decreasing");
-    require(in_range, "a column index is outside [0, n_features)");
-    require(sorted,
+    // One read of the structure (sparse.hpp); the messages are built only on failure.
+    const CsrFault fault = csr_structure_fault(v.indices, v.indptr, v.n, v.d, nnz);
+    require(fault != CsrFault::kIndptr, "indptr must be non-decreasing");
+    require(fault != CsrFault::kRange, "a column index is outside [0, n_features)");
+    require(fault != CsrFault::kOrder,
             "column indices must increase within each row (scipy: X.sorted_indices() after "
             "X.sum_duplicates(); the Python layer does this on a copy)");
     return v;

@@ -80,10 +80,10 @@ template <class T, class I>
 double sufficient_stats(const CsrView<T, I> &v, dsyrk_fn *syrk, int n_threads, double *mean_x,
                         double *mean_y, double *Cxx, double *Cxy, double *Cyy) {
   if (syrk) throw std::invalid_argument("a BLAS rank update does not apply to sparse rows");
-  // Each thread reads every row's indices once, then its share of the pairs.
+  // Threads take whole slices of rows (sparse_gram.hpp), a few at most.
   const double row_nnz = double(v.indptr[v.n]) / double(std::max<index_t>(1, v.n));
   const double pairs = double(v.indptr[v.n]) * row_nnz;
-  const int nt = useful_threads(n_threads, pairs, std::max<index_t>(1, v.d / 16));
+  const int nt = useful_threads(n_threads, pairs, detail::kGramSlices);
   return csr_stats(v, nt, mean_x, mean_y, Cxx, Cxy, Cyy);
 }
 

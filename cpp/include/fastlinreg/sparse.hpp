@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fastlinreg/parallel.hpp"
+#include "fastlinreg/sparse_gram.hpp"
 #include "fastlinreg/types.hpp"
 
 namespace fastlinreg {
@@ -16,11 +17,14 @@ namespace fastlinreg {
 namespace detail {
 
 // Rows per chunk of a CSR pass: chunks of at least 64K stored values, at
-// most 256 of them, and no more than nnz / (d k) so that the chunk partials
+// most 32 of them, and no more than nnz / (d k) so that the chunk partials
 // (d k + k + 1 doubles each) never outgrow X itself: O(nnz + d k) memory.
+// 32, not more: one thread adds the partials each step while the others
+// wait, and 150 partials of d = 1000 took 80-90 us, past the 50 us that
+// SpinThenSleepBarrier spins before a waiting thread sleeps (and wakes late).
 inline index_t csr_rows_per_chunk(index_t n, index_t nnz, index_t d, index_t k) {
   const index_t width = std::max<index_t>(1, d * k);
-  index_t chunks = std::clamp<index_t>(nnz * k / (index_t(1) << 16), 1, 256);
+  index_t chunks = std::clamp<index_t>(nnz * k / (index_t(1) << 16), 1, 32);
   chunks = std::min<index_t>(chunks, std::max<index_t>(1, nnz / width));
   chunks = std::min<index_t>(chunks, std::max<index_t>(1, n));
   return std::max<index_t>(1, (n + chunks - 1) / chunks);
@@ -261,69 +265,38 @@ double csr_column_moments(const CsrView<T, I> &v, double *mean, double *var) {
 }
 
 // Centred sufficient statistics of CSR rows (the arrays of stats.hpp).
-// XᵀWX is accumulated from the sparse rows into the upper triangle, then
-// centred algebraically, Cxx = XᵀWX - w·m mᵀ (X is never centred: that would
-// densify it). Threads own interleaved blocks of Cxx's rows, so each entry
-// sums its rows in row order whatever the thread count, with no partial
-// copies of Cxx: O(nnz + d²) memory. Cxy = Xᵀ W (Y - my) is exact.
+// XᵀWX is accumulated from the sparse rows into packed upper triangles
+// (detail::CsrGram in sparse_gram.hpp: fixed slices of rows, a triangle
+// each, added in slice order), then centred algebraically,
+// Cxx = XᵀWX - w·m mᵀ (X is never centred: that would densify it).
+// Cxy = Xᵀ W (Y - my) is exact. Every sum runs in an order set by the shape
+// alone: the bits never depend on nt.
 template <class T, class I>
 double csr_stats(const CsrView<T, I> &v, int nt, double *mean_x, double *mean_y, double *Cxx,
                  double *Cxy, double *Cyy) {
-  const index_t d = v.d, k = v.k;
-  const double wsum = csr_column_means(v, mean_x, nullptr);
+  const index_t k = v.k;
+  double wsum = 0.0;
   std::fill(mean_y, mean_y + k, 0.0);
-  for (index_t i = 0; i < v.n; ++i)
-    for (index_t q = 0; q < k; ++q) mean_y[q] += (v.sw ? v.sw[i] : 1.0) * v.y[i * k + q];
+  for (index_t i = 0; i < v.n; ++i) {
+    const double w = v.sw ? v.sw[i] : 1.0;
+    wsum += w;
+    for (index_t q = 0; q < k; ++q) mean_y[q] += w * v.y[i * k + q];
+  }
   for (index_t q = 0; q < k; ++q) mean_y[q] /= wsum;
-  std::fill(Cxy, Cxy + d * k, 0.0);
   std::fill(Cyy, Cyy + k * k, 0.0);
   for (index_t i = 0; i < v.n; ++i) {
     const double w = v.sw ? v.sw[i] : 1.0;
     const double *y = v.y + i * k;
-    for (index_t e = v.indptr[i]; e < index_t(v.indptr[i + 1]); ++e) {
-      const double wx = w * double(v.data[e]);
-      double *C = Cxy + index_t(v.indices[e]) * k;
-      for (index_t q = 0; q < k; ++q) C[q] += wx * (y[q] - mean_y[q]);
-    }
     for (index_t q = 0; q < k; ++q)
       for (index_t r = q; r < k; ++r) Cyy[q * k + r] += w * (y[q] - mean_y[q]) * (y[r] - mean_y[r]);
   }
-  std::fill(Cxx, Cxx + d * d, 0.0);
-  constexpr index_t kBlock = 16;  // rows of Cxx a thread owns in a row of blocks
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const index_t me = omp_get_thread_num(), team = omp_get_num_threads();
-    const T *data = v.data;
-    const I *indices = v.indices;
-    for (index_t i = 0; i < v.n; ++i) {
-      const index_t e0 = v.indptr[i], e1 = v.indptr[i + 1];
-      const double w = v.sw ? v.sw[i] : 1.0;
-      for (index_t e = e0; e < e1; ++e) {
-        const index_t j = v.indices[e];
-        if (team > 1 && (j / kBlock) % team != me) continue;
-        const double wx = w * double(data[e]);
-        double *C = Cxx + j * d;
-        // Indices increase within a row: the entries from e on are Cxx's
-        // upper triangle. Two at a time: short rows end their loops less often.
-        index_t f = e;
-        for (; f + 2 <= e1; f += 2) {
-          const index_t l0 = indices[f], l1 = indices[f + 1];
-          const double x0 = double(data[f]), x1 = double(data[f + 1]);
-          C[l0] += wx * x0;
-          C[l1] += wx * x1;
-        }
-        if (f < e1) C[indices[f]] += wx * double(data[f]);
-      }
-    }
-  }
-  for (index_t j = 0; j < d; ++j)
-    for (index_t l = j; l < d; ++l) {
-      const double c = Cxx[j * d + l] - wsum * mean_x[j] * mean_x[l];
-      Cxx[j * d + l] = c;
-      Cxx[l * d + j] = c;
-    }
   for (index_t q = 0; q < k; ++q)
     for (index_t r = 0; r < q; ++r) Cyy[q * k + r] = Cyy[r * k + q];
+  detail::CsrGram<T, I> gram(v, mean_y);
+  SpinThenSleepBarrier meet;
+  nt = int(std::max<index_t>(1, std::min<index_t>(nt, gram.n_slices())));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  gram.run(wsum, mean_x, Cxx, Cxy, meet);
   return wsum;
 }
 

@@ -45,7 +45,15 @@ def stats_rows_per_block(X, n_targets: int, work: float) -> int:
     blocks depend on X's row lengths only, never on the thread count.
     """
     n, d = X.shape
-    lengths = np.diff(X.indptr).astype(np.float64)
-    products = float(lengths @ (lengths + 1.0)) / 2.0 + float(X.nnz) * n_targets
+    floor = max(work, 64.0 * d * (d + n_targets))
+    lengths = np.diff(X.indptr)
+    # The longest row bounds the products (equals them when rows are of one
+    # length); where the bound fits one call, X is one call whatever the
+    # exact count, a float pass over every row, would say.
+    longest = float(lengths.max()) if n else 0.0
+    products = float(X.nnz) * ((longest + 1.0) / 2.0 + n_targets)
+    if products > floor:
+        lengths = lengths.astype(np.float64)
+        products = float(lengths @ (lengths + 1.0)) / 2.0 + float(X.nnz) * n_targets
     per_row = max(1.0, products / max(1, n))
-    return max(1024, int(max(work, 64.0 * d * (d + n_targets)) / per_row))
+    return max(1024, int(floor / per_row))
