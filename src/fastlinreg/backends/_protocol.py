@@ -7,7 +7,9 @@ positional lists; outputs are fresh arrays in model space (W (d, k),
 b (k), float64). reference.py is the plain-numpy template to copy.
 Optional: ``replay_descent(stats, config, W0, b0)`` (cpu), a float step's
 ``descend_gram`` outcome in closed form or None; solvers/_replay.py's numpy
-version stands in where a backend has none.
+version stands in where a backend has none. ``replay_rows(problem, config,
+W0, b0)`` (cpu): the statistics pass and replay_descent in one call, for
+tiny problems.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ from ._protocol import (
 )
 
 NAME = "cpu"
+_F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
+_STATUS = tuple(Status)  # by value: a lookup, not an Enum call per result
 
 
 def available() -> tuple[bool, str]:
@@ -54,6 +56,10 @@ def prepare_X(X):
     is copied once, in C order, keeping its float dtype. Sparse X becomes
     CSR (backends/_csr.py: CSC converts once), never dense.
     """
+    if type(X) is np.ndarray and (X.dtype is _F64 or X.dtype is _F32):
+        flags = X.flags
+        if flags.c_contiguous and flags.aligned:  # the common case, without the checks below
+            return X
     if is_sparse(X):
         return as_csr(X)
     X = np.asarray(X)
@@ -78,7 +84,7 @@ def _problem(p: Problem) -> _core.Problem:
 
 def _core_problem(X, Y, sw, weight_sum, loss_kind) -> _core.Problem:
     X = prepare_X(X)
-    if is_sparse(X):
+    if type(X) is not np.ndarray and is_sparse(X):
         return _core.Problem.csr(
             X.data, X.indices, X.indptr, X.shape[1], Y, sw, weight_sum, loss_kind
         )
@@ -113,7 +119,7 @@ def _descent_params(c: DescentConfig) -> _core.DescentParams:
 def _penalty(p, alpha) -> None:
     """A float alpha, or one per output: then alpha_per_output, with alpha
     their maximum (what the curvature reads)."""
-    if np.ndim(alpha) == 0:
+    if type(alpha) is float or np.ndim(alpha) == 0:
         p.alpha = float(alpha)
     else:
         p.alpha = float(np.max(alpha))
@@ -214,7 +220,9 @@ def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:
 
 
 def _descent_outcome(r, W, b, curve) -> DescentOutcome:
-    return DescentOutcome(W, b, r.n_iter, Status(r.status), r.last_loss, curve[: r.n_iter].copy())
+    curve = curve if r.n_iter == curve.shape[0] else curve[: r.n_iter].copy()  # a full run: as is
+    status = _STATUS[r.status] if 0 <= r.status < len(_STATUS) else Status(r.status)
+    return DescentOutcome(W, b, r.n_iter, status, r.last_loss, curve)
 
 
 def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
@@ -254,6 +262,27 @@ def replay_descent(stats, config: DescentConfig, W0, b0) -> DescentOutcome | Non
     curve = np.empty(config.max_iter)
     r = _core.replay_descent(_stats(stats), _descent_params(config), W, b, curve)
     return None if r is None else _descent_outcome(r, W, b, curve)
+
+
+def replay_rows(problem: Problem, config: DescentConfig, W0, b0):
+    """sufficient_stats and replay_descent in one call (a tiny problem's
+    fixed cost): ((weight_sum, mean_x, mean_y, Cxx, Cxy, Cyy), whether they
+    are finite, the outcome or None). The rank update is the own kernel, as
+    sufficient_stats runs it below _gram_kernel.MEASURE_ABOVE."""
+    d, k = problem.X.shape[1], problem.Y.shape[1]
+    parts = (np.empty(d), np.empty(k), np.empty((d, d)), np.empty((d, k)), np.empty((k, k)))
+    W, b = _model(W0, b0)
+    curve = np.empty(config.max_iter)
+    wsum, finite, r = _core.replay_rows(
+        _problem(problem),
+        _core.Stats(1.0, *parts),
+        _descent_params(config),
+        W,
+        b,
+        curve,
+        resolve_threads(problem.n_jobs),
+    )
+    return (wsum, *parts), finite, None if r is None else _descent_outcome(r, W, b, curve)
 
 
 def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:

@@ -18,15 +18,19 @@ from ._common import FitResult, Settings, Stream, raise_not_finite
 
 def statistics(backend, problem) -> SufficientStats:
     """The problem's statistics in one pass; an error if they are not finite."""
-    sw = problem.sample_weight
-    n_samples = problem.X.shape[0] if sw is None else int(np.count_nonzero(sw))
-    log_wsum = 0.0 if sw is None else float(np.log(sw[sw > 0]).sum())
-    stats = SufficientStats(
-        *backend.sufficient_stats(problem), n_samples=n_samples, log_weight_sum=log_wsum
-    )
+    stats = from_pass(problem, backend.sufficient_stats(problem))
     if not stats.is_finite():
         raise_not_finite(problem.X)
     return stats
+
+
+def from_pass(problem, parts) -> SufficientStats:
+    """The statistics a pass over the problem's rows returned, (weight_sum,
+    mean_x, mean_y, Cxx, Cxy, Cyy), with its row count and log weights."""
+    sw = problem.sample_weight
+    n_samples = problem.X.shape[0] if sw is None else int(np.count_nonzero(sw))
+    log_wsum = 0.0 if sw is None else float(np.log(sw[sw > 0]).sum())
+    return SufficientStats(*parts, n_samples=n_samples, log_weight_sum=log_wsum)
 
 
 def solve(settings: Settings, stats: SufficientStats) -> FitResult:
