@@ -16,7 +16,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 from fastlinreg import LinearRegression
 from fastlinreg._losses import SQUARED
 from fastlinreg.backends import DescentConfig, Problem, cpu, get_backend
-from fastlinreg.solvers import _SMALL, _scale, exact
+from fastlinreg.datasets import TUTORIAL_LEARNING_RATE, TUTORIAL_STEPS, load_tutorial
+from fastlinreg.solvers import _SMALL, Settings, _replay, _scale, exact
 
 SHAPES = [(1, 1, 1), (2, 1, 1), (16, 1, 1), (7, 3, 2), (40, 5, 1), (64, 63, 1), (200, 2, 3)]
 
@@ -174,3 +175,21 @@ def test_target_scale_on_a_few_values_as_on_many(size, magnitude):
     peak = float(np.max(np.abs(Y)))
     want = 1.0 if 2.0**-60 <= peak <= 2.0**60 else float(np.ldexp(1.0, -np.frexp(peak)[1]))
     assert _scale.target_scale(problem) == want
+
+
+def test_the_one_call_s_curve_is_numpy_s_closed_form():
+    # The tutorial's 10000 steps: the C++ curve (eight entries at a time,
+    # in registers) against solvers/_replay.py's numpy version.
+    x, y = load_tutorial()
+    X, Y = x.reshape(-1, 1), y.reshape(-1, 1)
+    problem = Problem(X, Y, None, float(x.size), SQUARED, None)
+    W0, b0 = np.array([[0.5]]), np.array([-0.25])
+    settings = Settings(
+        "auto", TUTORIAL_LEARNING_RATE, TUTORIAL_STEPS, None, 0.0, True, 1, True, 1, None, None
+    )
+    parts, finite, out = cpu.replay_rows(problem, _replay._plain_config(settings), W0, b0)
+    stats = exact.from_pass(problem, parts)
+    numpy_twin = _replay.run(settings, get_backend("reference"), problem, stats, W0, b0)
+    assert finite and out is not None and numpy_twin is not None
+    np.testing.assert_allclose(out.curve, numpy_twin.curve, rtol=1e-13)
+    np.testing.assert_allclose(out.W, numpy_twin.W, rtol=1e-12)

@@ -43,7 +43,10 @@ class Status(enum.IntEnum):
     DIVERGED = 2
 
 
-@dataclass(frozen=True)
+# The objects made per call are plain dataclasses, not frozen ones: a frozen
+# dataclass's __init__ sets each field through object.__setattr__, ~2 us per
+# object, a few percent of a tiny fit. Nothing mutates them once made.
+@dataclass
 class Problem:
     """Rows of a fit and its loss.
 
@@ -65,7 +68,7 @@ class Problem:
         return self.X.shape
 
 
-@dataclass(frozen=True)
+@dataclass
 class DescentConfig:
     """A gradient-descent run: ``max_iter`` steps of ``learning_rate`` at most;
     ``tol`` None runs them all, else stop when the gradient norm falls to
@@ -88,7 +91,7 @@ class DescentConfig:
     positive: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class DescentOutcome:
     W: np.ndarray  # (d, k)
     b: np.ndarray  # (k,)
