@@ -193,3 +193,22 @@ def test_the_one_call_s_curve_is_numpy_s_closed_form():
     assert finite and out is not None and numpy_twin is not None
     np.testing.assert_allclose(out.curve, numpy_twin.curve, rtol=1e-13)
     np.testing.assert_allclose(out.W, numpy_twin.W, rtol=1e-12)
+
+
+def test_where_the_pass_would_be_blocks_the_two_calls_run(monkeypatch):
+    # Rows past one block of the statistics pass (made small here; in use,
+    # hundreds of thousands of targets): the blocks' merged statistics, as
+    # sufficient_stats gives them, then replay_descent.
+    monkeypatch.setattr(cpu, "_STATS_BLOCK_WORK", 1)  # 1024 rows a block
+    rng = np.random.default_rng(5)
+    X, Y, sw = _rows(rng, 1500, 2, 1, np.float64, "C", weights=True)
+    problem = Problem(X, Y, sw, float(sw.sum()), SQUARED, None)
+    config = DescentConfig(200, float(_lr(X, sw)), None, 0.0, True)
+    W0, b0 = np.zeros((2, 1)), np.zeros(1)
+    parts, finite, out = cpu.replay_rows(problem, config, W0, b0)
+    want = cpu.sufficient_stats(problem)
+    assert finite and out is not None
+    for got, expect in zip(parts, want):
+        np.testing.assert_array_equal(got, expect)
+    stats = exact.statistics(cpu, problem)
+    np.testing.assert_array_equal(out.curve, cpu.replay_descent(stats, config, W0, b0).curve)

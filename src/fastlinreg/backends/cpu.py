@@ -56,7 +56,7 @@ def prepare_X(X):
     is copied once, in C order, keeping its float dtype. Sparse X becomes
     CSR (backends/_csr.py: CSC converts once), never dense.
     """
-    if type(X) is np.ndarray and (X.dtype is _F64 or X.dtype is _F32):
+    if type(X) is np.ndarray and X.ndim == 2 and (X.dtype is _F64 or X.dtype is _F32):
         flags = X.flags
         if flags.c_contiguous and flags.aligned:  # the common case, without the checks below
             return X
@@ -160,11 +160,10 @@ def sufficient_stats(problem: Problem, *, _kernel=None):
     k = problem.Y.shape[1]
     if is_sparse(problem.X):
         syrk = None
-        rows = stats_rows_per_block(problem.X, k, _STATS_BLOCK_WORK_CSR)
     else:
         kernel = _kernel or _gram_kernel.choose(n, d, k).kernel
         syrk = _gram_kernel.blas_syrk() if kernel == "blas" else None
-        rows = max(1024, _STATS_BLOCK_WORK // max(1, d * (d + k)))
+    rows = _stats_block_rows(problem)
     if n <= rows:
         return _stats_pass(problem, syrk)
     total = None
@@ -191,6 +190,14 @@ def sufficient_stats(problem: Problem, *, _kernel=None):
         total.Cxy,
         total.Cyy,
     )
+
+
+def _stats_block_rows(problem: Problem) -> int:
+    """Rows per call of the statistics pass (see _STATS_BLOCK_WORK)."""
+    d, k = problem.X.shape[1], problem.Y.shape[1]
+    if type(problem.X) is not np.ndarray and is_sparse(problem.X):
+        return stats_rows_per_block(problem.X, k, _STATS_BLOCK_WORK_CSR)
+    return max(1024, _STATS_BLOCK_WORK // max(1, d * (d + k)))
 
 
 def _stats_pass(problem: Problem, syrk):
@@ -267,9 +274,21 @@ def replay_descent(stats, config: DescentConfig, W0, b0) -> DescentOutcome | Non
 def replay_rows(problem: Problem, config: DescentConfig, W0, b0):
     """sufficient_stats and replay_descent in one call (a tiny problem's
     fixed cost): ((weight_sum, mean_x, mean_y, Cxx, Cxy, Cyy), whether they
-    are finite, the outcome or None). The rank update is the own kernel, as
-    sufficient_stats runs it below _gram_kernel.MEASURE_ABOVE."""
-    d, k = problem.X.shape[1], problem.Y.shape[1]
+    are finite, the outcome or None): the same as the two calls, which run
+    where sufficient_stats would not make one pass with the own rank update
+    (many targets)."""
+    n, d = problem.X.shape
+    k = problem.Y.shape[1]
+    if (
+        n > _stats_block_rows(problem)
+        or n * _gram_kernel.padded_width(d, k) ** 2 >= _gram_kernel.MEASURE_ABOVE
+    ):
+        from .._stats import SufficientStats
+
+        parts = sufficient_stats(problem)
+        stats = SufficientStats(*parts)
+        finite = stats.is_finite()
+        return parts, finite, replay_descent(stats, config, W0, b0) if finite else None
     parts = (np.empty(d), np.empty(k), np.empty((d, d)), np.empty((d, k)), np.empty((k, k)))
     W, b = _model(W0, b0)
     curve = np.empty(config.max_iter)
