@@ -153,13 +153,12 @@ def replay_descent(
 ) -> DescentResult | None: ...
 def replay_rows(
     problem: Problem,
-    out: Stats,
     params: DescentParams,
     W: _F64,
     b: _F64,
     loss_curve: _F64,
     n_threads: int = 0,
-) -> tuple[float, bool, DescentResult | None]: ...
+) -> tuple[tuple[float, _F64, _F64, _F64, _F64, _F64], bool, DescentResult | None]: ...
 def descend_sgd(
     problem: Problem,
     params: SgdParams,

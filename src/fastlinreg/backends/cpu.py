@@ -279,29 +279,19 @@ def replay_rows(problem: Problem, config: DescentConfig, W0, b0):
     (many targets)."""
     n, d = problem.X.shape
     k = problem.Y.shape[1]
-    if (
-        n > _stats_block_rows(problem)
-        or n * _gram_kernel.padded_width(d, k) ** 2 >= _gram_kernel.MEASURE_ABOVE
-    ):
+    # (d + k + 8)^2: the padded Gram's size, or more
+    if n * (d + k + 8) ** 2 >= _gram_kernel.MEASURE_ABOVE or n > _stats_block_rows(problem):
         from .._stats import SufficientStats
 
         parts = sufficient_stats(problem)
         stats = SufficientStats(*parts)
         finite = stats.is_finite()
         return parts, finite, replay_descent(stats, config, W0, b0) if finite else None
-    parts = (np.empty(d), np.empty(k), np.empty((d, d)), np.empty((d, k)), np.empty((k, k)))
     W, b = _model(W0, b0)
     curve = np.empty(config.max_iter)
-    wsum, finite, r = _core.replay_rows(
-        _problem(problem),
-        _core.Stats(1.0, *parts),
-        _descent_params(config),
-        W,
-        b,
-        curve,
-        resolve_threads(problem.n_jobs),
-    )
-    return (wsum, *parts), finite, None if r is None else _descent_outcome(r, W, b, curve)
+    params, threads = _descent_params(config), resolve_threads(problem.n_jobs)
+    parts, finite, r = _core.replay_rows(_problem(problem), params, W, b, curve, threads)
+    return parts, finite, None if r is None else _descent_outcome(r, W, b, curve)
 
 
 def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:
