@@ -212,3 +212,29 @@ def test_where_the_pass_would_be_blocks_the_two_calls_run(monkeypatch):
         np.testing.assert_array_equal(got, expect)
     stats = exact.statistics(cpu, problem)
     np.testing.assert_array_equal(out.curve, cpu.replay_descent(stats, config, W0, b0).curve)
+
+
+def test_plain_descent_params_are_made_once_per_value():
+    config = DescentConfig(500, 0.25, None, 0.0, True)
+    first = cpu._descent_params(config)
+    assert cpu._descent_params(DescentConfig(500, 0.25, None, 0.0, True)) is first
+    assert (first.max_iter, first.learning_rate, first.tol, first.alpha) == (500, 0.25, -1.0, 0.0)
+    for other in (
+        DescentConfig(500, 0.25, None, -0.0, True),  # equal to 0.0, another sign
+        DescentConfig(500, 0.25, 1e-4, 0.0, True),
+        DescentConfig(500, 0.25, None, 0.0, False),
+        DescentConfig(500, 0.25, None, 0.0, True, positive=True),
+        DescentConfig(501, 0.25, None, 0.0, True),
+    ):
+        made = cpu._descent_params(other)
+        assert made is not first
+        assert (made.max_iter, made.tol, made.fit_intercept, made.positive) == (
+            other.max_iter,
+            -1.0 if other.tol is None else other.tol,
+            other.fit_intercept,
+            other.positive,
+        )
+    assert np.signbit(cpu._descent_params(DescentConfig(500, 0.25, None, -0.0, True)).alpha)
+    # standardised or per-target runs are made afresh
+    shifted = DescentConfig(500, 0.25, None, 0.0, True, np.zeros(1), np.ones(1))
+    assert cpu._descent_params(shifted) is not cpu._descent_params(shifted)

@@ -7,6 +7,7 @@ row-contiguous float32/float64 X is never copied.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -104,7 +105,29 @@ def _model(W0, b0):
     )
 
 
+# DescentParams of plain runs (no standardisation, one alpha), by value (and
+# alpha's sign: -0.0 == 0.0): making one sets eight fields through pybind11,
+# ~3 us of a tiny fit. The kernels take them read-only.
+_PLAIN_PARAMS: dict = {}
+
+
 def _descent_params(c: DescentConfig) -> _core.DescentParams:
+    plain = c.shift is None and c.scale is None and type(c.alpha) is float
+    if plain:
+        sign = math.copysign(1.0, c.alpha)
+        key = (c.max_iter, c.learning_rate, c.tol, c.alpha, sign, c.fit_intercept, c.positive)
+        known = _PLAIN_PARAMS.get(key)
+        if known is not None:
+            return known
+    p = _new_descent_params(c)
+    if plain:
+        if len(_PLAIN_PARAMS) >= 64:
+            _PLAIN_PARAMS.clear()
+        _PLAIN_PARAMS[key] = p
+    return p
+
+
+def _new_descent_params(c: DescentConfig) -> _core.DescentParams:
     p = _core.DescentParams()
     p.max_iter = int(c.max_iter)
     p.learning_rate = float(c.learning_rate)
@@ -279,8 +302,9 @@ def replay_rows(problem: Problem, config: DescentConfig, W0, b0):
     (many targets)."""
     n, d = problem.X.shape
     k = problem.Y.shape[1]
-    # (d + k + 8)^2: the padded Gram's size, or more
-    if n * (d + k + 8) ** 2 >= _gram_kernel.MEASURE_ABOVE or n > _stats_block_rows(problem):
+    # (d + k + 8)^2: the padded Gram's size, or more; a block is 1024 rows or more
+    big = n > 1024 and n > _stats_block_rows(problem)
+    if big or n * (d + k + 8) ** 2 >= _gram_kernel.MEASURE_ABOVE:
         from .._stats import SufficientStats
 
         parts = sufficient_stats(problem)
