@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from fastlinreg import LinearRegression
 from fastlinreg._losses import SQUARED
+from fastlinreg._validation import check_start
 from fastlinreg.backends import DescentConfig, Problem, cpu, get_backend
 from fastlinreg.datasets import TUTORIAL_LEARNING_RATE, TUTORIAL_STEPS, load_tutorial
 from fastlinreg.solvers import _SMALL, Settings, _replay, _scale, exact
@@ -238,3 +239,16 @@ def test_plain_descent_params_are_made_once_per_value():
     # standardised or per-target runs are made afresh
     shifted = DescentConfig(500, 0.25, None, 0.0, True, np.zeros(1), np.ones(1))
     assert cpu._descent_params(shifted) is not cpu._descent_params(shifted)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_a_float_intercept_init_as_any_other_scalar(k):
+    W0, b0 = np.zeros((2, k)), np.zeros(k)
+    coef = np.arange(2.0 * k).reshape(k, 2)
+    fast = check_start(coef, -0.25, W0, b0, True)  # a Python float: the short path
+    general = check_start(coef, np.float64(-0.25), W0, b0, True)
+    for a, b in zip(fast, general):
+        assert a.dtype == b.dtype and a.flags.c_contiguous and b.flags.c_contiguous
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="intercept_init must be a finite scalar"):
+        check_start(coef, float("nan"), W0, b0, True)

@@ -144,10 +144,12 @@ def check_start(coef_init, intercept_init, W, b, fit_intercept):
                 f"coef_init must be finite with shape ({d},) for 1-D y or ({k}, {d}) "
                 f"(like coef_); got shape {c0.shape}."
             )
-        W = np.ascontiguousarray(c0.T)
+        W = c0.reshape(d, 1) if k == 1 else np.ascontiguousarray(c0.T)  # c0 is a fresh copy
     if intercept_init is not None:
         if not fit_intercept:
             raise ValueError("intercept_init was given but fit_intercept=False.")
+        if type(intercept_init) is float and math.isfinite(intercept_init):
+            return W, np.array([intercept_init] * k)  # the usual scalar: no checks below
         i0 = np.array(intercept_init, dtype=np.float64, ndmin=1).reshape(-1)
         if i0.shape == (1,) and k > 1:
             i0 = np.repeat(i0, k)
