@@ -12,22 +12,30 @@ import pytest
 from fastlinreg import LinearRegression
 from fastlinreg.datasets import TUTORIAL_LEARNING_RATE, TUTORIAL_STEPS, load_tutorial
 from fastlinreg.exceptions import ConvergenceWarning, DivergenceError
-from fastlinreg.solvers import _replay
+from fastlinreg.solvers import _replay, descent
 
 
 @pytest.fixture
 def replays(monkeypatch):
-    """The outcomes of _replay.run during the test: True where the closed
-    form answered, False where it handed over to the step loop."""
-    seen = []
-    original = _replay.run
+    """One entry per tiny fit (_replay.fit_tiny) during the test: True where
+    the closed form answered, False where it handed over to the step loop."""
+    seen, inside = [], []
+    fit_tiny, loop = _replay.fit_tiny, descent.run
 
-    def spy(*args, **kwargs):
-        out = original(*args, **kwargs)
-        seen.append(out is not None)
-        return out
+    def spy_fit(*args, **kwargs):
+        inside.append(True)
+        try:
+            return fit_tiny(*args, **kwargs)
+        finally:
+            seen.append(inside.pop())
 
-    monkeypatch.setattr(_replay, "run", spy)
+    def spy_loop(*args, **kwargs):
+        if inside:
+            inside[-1] = False
+        return loop(*args, **kwargs)
+
+    monkeypatch.setattr(_replay, "fit_tiny", spy_fit)
+    monkeypatch.setattr(descent, "run", spy_loop)
     return seen
 
 

@@ -10,6 +10,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -211,6 +212,14 @@ class Stats {
   double *out(darray &a, const char *name) {
     check_writable(a, name);
     return a.mutable_data();
+  }
+  // After a pass wrote the arrays: its weight sum, and whether every statistic is finite.
+  bool filled(double weight_sum) {
+    view_.weight_sum = weight_sum;
+    bool finite = std::isfinite(weight_sum);
+    for (const darray *a : {&mean_x_, &mean_y_, &Cxx_, &Cxy_, &Cyy_})
+      for (py::ssize_t i = 0; i < a->size(); ++i) finite = finite && std::isfinite(a->data()[i]);
+    return finite;
   }
   darray mean_x_, mean_y_, Cxx_, Cxy_, Cyy_;
 
@@ -526,6 +535,35 @@ PYBIND11_MODULE(_core, m) {
       py::arg("loss_curve").noconvert(),
       "descend_gram's result for a plain fixed step, in closed form (replay.hpp); None where "
       "it cannot be certified (run the loop then).");
+
+  m.def(
+      "replay_rows",
+      [](const Problem &pr, const PyDescentParams &params, darray &W, darray &b, darray &loss_curve,
+         int n_threads) -> py::tuple {
+        require(pr.has_y(), "replay_rows needs y");
+        const index_t d = pr.d(), k = pr.k();
+        Stats out(1.0, darray(d), darray(k), darray({d, d}), darray({d, k}), darray({k, k}));
+        const double wsum = pr.with_view(k, [&](auto v) {
+          double *mx = out.out(out.mean_x_, "mean_x"), *my = out.out(out.mean_y_, "mean_y");
+          double *cxx = out.out(out.Cxx_, "Cxx"), *cxy = out.out(out.Cxy_, "Cxy");
+          return sufficient_stats(v, nullptr, n_threads, mx, my, cxx, cxy,
+                                  out.out(out.Cyy_, "Cyy"));
+        });
+        const py::tuple stats =
+            py::make_tuple(wsum, out.mean_x_, out.mean_y_, out.Cxx_, out.Cxy_, out.Cyy_);
+        if (!out.filled(wsum)) return py::make_tuple(stats, false, py::none());
+        auto [Wp, bp] = model_out(W, b, d, k);
+        const DescentParams p = params.resolved(d, k);
+        check_vec(loss_curve, p.max_iter, "loss_curve");
+        check_writable(loss_curve, "loss_curve");
+        const DescentResult r = replay_descent(out.view(), p, Wp, bp, loss_curve.mutable_data());
+        return py::make_tuple(stats, true, r.n_iter < 0 ? py::none() : py::cast(r));
+      },
+      py::arg("problem"), py::arg("params"), py::arg("W").noconvert(), py::arg("b").noconvert(),
+      py::arg("loss_curve").noconvert(), py::arg("n_threads") = 0,
+      "sufficient_stats (own rank update), then, when they are finite, replay_descent on them, "
+      "in one call for tiny problems: ((weight_sum, mean_x, mean_y, Cxx, Cxy, Cyy), finite, "
+      "DescentResult or None).");
 
   m.def(
       "descend_sgd",

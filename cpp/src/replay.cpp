@@ -65,7 +65,7 @@ void jacobi_eigen(std::vector<double> &A, index_t p, std::vector<double> &lam,
 // rounding never builds up and no step waits on the one before.
 class PowerSeries {
  public:
-  static constexpr index_t kBlock = 64;
+  static constexpr index_t kBlock = 64, kLanes = 8;
   PowerSeries(const std::vector<double> &q, const std::vector<double> &w)
       : q_(q), w_(w), table_(q.size() * kBlock), scaled_(q.size()) {
     for (size_t i = 0; i < q.size(); ++i) {
@@ -84,10 +84,18 @@ class PowerSeries {
         power[i] = block % kBlock == 0 ? std::pow(q_[i], double(a)) : power[i] * q64[i];
         scaled_[i] = w_[i] * power[i];
       }
+      // Eight entries at a time, summed over the modes in registers (out is
+      // written once); the same additions, in the same order, as one by one.
       const index_t len = std::min(kBlock, t0 + count - a);
-      for (index_t j = 0; j < len; ++j) out[a - t0 + j] = base;
-      for (size_t i = 0; i < m; ++i)
-        for (index_t j = 0; j < len; ++j) out[a - t0 + j] += scaled_[i] * table_[i * kBlock + j];
+      for (index_t j0 = 0; j0 < len; j0 += kLanes) {
+        double sum[kLanes];
+        for (index_t l = 0; l < kLanes; ++l) sum[l] = base;
+        for (size_t i = 0; i < m; ++i) {
+          const double s = scaled_[i], *row = &table_[i * kBlock + j0];
+          for (index_t l = 0; l < kLanes; ++l) sum[l] += s * row[l];
+        }
+        std::copy(sum, sum + std::min(kLanes, len - j0), out + (a - t0 + j0));
+      }
     }
   }
 

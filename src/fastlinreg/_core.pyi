@@ -151,6 +151,14 @@ def descend_gram(
 def replay_descent(
     stats: Stats, params: DescentParams, W: _F64, b: _F64, loss_curve: _F64
 ) -> DescentResult | None: ...
+def replay_rows(
+    problem: Problem,
+    params: DescentParams,
+    W: _F64,
+    b: _F64,
+    loss_curve: _F64,
+    n_threads: int = 0,
+) -> tuple[tuple[float, _F64, _F64, _F64, _F64, _F64], bool, DescentResult | None]: ...
 def descend_sgd(
     problem: Problem,
     params: SgdParams,

@@ -7,8 +7,10 @@ positional lists; outputs are fresh arrays in model space (W (d, k),
 b (k), float64). reference.py is the plain-numpy template to copy.
 Optional: ``replay_descent(stats, config, W0, b0)`` (cpu), a float step's
 ``descend_gram`` outcome in closed form or None; solvers/_replay.py's numpy
-version stands in where a backend has none. ``statistics(problem)`` (dask), the
-SufficientStats with the weights' count and log-sum taken in the same pass.
+version stands in where a backend has none. ``replay_rows(problem, config,
+W0, b0)`` (cpu): the statistics pass and replay_descent in one call, for
+tiny problems. ``statistics(problem)`` (dask), the SufficientStats with the
+weights' count and log-sum taken in the same pass.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ class Status(enum.IntEnum):
     DIVERGED = 2
 
 
-@dataclass(frozen=True)
+# The objects made per call are plain dataclasses, not frozen ones: a frozen
+# dataclass's __init__ sets each field through object.__setattr__, ~2 us per
+# object, a few percent of a tiny fit. Nothing mutates them once made.
+@dataclass
 class Problem:
     """Rows of a fit and its loss.
 
@@ -64,7 +69,7 @@ class Problem:
         return self.X.shape
 
 
-@dataclass(frozen=True)
+@dataclass
 class DescentConfig:
     """A gradient-descent run: ``max_iter`` steps of ``learning_rate`` at most;
     ``tol`` None runs them all, else stop when the gradient norm falls to
@@ -87,7 +92,7 @@ class DescentConfig:
     positive: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class DescentOutcome:
     W: np.ndarray  # (d, k)
     b: np.ndarray  # (k,)

@@ -7,6 +7,7 @@ row-contiguous float32/float64 X is never copied.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -25,6 +26,8 @@ from ._protocol import (
 )
 
 NAME = "cpu"
+_F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
+_STATUS = tuple(Status)  # by value: a lookup, not an Enum call per result
 
 
 def available() -> tuple[bool, str]:
@@ -54,6 +57,10 @@ def prepare_X(X):
     is copied once, in C order, keeping its float dtype. Sparse X becomes
     CSR (backends/_csr.py: CSC converts once), never dense.
     """
+    if type(X) is np.ndarray and X.ndim == 2 and (X.dtype is _F64 or X.dtype is _F32):
+        flags = X.flags
+        if flags.c_contiguous and flags.aligned:  # the common case, without the checks below
+            return X
     if is_sparse(X):
         return as_csr(X)
     X = np.asarray(X)
@@ -78,7 +85,7 @@ def _problem(p: Problem) -> _core.Problem:
 
 def _core_problem(X, Y, sw, weight_sum, loss_kind) -> _core.Problem:
     X = prepare_X(X)
-    if is_sparse(X):
+    if type(X) is not np.ndarray and is_sparse(X):
         return _core.Problem.csr(
             X.data, X.indices, X.indptr, X.shape[1], Y, sw, weight_sum, loss_kind
         )
@@ -98,7 +105,29 @@ def _model(W0, b0):
     )
 
 
+# DescentParams of plain runs (no standardisation, one alpha), by value (and
+# alpha's sign: -0.0 == 0.0): making one sets eight fields through pybind11,
+# ~3 us of a tiny fit. The kernels take them read-only.
+_PLAIN_PARAMS: dict = {}
+
+
 def _descent_params(c: DescentConfig) -> _core.DescentParams:
+    plain = c.shift is None and c.scale is None and type(c.alpha) is float
+    if plain:
+        sign = math.copysign(1.0, c.alpha)
+        key = (c.max_iter, c.learning_rate, c.tol, c.alpha, sign, c.fit_intercept, c.positive)
+        known = _PLAIN_PARAMS.get(key)
+        if known is not None:
+            return known
+    p = _new_descent_params(c)
+    if plain:
+        if len(_PLAIN_PARAMS) >= 64:
+            _PLAIN_PARAMS.clear()
+        _PLAIN_PARAMS[key] = p
+    return p
+
+
+def _new_descent_params(c: DescentConfig) -> _core.DescentParams:
     p = _core.DescentParams()
     p.max_iter = int(c.max_iter)
     p.learning_rate = float(c.learning_rate)
@@ -113,7 +142,7 @@ def _descent_params(c: DescentConfig) -> _core.DescentParams:
 def _penalty(p, alpha) -> None:
     """A float alpha, or one per output: then alpha_per_output, with alpha
     their maximum (what the curvature reads)."""
-    if np.ndim(alpha) == 0:
+    if type(alpha) is float or np.ndim(alpha) == 0:
         p.alpha = float(alpha)
     else:
         p.alpha = float(np.max(alpha))
@@ -154,11 +183,10 @@ def sufficient_stats(problem: Problem, *, _kernel=None):
     k = problem.Y.shape[1]
     if is_sparse(problem.X):
         syrk = None
-        rows = stats_rows_per_block(problem.X, k, _STATS_BLOCK_WORK_CSR)
     else:
         kernel = _kernel or _gram_kernel.choose(n, d, k).kernel
         syrk = _gram_kernel.blas_syrk() if kernel == "blas" else None
-        rows = max(1024, _STATS_BLOCK_WORK // max(1, d * (d + k)))
+    rows = _stats_block_rows(problem)
     if n <= rows:
         return _stats_pass(problem, syrk)
     total = None
@@ -185,6 +213,14 @@ def sufficient_stats(problem: Problem, *, _kernel=None):
         total.Cxy,
         total.Cyy,
     )
+
+
+def _stats_block_rows(problem: Problem) -> int:
+    """Rows per call of the statistics pass (see _STATS_BLOCK_WORK)."""
+    d, k = problem.X.shape[1], problem.Y.shape[1]
+    if type(problem.X) is not np.ndarray and is_sparse(problem.X):
+        return stats_rows_per_block(problem.X, k, _STATS_BLOCK_WORK_CSR)
+    return max(1024, _STATS_BLOCK_WORK // max(1, d * (d + k)))
 
 
 def _stats_pass(problem: Problem, syrk):
@@ -214,7 +250,9 @@ def curvature_gram(stats, config: DescentConfig, n_jobs=None) -> float:
 
 
 def _descent_outcome(r, W, b, curve) -> DescentOutcome:
-    return DescentOutcome(W, b, r.n_iter, Status(r.status), r.last_loss, curve[: r.n_iter].copy())
+    curve = curve if r.n_iter == curve.shape[0] else curve[: r.n_iter].copy()  # a full run: as is
+    status = _STATUS[r.status] if 0 <= r.status < len(_STATUS) else Status(r.status)
+    return DescentOutcome(W, b, r.n_iter, status, r.last_loss, curve)
 
 
 def descend(problem: Problem, config: DescentConfig, W0, b0) -> DescentOutcome:
@@ -254,6 +292,30 @@ def replay_descent(stats, config: DescentConfig, W0, b0) -> DescentOutcome | Non
     curve = np.empty(config.max_iter)
     r = _core.replay_descent(_stats(stats), _descent_params(config), W, b, curve)
     return None if r is None else _descent_outcome(r, W, b, curve)
+
+
+def replay_rows(problem: Problem, config: DescentConfig, W0, b0):
+    """sufficient_stats and replay_descent in one call (a tiny problem's
+    fixed cost): ((weight_sum, mean_x, mean_y, Cxx, Cxy, Cyy), whether they
+    are finite, the outcome or None): the same as the two calls, which run
+    where sufficient_stats would not make one pass with the own rank update
+    (many targets)."""
+    n, d = problem.X.shape
+    k = problem.Y.shape[1]
+    # (d + k + 8)^2: the padded Gram's size, or more; a block is 1024 rows or more
+    big = n > 1024 and n > _stats_block_rows(problem)
+    if big or n * (d + k + 8) ** 2 >= _gram_kernel.MEASURE_ABOVE:
+        from .._stats import SufficientStats
+
+        parts = sufficient_stats(problem)
+        stats = SufficientStats(*parts)
+        finite = stats.is_finite()
+        return parts, finite, replay_descent(stats, config, W0, b0) if finite else None
+    W, b = _model(W0, b0)
+    curve = np.empty(config.max_iter)
+    params, threads = _descent_params(config), resolve_threads(problem.n_jobs)
+    parts, finite, r = _core.replay_rows(_problem(problem), params, W, b, curve, threads)
+    return parts, finite, None if r is None else _descent_outcome(r, W, b, curve)
 
 
 def sgd(problem: Problem, config: SgdConfig, W0, b0) -> SgdOutcome:

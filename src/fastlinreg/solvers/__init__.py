@@ -107,18 +107,7 @@ def _fit(settings: Settings, backend, problem, W0, b0, previous=None) -> FitResu
         state = sgd.start(settings, backend, problem, W0, b0)
         return sgd.run(settings, backend, problem, state, settings.max_iter)
     if settings.solver == "auto" and n * d < _SMALL and d <= n and problem.loss is SQUARED:
-        # Too small for a statistics pass to pay per step, but they cost
-        # nothing here: the trajectory follows from them in closed form
-        # (_replay; the step loop where it cannot certify the result), and
-        # partial_fit continues from them.
-        stats = exact.statistics(backend, problem)
-        result = None
-        if not settings.positive:
-            result = _replay.run(settings, backend, problem, stats, W0, b0)
-        if result is None:
-            result = descent.run("gd", settings, backend, problem, None, W0, b0, previous)
-        result.stream = Stream("gram", W0.shape[1], stats, converged=result.stream.converged)
-        return result
+        return _replay.fit_tiny(settings, backend, problem, W0, b0, previous)
     return descent.run("gd", settings, backend, problem, None, W0, b0, previous)
 
 

@@ -27,7 +27,7 @@ _OVERFLOW_WEIGHTS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: see backends/_protocol.py (nothing mutates it)
 class Settings:
     """The estimator parameters a solver reads (LinearRegression's, validated)."""
 

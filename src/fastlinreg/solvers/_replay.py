@@ -33,9 +33,10 @@ import math
 import numpy as np
 
 from ..backends import DescentConfig, Status
-from ._common import FitResult, Settings, Stream, warn_max_iter
+from . import descent, exact
+from ._common import FitResult, Settings, Stream, raise_not_finite, warn_max_iter
 
-__all__ = ["run", "hessian"]
+__all__ = ["fit_tiny", "run", "hessian"]
 
 _EPS = float(np.finfo(np.float64).eps)
 # |1 - ηλ| must stay this far below 1: nearer, rounding may grow the loss.
@@ -117,6 +118,57 @@ def _first_below(coef, rate, threshold: float, T: int) -> int:
     return min(T, lo + int(hits[0])) if hits.size else min(T, int(grid[j]))
 
 
+def fit_tiny(settings: Settings, backend, problem, W0, b0, previous=None) -> FitResult:
+    """solver="auto" with a float step on a problem too small for a statistics
+    pass to pay per step. The statistics cost nothing here: the trajectory
+    follows from them in closed form (:func:`run`; the step loop where it
+    cannot certify the result), and partial_fit continues from them. A
+    backend with ``replay_rows`` (cpu) takes the pass and the closed form in
+    one call: the same statistics and result, without the fixed cost of two."""
+    fused = getattr(backend, "replay_rows", None)
+    result = None
+    if fused is None:
+        stats = exact.statistics(backend, problem)
+        if not settings.positive:
+            result = run(settings, backend, problem, stats, W0, b0)
+    else:
+        config = _plain_config(settings)
+        parts, finite, out = fused(problem, config, W0, b0)
+        if not finite:
+            raise_not_finite(problem.X)
+        stats = exact.from_pass(problem, parts)
+        if out is not None:
+            return _compiled_result(settings, out, Stream("gram", out.b.shape[0], stats))
+        if not settings.positive and np.ndim(settings.alpha) != 0:
+            result = run(settings, backend, problem, stats, W0, b0)  # numpy's, per target
+    if result is None:
+        result = descent.run("gd", settings, backend, problem, None, W0, b0, previous)
+    result.stream = Stream("gram", W0.shape[1], stats, converged=result.stream.converged)
+    return result
+
+
+def _plain_config(settings: Settings) -> DescentConfig:
+    """The backend's replay parameters: a float step, no standardisation."""
+    return DescentConfig(
+        int(settings.max_iter),
+        float(settings.learning_rate),
+        settings.tol,
+        settings.alpha,
+        settings.fit_intercept,
+        positive=settings.positive,
+    )
+
+
+def _compiled_result(settings: Settings, out, stream: Stream) -> FitResult:
+    """A backend's replayed outcome as the step loop's FitResult, warning as
+    it would; ``stream`` gets whether it converged."""
+    stream.converged = converged = out.status == Status.CONVERGED
+    if settings.tol is not None and not converged:
+        warn_max_iter(settings)
+    lr = float(settings.learning_rate)
+    return FitResult("gd", out.W, out.b, out.n_iter, out.curve, lr, stream)
+
+
 def run(settings: Settings, backend, problem, stats, W0, b0) -> FitResult | None:
     """The step loop's (W, b, n_iter, loss curve) for a float step on the
     squared loss, from the statistics in closed form; None where it cannot
@@ -125,14 +177,8 @@ def run(settings: Settings, backend, problem, stats, W0, b0) -> FitResult | None
     d, k = W0.shape
     compiled = getattr(backend, "replay_descent", None)
     if compiled is not None and np.ndim(settings.alpha) == 0:  # the same rules in C++
-        config = DescentConfig(T, eta, settings.tol, settings.alpha, fi)
-        out = compiled(stats, config, W0, b0)
-        if out is None:
-            return None
-        if settings.tol is not None and out.status != Status.CONVERGED:
-            warn_max_iter(settings)
-        stream = Stream("gd", k, None, converged=out.status == Status.CONVERGED)
-        return FitResult("gd", out.W, out.b, out.n_iter, out.curve, eta, stream)
+        out = compiled(stats, _plain_config(settings), W0, b0)
+        return None if out is None else _compiled_result(settings, out, Stream("gd", k))
     spectra = _spectra(settings, stats)
     lam_all = np.concatenate([s[0] for s in spectra]) if len(spectra) > 1 else spectra[0][0]
     lo, hi = float(lam_all[0]) if len(spectra) == 1 else float(lam_all.min()), float(lam_all.max())

@@ -31,7 +31,11 @@ def target_scale(problem) -> float:
     # y held elsewhere (a dask array) is fitted as it is: scanning it would be a pass.
     if type(Y) is not np.ndarray or Y.size == 0 or problem.loss.name != "squared":
         return 1.0
-    peak = max(-float(Y.min()), float(Y.max()))  # no |Y| temporary
+    if Y.size <= 64:  # a few values: two reductions would be a tiny fit's fixed cost
+        values = Y.ravel().tolist()
+        peak = max(-min(values), max(values))
+    else:
+        peak = max(-float(Y.min()), float(Y.max()))  # no |Y| temporary
     if peak == 0.0 or not np.isfinite(peak) or _Y_RANGE[0] <= peak <= _Y_RANGE[1]:
         return 1.0
     return float(np.ldexp(1.0, -int(np.frexp(peak)[1])))

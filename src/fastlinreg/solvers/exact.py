@@ -21,15 +21,19 @@ def statistics(backend, problem) -> SufficientStats:
     if hasattr(backend, "statistics"):  # weights counted in the same pass (dask: no round trip)
         stats = backend.statistics(problem)
     else:
-        sw = problem.sample_weight
-        n_samples = problem.X.shape[0] if sw is None else int(np.count_nonzero(sw))
-        log_wsum = 0.0 if sw is None else float(np.log(sw[sw > 0]).sum())
-        stats = SufficientStats(
-            *backend.sufficient_stats(problem), n_samples=n_samples, log_weight_sum=log_wsum
-        )
+        stats = from_pass(problem, backend.sufficient_stats(problem))
     if not stats.is_finite():
         raise_not_finite(problem.X)
     return stats
+
+
+def from_pass(problem, parts) -> SufficientStats:
+    """The statistics a pass over the problem's rows returned, (weight_sum,
+    mean_x, mean_y, Cxx, Cxy, Cyy), with its row count and log weights."""
+    sw = problem.sample_weight
+    n_samples = problem.X.shape[0] if sw is None else int(np.count_nonzero(sw))
+    log_wsum = 0.0 if sw is None else float(np.log(sw[sw > 0]).sum())
+    return SufficientStats(*parts, n_samples=n_samples, log_weight_sum=log_wsum)
 
 
 def solve(settings: Settings, stats: SufficientStats) -> FitResult:
