@@ -11,15 +11,24 @@ per fit, and the passes over X Newton needs. Ratios measured in one run.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import time
 import warnings
 
 import _harness as h
 import numpy as np
 from sklearn import linear_model as sk
+from sklearn.linear_model._linear_loss import LinearModelLoss
 
 from fastlinreg import ConvergenceWarning, LogisticRegression
-from fastlinreg.backends import cpu
+from fastlinreg._losses import LOGISTIC, SOFTMAX
+from fastlinreg.backends import Problem, cpu
+from fastlinreg.solvers import _warm
+
+sklearnex = h.optional_import("sklearnex")
+if sklearnex is not None:
+    import sklearnex.linear_model
 
 GAP = 1e-8  # relative objective gap that counts as "equal"
 TOLS = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-10, 1e-12)
@@ -45,49 +54,92 @@ def objective(model, X, y, C):
 
 class Counter:
     """Counts the cpu backend's passes over X: fused (loss and gradient),
-    Newton (loss, gradient and Hessian in one read) and Hessian-only."""
+    Newton (loss, gradient and Hessian in one read) and Hessian-only; rows
+    counts the fused passes in passes over all ``n`` rows (a subsample's
+    pass reads a fraction), rows_hessian the same for the Hessian passes."""
+
+    def __init__(self, n=None):
+        self.n = n
 
     def __enter__(self):
         self.passes = self.newton = self.hessians = 0
+        self.rows = self.rows_hessian = 0.0
         self._saved = cpu.fused_pass, cpu.fused_hessian, cpu.hessian
 
-        def counting(fn, field):
-            def call(*a, **kw):
+        def counting(fn, field, rows):
+            def call(problem, *a, **kw):
                 setattr(self, field, getattr(self, field) + 1)
-                return fn(*a, **kw)
+                if self.n:
+                    setattr(self, rows, getattr(self, rows) + problem.X.shape[0] / self.n)
+                return fn(problem, *a, **kw)
 
             return call
 
-        cpu.fused_pass = counting(self._saved[0], "passes")
-        cpu.fused_hessian = counting(self._saved[1], "newton")
-        cpu.hessian = counting(self._saved[2], "hessians")
+        cpu.fused_pass = counting(self._saved[0], "passes", "rows")
+        cpu.fused_hessian = counting(self._saved[1], "newton", "rows_hessian")
+        cpu.hessian = counting(self._saved[2], "hessians", "rows_hessian")
         return self
 
     def __exit__(self, *exc):
         cpu.fused_pass, cpu.fused_hessian, cpu.hessian = self._saved
 
 
-def to_equal_objective(make, X, y, C, f_star):
-    """(seconds, tol, gap, model) of the first fit of ``make(tol)`` within GAP of f*."""
+class SklearnCounter:
+    """Counts scikit-learn's loss-and-gradient evaluations (its lbfgs calls
+    LinearModelLoss.loss_gradient once per evaluation) and their time."""
+
+    def __enter__(self):
+        self.evals, self.seconds = 0, 0.0
+        self._saved = LinearModelLoss.loss_gradient
+
+        def call(*a, **kw):
+            t0 = time.perf_counter()
+            out = self._saved(*a, **kw)
+            self.seconds += time.perf_counter() - t0
+            self.evals += 1
+            return out
+
+        LinearModelLoss.loss_gradient = call
+        return self
+
+    def __exit__(self, *exc):
+        LinearModelLoss.loss_gradient = self._saved
+
+
+@contextlib.contextmanager
+def cold_start():
+    """lbfgs without its subsample start (solvers/_warm.py): L-BFGS from zero
+    on all rows, as before the start was added."""
+    saved = _warm.applies
+    _warm.applies = lambda *a: False
+    try:
+        yield
+    finally:
+        _warm.applies = saved
+
+
+def to_equal_objective(make, X, y, C, f_star, counter=contextlib.nullcontext):
+    """(seconds, tol, gap, model, counter) of the first fit of ``make(tol)``
+    within GAP of f*; counter: a fresh one counted that fit."""
     for tol in TOLS:
         model = make(tol)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), counter() as count:
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()
             model.fit(X, y)
             seconds = time.perf_counter() - t0
         gap = (objective(model, X, y, C) - f_star) / abs(f_star)
         if gap <= GAP:
-            return seconds, tol, gap, model
-    return seconds, tol, gap, model
+            break
+    return seconds, tol, gap, model, count
 
 
-def compare(table, label, X, y, C, threads, payload):
+def compare(table, label, X, y, C, threads, payload, cold=False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         best = LogisticRegression(C=C, solver="newton", tol=1e-12, max_iter=50, n_jobs=threads)
         f_star = objective(best.fit(X, y), X, y, C)
-    with Counter() as count:
+    with cold_start() if cold else contextlib.nullcontext():
         ours = to_equal_objective(
             lambda tol: LogisticRegression(
                 C=C, solver="lbfgs", tol=tol, n_jobs=threads, max_iter=1000
@@ -96,6 +148,7 @@ def compare(table, label, X, y, C, threads, payload):
             y,
             C,
             f_star,
+            lambda: Counter(len(y)),
         )
     theirs = to_equal_objective(
         lambda tol: sk.LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=1000),
@@ -103,35 +156,55 @@ def compare(table, label, X, y, C, threads, payload):
         y,
         C,
         f_star,
+        SklearnCounter,
     )
+    intel = None
+    if sklearnex is not None:
+        intel = to_equal_objective(
+            lambda tol: sklearnex.linear_model.LogisticRegression(
+                C=C, solver="lbfgs", tol=tol, max_iter=1000
+            ),
+            X,
+            y,
+            C,
+            f_star,
+        )
     W, b = ours[3].coef_.T.copy(), ours[3].intercept_.copy()
     k = W.shape[1]
     Y = np.eye(k)[y] if k > 1 else y[:, None].astype(np.float64)
-    from fastlinreg._losses import LOGISTIC, SOFTMAX
-    from fastlinreg.backends import Problem
-
     prob = Problem(X, Y, None, float(len(y)), LOGISTIC if k == 1 else SOFTMAX, threads)
     one_pass = h.median_time(lambda: cpu.fused_pass(prob, W, b), repeat=5).median
     read = h.read_floor(X).median
-    evals = ours[3].n_iter_[0]
+    count, sk_count = ours[4], theirs[4]
     table.add(
-        label,
+        label + (" (cold start)" if cold else ""),
         h.fmt_ratio(theirs[0] / ours[0]),
+        "n/a" if intel is None else h.fmt_ratio(intel[0] / ours[0]),
         f"{ours[1]:g} / {theirs[1]:g}",
         f"{ours[2]:.1e} / {theirs[2]:.1e}",
+        f"{count.passes} ({count.rows:.2f}) / {sk_count.evals}",
+        f"{count.rows_hessian:.2f}",
         f"{one_pass / read:.2f}",
-        f"{evals} it",
+        f"{sk_count.seconds / sk_count.evals / read:.2f}",
+        f"{ours[3].n_iter_[0]} / {theirs[3].n_iter_[0]}",
     )
-    payload[label] = dict(
+    payload[label + (" cold" if cold else "")] = dict(
         ours_s=ours[0],
         sklearn_s=theirs[0],
+        sklearnex_s=None if intel is None else intel[0],
+        sklearnex_tol=None if intel is None else intel[1],
+        sklearnex_gap=None if intel is None else intel[2],
         ours_tol=ours[1],
         sklearn_tol=theirs[1],
         ours_gap=ours[2],
         sklearn_gap=theirs[2],
         pass_s=one_pass,
         read_s=read,
-        passes_counted_all_tols=count.passes,
+        ours_passes=count.passes,
+        ours_passes_in_full_rows=count.rows,
+        ours_hessian_rows=count.rows_hessian,
+        sklearn_evals=sk_count.evals,
+        sklearn_eval_s=sk_count.seconds / sk_count.evals,
         f_star=f_star,
     )
 
@@ -162,20 +235,34 @@ def main() -> int:
         [
             "problem",
             "speed-up",
+            "vs sklearnex",
             "tol ours / theirs",
             "gap ours / theirs",
-            "eval ÷ read of X",
-            "our iterations",
+            "evals ours (in all rows) / theirs",
+            "our Hessian rows",
+            "eval ÷ read: ours",
+            "theirs",
+            "iterations ours / theirs",
         ],
         notes=[
             "eval ÷ read: one fused pass (loss and gradient) over one single-threaded "
-            "numpy read of X (PERF.md's floor)."
+            "numpy read of X (PERF.md's floor); theirs: scikit-learn's mean "
+            "LinearModelLoss.loss_gradient time in the timed fit over the same read.",
+            "evals ours: fused passes of the timed fit, in brackets counted in passes over all "
+            "rows (lbfgs's subsample start, solvers/_warm.py, passes over every 10th row); "
+            "our Hessian rows: the subsample's Hessian pass, in passes over all rows. "
+            "Iterations: those on all rows.",
+            "vs sklearnex: scikit-learn-intelex's LogisticRegression(solver='lbfgs') time at "
+            "equal objective over ours (n/a: not installed).",
+            "(cold start): lbfgs with the subsample start off, L-BFGS from zero on all rows.",
         ],
     )
     nb = 1_000_000 // scale
     for dtype in (np.float64, np.float32):
         X, y = problem(nb, 100, 1, dtype)
-        compare(vs, f"binary n={nb} d=100 {np.dtype(dtype).name}", X, y, 1.0, args.threads, payload)
+        label = f"binary n={nb} d=100 {np.dtype(dtype).name}"
+        compare(vs, label, X, y, 1.0, args.threads, payload)
+        compare(vs, label, X, y, 1.0, args.threads, payload, cold=True)
     nm = 200_000 // scale
     X, y = problem(nm, 100, 10, np.float64)
     compare(vs, f"multinomial k=10 n={nm} d=100 float64", X, y, 1.0, args.threads, payload)
@@ -187,10 +274,9 @@ def main() -> int:
     for d in (20, 100, 200):
         X, y = problem(nb // 4, d, 1, np.float64, seed=d)
         newton_passes(nt, f"binary n={nb // 4} d={d}", X, y, 1.0, args.threads, payload)
-    sklearnex = h.optional_import("sklearnex")
-    vs.notes.append(
-        "scikit-learn-intelex: " + ("installed but not measured" if sklearnex else "not installed")
-    )
+    if sklearnex is not None:
+        version = importlib.metadata.version("scikit-learn-intelex")
+        vs.notes.append(f"scikit-learn-intelex {version}")
     return h.finish(args, "LogisticRegression vs scikit-learn", info, payload, [vs, nt], t_start)
 
 

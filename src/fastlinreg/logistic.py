@@ -54,6 +54,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Seeds ``"sgd"``'s row order.
     solver : {"auto", "lbfgs", "newton", "gd", "sgd"}, default="auto"
         - ``"lbfgs"``: scipy's L-BFGS-B, one fused pass over X per evaluation.
+          A binary L2 fit of many rows (every 10th row at least 5000, and 500
+          per parameter) starts from L-BFGS on every 10th row, preconditioned
+          by that subsample's Hessian; the stopping rule is the same.
         - ``"newton"``: Newton's method with the full Hessian (IRLS) and a
           backtracking line search; each iteration reads X twice (the fused
           pass and the weighted Gram XᵀDX).

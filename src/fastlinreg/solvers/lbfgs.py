@@ -7,6 +7,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..exceptions import ConvergenceWarning, warn_caller
+from . import _warm
 from ._common import FitResult, Settings, Stream
 from .objective import Objective, warn_if_separable
 
@@ -17,37 +18,28 @@ def run(settings: Settings, backend, problem, W0, b0) -> FitResult:
     scikit-learn's stopping rule for its own "lbfgs": ``gtol=tol`` (the
     largest gradient component, on this objective, which is scikit-learn's
     divided by ``C·sum(w)``), ``ftol=64·eps``, at most ``max_iter``
-    iterations and 50 line-search steps each.
+    iterations and 50 line-search steps each. On many rows of a binary
+    problem the run starts from a subsample's fit, preconditioned by its
+    Hessian (solvers/_warm.py), with the same stopping rule.
     """
     objective = Objective(backend, problem, settings.alpha, settings.fit_intercept)
-    curve: list[float] = []
-
-    def record(xk):
-        # L-BFGS-B evaluates each accepted iterate last, so the cached value is x_k's.
-        last = objective.last
-        curve.append(last[1] if last is not None and np.array_equal(last[0], xk) else np.nan)
-
     x0 = objective.pack(W0, b0)
-    res = minimize(
-        objective.value_and_grad,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        callback=record,
-        options={
-            "maxiter": settings.max_iter,
-            "maxls": 50,
-            "gtol": settings.tol,
-            "ftol": 64 * np.finfo(float).eps,
-        },
+    pre = (
+        _warm.precondition(objective, x0, settings.max_iter)
+        if _warm.applies(objective, x0)
+        else None
     )
-    if not np.all(np.isfinite(res.x)):
+    if pre is None:
+        x, status, nit, curve = _plain(objective, x0, settings)
+    else:
+        x, status, nit, curve = _preconditioned(objective, pre, settings)
+    if not np.all(np.isfinite(x)):
         raise FloatingPointError(
             "L-BFGS produced non-finite coefficients; check X for NaN, inf or huge values "
             "(rescale it, e.g. with sklearn.preprocessing.StandardScaler)."
         )
-    W, b = objective.unpack(res.x)
-    if res.status == 1:
+    W, b = objective.unpack(x)
+    if status == 1:
         warn_caller(
             f"lbfgs reached max_iter={settings.max_iter} before the gradient fell to "
             f"tol={settings.tol}. Increase max_iter, or scale the data "
@@ -56,6 +48,69 @@ def run(settings: Settings, backend, problem, W0, b0) -> FitResult:
         )
     else:
         warn_if_separable(objective, W, b, "lbfgs", settings.max_iter)
-    return FitResult(
-        "lbfgs", W, b, int(res.nit), np.asarray(curve), None, Stream("lbfgs", W.shape[1])
+    return FitResult("lbfgs", W, b, nit, np.asarray(curve), None, Stream("lbfgs", W.shape[1]))
+
+
+def _options(settings: Settings, gtol: float) -> dict:
+    return {
+        "maxiter": settings.max_iter,
+        "maxls": 50,
+        "gtol": gtol,
+        "ftol": 64 * np.finfo(float).eps,
+    }
+
+
+def _plain(objective: Objective, x0, settings: Settings):
+    """(x, status, iterations, curve) of L-BFGS-B in the model's own variables."""
+    curve: list[float] = []
+
+    def record(xk):
+        # L-BFGS-B evaluates each accepted iterate last, so the cached value is x_k's.
+        last = objective.last
+        curve.append(last[1] if last is not None and np.array_equal(last[0], xk) else np.nan)
+
+    res = minimize(
+        objective.value_and_grad,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        callback=record,
+        options=_options(settings, settings.tol),
     )
+    return res.x, res.status, int(res.nit), curve
+
+
+def _preconditioned(objective: Objective, pre: _warm.Preconditioner, settings: Settings):
+    """(x, status, iterations, curve) of L-BFGS-B in z, x = pre.x(z). scipy's
+    own gradient test would read the gradient in z, so it is off (gtol 0) and
+    the callback stops on the largest component of the gradient in x."""
+    curve: list[float] = []
+    first = objective.last  # precondition() evaluated all rows at pre.x0
+
+    def value_and_grad(z):
+        if first is not None and not np.any(z):
+            f, g = first[1], first[2]  # x(0) is x0: the evaluation already made
+            objective.last = first
+        else:
+            f, g = objective.value_and_grad(pre.x(z))
+        return f, pre.grad(g)
+
+    def record(intermediate_result):
+        last = objective.last
+        xk = pre.x(intermediate_result.x)
+        same = last is not None and np.array_equal(last[0], xk)
+        curve.append(last[1] if same else np.nan)
+        if same and np.max(np.abs(last[2])) <= settings.tol:
+            raise StopIteration
+
+    if np.max(np.abs(first[2])) <= settings.tol:
+        return pre.x0, 0, 0, curve
+    res = minimize(
+        value_and_grad,
+        np.zeros_like(pre.x0),
+        jac=True,
+        method="L-BFGS-B",
+        callback=record,
+        options=_options(settings, 0.0),
+    )
+    return pre.x(res.x), res.status, int(res.nit), curve
