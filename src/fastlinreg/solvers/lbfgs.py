@@ -80,6 +80,15 @@ def _plain(objective: Objective, x0, settings: Settings):
     return res.x, res.status, int(res.nit), curve
 
 
+class _Converged(Exception):
+    """Raised by the preconditioned run's callback when the gradient in x is small
+    enough: scipy < 1.11 has no way for a callback to stop L-BFGS-B."""
+
+    def __init__(self, z):
+        super().__init__()
+        self.z = z
+
+
 def _preconditioned(objective: Objective, pre: _warm.Preconditioner, settings: Settings):
     """(x, status, iterations, curve) of L-BFGS-B in z, x = pre.x(z). scipy's
     own gradient test would read the gradient in z, so it is off (gtol 0) and
@@ -88,29 +97,32 @@ def _preconditioned(objective: Objective, pre: _warm.Preconditioner, settings: S
     first = objective.last  # precondition() evaluated all rows at pre.x0
 
     def value_and_grad(z):
-        if first is not None and not np.any(z):
+        if not np.any(z):
             f, g = first[1], first[2]  # x(0) is x0: the evaluation already made
             objective.last = first
         else:
             f, g = objective.value_and_grad(pre.x(z))
         return f, pre.grad(g)
 
-    def record(intermediate_result):
+    def record(zk):
+        # The plain ndarray form of the callback: every scipy the package supports calls it so.
         last = objective.last
-        xk = pre.x(intermediate_result.x)
-        same = last is not None and np.array_equal(last[0], xk)
+        same = last is not None and np.array_equal(last[0], pre.x(zk))
         curve.append(last[1] if same else np.nan)
         if same and np.max(np.abs(last[2])) <= settings.tol:
-            raise StopIteration
+            raise _Converged(np.array(zk))
 
     if np.max(np.abs(first[2])) <= settings.tol:
         return pre.x0, 0, 0, curve
-    res = minimize(
-        value_and_grad,
-        np.zeros_like(pre.x0),
-        jac=True,
-        method="L-BFGS-B",
-        callback=record,
-        options=_options(settings, 0.0),
-    )
+    try:
+        res = minimize(
+            value_and_grad,
+            np.zeros_like(pre.x0),
+            jac=True,
+            method="L-BFGS-B",
+            callback=record,
+            options=_options(settings, 0.0),
+        )
+    except _Converged as stop:
+        return pre.x(stop.z), 0, len(curve), curve
     return pre.x(res.x), res.status, int(res.nit), curve
