@@ -67,6 +67,27 @@ def test_fused_gradient_any_layout(backend, rng, layout, dtype, d):
     assert loss == loss_c and np.array_equal(G, G_c) and np.array_equal(gb, gb_c)
 
 
+@pytest.mark.parametrize("layout", ["C", "rows"])
+@pytest.mark.parametrize("weights", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 8])
+def test_short_rows_as_square_tiles(backend, rng, layout, weights, dtype, d):
+    """k = 1, d <= 8: the short-row kernel, which on AVX2 reads whole tiles of
+    rows (masked loads past the row's end) instead of gathering columns; 1003
+    rows leave a partial tile, and a row stride of 2d tests the tiles' offsets."""
+    X, Y, sw = make_problem(rng, 1003, d, 1, dtype, layout=layout, weights=weights)
+    W, b = rng.standard_normal((d, 1)), rng.standard_normal(1)
+    loss, G, gb = backend.fused_pass(problem(backend, X, Y, sw), W, b)
+    rl, rG, rgb = ref_fused(X, Y, W, b, sw)
+    R = np.abs(ref_resid(X, Y, W, b)).max()
+    assert_close(loss, rl, RTOL[dtype], scale=R * R)
+    assert_close(G, rG, RTOL[dtype], scale=np.abs(X).max() * R)
+    assert_close(gb, rgb, RTOL[dtype], scale=R)
+    C = np.ascontiguousarray(X)
+    loss_c, G_c, gb_c = backend.fused_pass(problem(backend, C, Y, sw), W, b)
+    assert loss == loss_c and np.array_equal(G, G_c) and np.array_equal(gb, gb_c)
+
+
 def test_row_strided_X_is_not_copied(rng):
     X, _, _ = make_problem(rng, 50, 4, layout="rows")
     assert cpu.prepare_X(X) is X

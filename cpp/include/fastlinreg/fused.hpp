@@ -292,14 +292,18 @@ struct ColumnLoad {
   }
 };
 
-// x[j] = column j of a full L x L tile of packed rows (ldx == L): L
-// contiguous loads and a transpose in registers, cheaper than L gathers. The
-// values are the gathers', so the sums that use them are too.
-template <int L, class T>
-inline void load_square_tile(const T *tile, typename Vec<L>::d *x) {
+// x[j] = column j (j < Cols) of L rows of Cols <= L contiguous values, row
+// stride ldx: L loads (masked where Cols < L) and a transpose in registers,
+// cheaper than Cols gathers. The values are the gathers', so the sums that
+// use them are too.
+template <int L, int Cols = L, class T>
+inline void load_square_tile(const T *tile, index_t ldx, typename Vec<L>::d *out) {
+  static_assert(Cols >= 1 && Cols <= L, "a tile is at most L columns wide");
   typedef typename Vec<L>::d vec;
   vec r[L];
-  for (int q = 0; q < L; ++q) r[q] = loadv<L>(tile + L * q);
+  for (int q = 0; q < L; ++q)
+    r[q] = Cols == L ? loadv<L>(tile + ldx * q) : load_part<L>(tile + ldx * q, Cols);
+  vec x[L];
   if constexpr (L == 8) {
     vec t[8], u[8];
     for (int q = 0; q < 4; ++q) {  // t[2q], t[2q+1]: even / odd columns of rows 2q, 2q+1
@@ -329,6 +333,21 @@ inline void load_square_tile(const T *tile, typename Vec<L>::d *x) {
     x[0] = FASTLINREG_SHUFFLE(r[0], r[1], 0, 2);
     x[1] = FASTLINREG_SHUFFLE(r[0], r[1], 1, 3);
   }
+  for (int j = 0; j < Cols; ++j) out[j] = x[j];
+}
+
+// Short rows read as square tiles where gathers are slow: AVX2's 4-lane
+// gathers cost AMD's Zen cores several times the loads and shuffles of a
+// transpose (f64 d=8 took 2.7 reads a step with them). AVX-512 keeps its
+// 8-lane gathers below 8 columns (not measured against transposes).
+template <int L, int D>
+constexpr bool kSquareShortTiles = D == L || (L == 4 && D >= 2);
+
+// x[j], j < D: columns of the L rows at xi, as square tiles of L columns.
+template <int L, int D, class T>
+inline void load_short_rows(const T *xi, index_t ldx, typename Vec<L>::d *x) {
+  load_square_tile<L, (D < L ? D : L)>(xi, ldx, x);
+  if constexpr (D > L) load_short_rows<L, D - L>(xi + L, ldx, x + L);
 }
 
 // The sum of the lanes, in a fixed tree: lanes l and l + L/2 first.
@@ -496,9 +515,9 @@ inline void short_rows(const T *X,  // (n, D), row stride ldx
     if (Prefetch) prefetch_rows(X, i + ahead, L, D, ldx);
     const T *xi = X + i * ldx;
     vec x[D];
-    if constexpr (D == L) {
-      if (m == L && ldx == D) {
-        load_square_tile<L>(xi, x);
+    if constexpr (kSquareShortTiles<L, D>) {
+      if (m == L) {
+        load_short_rows<L, D>(xi, ldx, x);
       } else {
         for (int j = 0; j < D; ++j) x[j] = column(xi + j, m);
       }
