@@ -25,12 +25,15 @@ try:  # dask's task specification (2025.1 on); older dask takes the delayed path
 except ImportError:
     FUSES = False
 
-import dask
-from dask.base import tokenize
-from dask.core import flatten
-from dask.delayed import Delayed
-from dask.highlevelgraph import HighLevelGraph
-from dask.utils import ensure_dict
+try:  # only used once backends/dask.py has found dask installed
+    import dask
+    from dask.base import tokenize
+    from dask.core import flatten
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+    from dask.utils import ensure_dict
+except ImportError:
+    pass
 
 # Partials are combined this many at a time; the last few reach the client.
 FAN_IN = 8
