@@ -138,3 +138,25 @@ def sigint_raises():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def classification(rng, n, d, k, weights=False):
+    """(X, labels, sample weights or None): Gaussian classes around random centres."""
+    X = rng.standard_normal((n, d))
+    centres = 1.5 * rng.standard_normal((k, d))
+    y = rng.integers(0, k, size=n)
+    X += centres[y]
+    sw = rng.uniform(0.2, 3.0, size=n) if weights else None
+    return X, y, sw
+
+
+def sk_objective(coef, intercept, X, y, C, sw):
+    """scikit-learn's objective C·Σ wᵢ·loglossᵢ + ½‖coef‖², computed here."""
+    Z = X @ coef.T + intercept
+    if Z.shape[1] == 1:
+        Z = np.column_stack([np.zeros(len(y)), Z[:, 0]])
+    codes = np.searchsorted(np.unique(y), y)
+    lse = np.logaddexp.reduce(Z, axis=1)
+    loss = lse - Z[np.arange(len(y)), codes]
+    w = np.ones(len(y)) if sw is None else sw
+    return C * float(w @ loss) + 0.5 * float((coef * coef).sum())

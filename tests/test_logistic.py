@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import sklearn
+from conftest import classification, sk_objective
 from sklearn import linear_model as sk
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -53,27 +54,6 @@ def test_sklearn_compatible_estimator(estimator, check):
             warnings.simplefilter("ignore", ConvergenceWarning)
             return check(estimator)
     check(estimator)
-
-
-def classification(rng, n, d, k, weights=False):
-    X = rng.standard_normal((n, d))
-    centres = 1.5 * rng.standard_normal((k, d))
-    y = rng.integers(0, k, size=n)
-    X += centres[y]
-    sw = rng.uniform(0.2, 3.0, size=n) if weights else None
-    return X, y, sw
-
-
-def sk_objective(coef, intercept, X, y, C, sw):
-    """scikit-learn's objective C·Σ wᵢ·loglossᵢ + ½‖coef‖², computed here."""
-    Z = X @ coef.T + intercept
-    if Z.shape[1] == 1:
-        Z = np.column_stack([np.zeros(len(y)), Z[:, 0]])
-    codes = np.searchsorted(np.unique(y), y)
-    lse = np.logaddexp.reduce(Z, axis=1)
-    loss = lse - Z[np.arange(len(y)), codes]
-    w = np.ones(len(y)) if sw is None else sw
-    return C * float(w @ loss) + 0.5 * float((coef * coef).sum())
 
 
 CASES = {

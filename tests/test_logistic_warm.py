@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 import sklearn
+from conftest import classification, sk_objective
 from sklearn import linear_model as sk
 
 from fastlinreg import LogisticRegression
@@ -18,23 +19,6 @@ from fastlinreg.solvers import _warm
 from fastlinreg.solvers.objective import Objective
 
 SKLEARN_VERSION = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
-
-
-def classification(rng, n, d, k, weights=False):
-    """Gaussian classes around random centres (test_logistic.py's data)."""
-    X = rng.standard_normal((n, d))
-    centres = 1.5 * rng.standard_normal((k, d))
-    y = rng.integers(0, k, size=n)
-    X += centres[y]
-    sw = rng.uniform(0.2, 3.0, size=n) if weights else None
-    return X, y, sw
-
-
-def sk_objective(coef, intercept, X, y, C, sw):
-    """scikit-learn's binary objective C·Σ wᵢ·loglossᵢ + ½‖coef‖², in numpy."""
-    z = X @ coef[0] + intercept[0]
-    loss = np.logaddexp(0.0, z) - (y == 1) * z
-    return C * float(sw @ loss) + 0.5 * float((coef * coef).sum())
 
 
 @pytest.fixture
