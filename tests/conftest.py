@@ -160,3 +160,53 @@ def sk_objective(coef, intercept, X, y, C, sw):
     loss = lse - Z[np.arange(len(y)), codes]
     w = np.ones(len(y)) if sw is None else sw
     return C * float(w @ loss) + 0.5 * float((coef * coef).sum())
+
+
+# ---------------------------------------------------------------- dask
+# One distributed LocalCluster (2 worker processes x 1 thread) serves every
+# dask test file: started by the first test that asks for ``dask_client``,
+# closed after the last file that does (a cluster costs seconds to start).
+DASK_MEMORY_LIMIT = 32 * 2**20  # each worker's; see tests/test_dask.py
+_DASK: dict = {}
+
+
+def _dask_cluster():
+    if "cluster" not in _DASK:
+        import dask
+        import distributed
+
+        # What dask holds spills to disk past 60% of the limit; the thresholds on
+        # the process's whole memory are off: an idle worker's interpreter alone
+        # (~170 MiB) is over any limit this low and would pause, running nothing.
+        quiet = {f"distributed.worker.memory.{k}": False for k in ("spill", "pause", "terminate")}
+        _DASK["config"] = dask.config.set(quiet)
+        _DASK["cluster"] = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=DASK_MEMORY_LIMIT,
+            dashboard_address=":0",
+        )
+    return _DASK["cluster"]
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A Client on the shared LocalCluster, for one test file."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(_dask_cluster()) as client:
+        yield client
+
+
+def pytest_collection_modifyitems(items):
+    users = [item for item in items if "dask_client" in getattr(item, "fixturenames", ())]
+    if users:  # the last item of the last file that uses the cluster
+        _DASK["close_after"] = [item for item in items if item.module is users[-1].module][-1]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield  # the file's fixtures (its Client) are torn down first
+    if item is _DASK.get("close_after") and "cluster" in _DASK:
+        _DASK.pop("cluster").close()
+        _DASK.pop("config").__exit__(None, None, None)

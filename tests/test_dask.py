@@ -10,6 +10,7 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import DASK_MEMORY_LIMIT as MEMORY_LIMIT
 from conftest import assert_close, make_problem
 
 dask = pytest.importorskip("dask")
@@ -22,12 +23,6 @@ from fastlinreg.backends import dask as dask_backend  # noqa: E402
 
 # Uneven blocks, a one-row block and an empty partition.
 CHUNKS = (37, 1, 0, 100, 62)
-
-# Each worker's memory limit: what dask holds there (its managed memory)
-# spills to disk past 60% of it. The thresholds on the process's whole memory
-# are off: an idle worker's interpreter alone (~170 MiB) is over any limit this
-# low and would pause, running nothing, forever.
-MEMORY_LIMIT = 32 * 2**20
 
 
 class PeakMemory(distributed.WorkerPlugin):
@@ -46,21 +41,10 @@ class PeakMemory(distributed.WorkerPlugin):
 
 
 @pytest.fixture(scope="module")
-def client():
-    quiet = {f"distributed.worker.memory.{k}": False for k in ("spill", "pause", "terminate")}
-    with (
-        dask.config.set(quiet),
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=MEMORY_LIMIT,
-            dashboard_address=":0",
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        c.register_plugin(PeakMemory(), name="peak")
-        yield c
+def client(dask_client):
+    """The shared cluster's client (conftest.py), each worker's peak memory recorded."""
+    dask_client.register_plugin(PeakMemory(), name="peak")
+    yield dask_client
 
 
 def blocks(a, chunks=CHUNKS):

@@ -7,7 +7,7 @@ Imported only by backends/dask.py, once dask is known to be installed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -95,6 +95,8 @@ class Rows:
 
     @classmethod
     def of(cls, problem: Problem) -> Rows:
+        if isinstance(problem, HeldProblem):
+            return problem.rows
         X = as_rows(problem.X)
         return cls(
             X,
@@ -206,6 +208,17 @@ class Rows:
         return combine(*self._client.gather(parts))
 
 
+@dataclass
+class HeldProblem(Problem):
+    """A Problem whose rows are held (persisted) for repeated passes."""
+
+    rows: Rows | None = None
+
+    @classmethod
+    def of(cls, problem: Problem, held: Rows) -> HeldProblem:
+        return cls(**{f.name: getattr(problem, f.name) for f in fields(Problem)}, rows=held)
+
+
 def _client():
     """The distributed Client dask computes on by default, if there is one."""
     try:
@@ -279,18 +292,20 @@ def merge_stats(*parts):
 
 
 def block_moments(index, start, X, Y, w, n_jobs):
-    """(weight sum, mean (d), weighted sum of squared deviations (d)) of one block."""
+    """(weight sum, mean (d), weighted sum of squared deviations (d), variance (d))
+    of one block (the variance as computed, for a one-block X's exact moments)."""
     ws = float(X.shape[0]) if w is None else float(np.sum(w))
     if X.shape[0] == 0 or not ws > 0:
         return None
     ws, mean, var = cpu.column_moments(_block_problem(X, None, w, ws, SQUARED.name, n_jobs))
     if not (np.isfinite(mean).all() and np.isfinite(var).all()):
         raise ValueError(_bad_block(index, start, X, None, "moments"))
-    return ws, mean, ws * var
+    return ws, mean, ws * var, var
 
 
 def merge_moments(*parts):
-    """Chan, Golub and LeVeque's pairwise update of (weight, mean, M2)."""
+    """Chan, Golub and LeVeque's pairwise update of (weight, mean, M2); a merged
+    pair's variance is left to M2 (None)."""
     out = None
     for p in parts:
         if p is None:
@@ -298,11 +313,11 @@ def merge_moments(*parts):
         if out is None:
             out = p
             continue
-        wa, ma, sa = out
-        wb, mb, sb = p
+        wa, ma, sa, _ = out
+        wb, mb, sb, _ = p
         w = wa + wb
         delta = mb - ma
-        out = (w, ma + (wb / w) * delta, sa + sb + (wa * wb / w) * delta * delta)
+        out = (w, ma + (wb / w) * delta, sa + sb + (wa * wb / w) * delta * delta, None)
     return out
 
 
@@ -311,17 +326,38 @@ def block_pass(index, start, X, Y, w, W, b, weight_sum, loss_name, n_jobs):
     weight sum, so the blocks' partials add up to the means."""
     if X.shape[0] == 0:
         return None
-    return cpu.fused_pass(_block_problem(X, Y, w, weight_sum, loss_name, n_jobs), W, b)
+    out = cpu.fused_pass(_block_problem(X, Y, w, weight_sum, loss_name, n_jobs), W, b)
+    return _finite_input(out, index, start, X, Y)
+
+
+def block_fused_hessian(index, start, X, Y, w, W, b, weight_sum, loss_name, n_jobs):
+    """(loss, G, gb, H) of one block by the compiled Newton pass, divided by the
+    whole weight sum."""
+    if X.shape[0] == 0:
+        return None
+    out = cpu.fused_hessian(_block_problem(X, Y, w, weight_sum, loss_name, n_jobs), W, b)
+    return _finite_input(out, index, start, X, Y)
+
+
+def _finite_input(out, index, start, X, Y):
+    """``out``, unless its loss is not finite because the block's X or y is not
+    (a large model's loss may overflow; NaN or inf input is the user's to fix)."""
+    if not np.isfinite(out[0]) and not (
+        np.isfinite(X).all() and (Y is None or np.isfinite(Y).all())
+    ):
+        raise ValueError(_bad_block(index, start, X, Y, "values"))
+    return out
 
 
 def sum_passes(*parts):
+    """The blocks' (loss, G, gb[, H]) summed, in block order."""
     parts = [p for p in parts if p is not None]
     if not parts:
         return None
-    loss, G, gb = parts[0]
+    total = parts[0]
     for other in parts[1:]:
-        loss, G, gb = loss + other[0], G + other[1], gb + other[2]
-    return loss, G, gb
+        total = tuple(a + b for a, b in zip(total, other))
+    return total
 
 
 def block_hessian(index, start, X, Y, w, W, b, weight_sum, loss_name, n_jobs):

@@ -58,15 +58,23 @@ def validate_fit_data(estimator, X, y, *, reset=True):
 
     if not dask.is_dask_collection(X):
         return in_memory(estimator, X, y, reset=reset)
-    names = rows.feature_names(X)
-    X = prepare_X(X)
+    X = validate_rows(estimator, X, reset=reset)
     y = rows.numeric_array(y, "y")
-    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X must be a non-empty 2-D array; got shape {X.shape}.")
     if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
         raise ValueError(
             f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, n_targets); got {y.shape}."
         )
+    return X, y
+
+
+def validate_rows(estimator, X, *, reset=True):
+    """A fit's X as a dask array (n, d) of numbers, its feature count and
+    names stored (``reset``) or checked; nothing computed but a DataFrame's
+    partition lengths."""
+    names = rows.feature_names(X)
+    X = prepare_X(X)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must be a non-empty 2-D array; got shape {X.shape}.")
     if reset:
         estimator.n_features_in_ = X.shape[1]
         if names is None:
@@ -78,7 +86,7 @@ def validate_fit_data(estimator, X, y, *, reset=True):
             f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
             f"{estimator.n_features_in_} features as input."
         )
-    return X, y
+    return X
 
 
 def validate_predict_data(estimator, X):
@@ -141,6 +149,23 @@ def hessian(problem: Problem, W, b):
     )
 
 
+def fused_hessian(problem: Problem, W, b):
+    """(mean loss, G, gb, H) in one read of each block: the compiled Newton
+    pass on its worker, the four summed over the blocks."""
+    W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    r = rows.Rows.of(problem)
+    return r.map_reduce(
+        rows.block_fused_hessian, rows.sum_passes, W, b, r.weight_sum, r.loss_name, r.n_jobs
+    )
+
+
+def hold(problem: Problem) -> Problem:
+    """The problem with its rows persisted on the workers (``Rows.persisted``)
+    for a solver that passes over them many times (lbfgs, newton); they are
+    released with the returned problem."""
+    return rows.HeldProblem.of(problem, rows.Rows.of(problem).persisted())
+
+
 def predict(X, W, b, n_jobs=None):
     """X W + b (n, k), block by block: lazy for a dask collection, computed for numpy."""
     lazy = dask.is_dask_collection(X)
@@ -174,8 +199,8 @@ def sufficient_stats(problem: Problem):
 
 def column_moments(problem: Problem):
     r = rows.Rows.of(problem)
-    ws, mean, m2 = r.map_reduce(rows.block_moments, rows.merge_moments, r.n_jobs)
-    return ws, mean, m2 / ws
+    ws, mean, m2, var = r.map_reduce(rows.block_moments, rows.merge_moments, r.n_jobs)
+    return ws, mean, m2 / ws if var is None else var
 
 
 # Up to this many features the Lanczos bound runs on XᵀWX from one pass's
@@ -197,10 +222,10 @@ def curvature(problem: Problem, config: DescentConfig) -> float:
             return c * (Cxx @ W / ws + np.outer(mean, m)), c * m
 
         return reference.top_curvature(gram_probe, config, d, c)
+    if len(problem.X.chunks[0]) == 1:  # the compiled bound, for the problem's own loss
+        return _on_one_block("curvature", rows.Rows.of(problem), config)
     p = Problem(problem.X, None, problem.sample_weight, problem.weight_sum, SQUARED, problem.n_jobs)
     r = rows.Rows.of(p).persisted()
-    if len(r.blocks()) == 1:
-        return _on_one_block("curvature", r, config)
     oracle = _oracle(r)
 
     def probe(W, b):

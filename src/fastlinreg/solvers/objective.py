@@ -27,7 +27,9 @@ class Objective:
     """
 
     def __init__(self, backend, problem, alpha: float, fit_intercept: bool):
-        self.backend, self.problem = backend, problem
+        # A backend whose rows live elsewhere (dask) holds them for the many passes.
+        hold = getattr(backend, "hold", None)
+        self.backend, self.problem = backend, problem if hold is None else hold(problem)
         self.alpha, self.fit_intercept = float(alpha), bool(fit_intercept)
         self.d, self.k = problem.X.shape[1], problem.Y.shape[1]
         self.passes = 0
