@@ -3,6 +3,7 @@ multinomial (softmax), a drop-in for scikit-learn's LogisticRegression."""
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import solvers
 from ._losses import LOGISTIC, SOFTMAX
 from ._validation import KERNEL_DTYPES, check_params, check_weights, restore_on_error
-from .backends import Problem, get_backend
+from .backends import Problem, _is_dask_collection, get_backend
 
 __all__ = ["LogisticRegression"]
 
@@ -161,16 +162,19 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """
         with restore_on_error(self):
             check_params(self)
-            X, y = validate_data(self, X, y, dtype=list(KERNEL_DTYPES))
-            check_classification_targets(y)
-            classes = np.unique(y)
-            if classes.shape[0] < 2:
-                raise ValueError(
-                    "This solver needs samples of at least 2 classes in the data, but the data "
-                    f"contains only one class: {classes[0]!r}."
-                )
-            backend = get_backend(self.backend)
-            problem = self._problem(backend, X, y, classes, sample_weight)
+            backend = get_backend(self.backend, data=X)
+            if _on_workers(backend, X):  # dask: labels summarised where the rows are
+                problem, classes = _dask_labels().fit_problem(self, X, y, sample_weight)
+            else:
+                X, y = validate_data(self, X, y, dtype=list(KERNEL_DTYPES))
+                check_classification_targets(y)
+                classes = np.unique(y)
+                if classes.shape[0] < 2:
+                    raise ValueError(
+                        "This solver needs samples of at least 2 classes in the data, but the "
+                        f"data contains only one class: {classes[0]!r}."
+                    )
+                problem = self._problem(backend, X, y, classes, sample_weight)
             W0, b0 = self._start(problem, classes)
             settings = self._settings(problem)
             result = solvers.fit(settings, backend, problem, W0, b0)
@@ -200,53 +204,74 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             check_params(self)
             stream = getattr(self, "_stream", None)
             first = stream is None or stream.solver != "sgd"
-            X, y = validate_data(self, X, y, dtype=list(KERNEL_DTYPES), reset=first)
-            check_classification_targets(y)
+            backend = get_backend(self.backend, data=X)
+            on_workers = _on_workers(backend, X)
+            if not on_workers:
+                X, y = validate_data(self, X, y, dtype=list(KERNEL_DTYPES), reset=first)
+                check_classification_targets(y)
             if first:
                 if classes is None:
                     raise ValueError("classes must be passed on the first call to partial_fit.")
                 self.classes_ = np.unique(np.asarray(classes))
                 if self.classes_.shape[0] < 2:
                     raise ValueError("classes must hold at least 2 classes.")
-            unseen = np.setdiff1d(np.unique(y), self.classes_)
-            if unseen.size:
-                raise ValueError(f"y holds labels {unseen!r} not in classes {self.classes_!r}.")
-            backend = get_backend(self.backend)
-            problem = self._problem(backend, X, y, self.classes_, sample_weight)
+            if on_workers:
+                labels = _dask_labels()
+                problem, _ = labels.fit_problem(
+                    self, X, y, sample_weight, self.classes_, reset=first
+                )
+            else:
+                unseen = np.setdiff1d(np.unique(y), self.classes_)
+                if unseen.size:
+                    raise ValueError(f"y holds labels {unseen!r} not in classes {self.classes_!r}.")
+                problem = self._problem(backend, X, y, self.classes_, sample_weight)
             settings = self._settings(problem, "sgd")
             result = solvers.partial_fit_sgd(settings, backend, problem, None if first else stream)
             self._store(result, backend)
             return self
 
     def decision_function(self, X):
-        """Logits: (n_samples,) for two classes, else (n_samples, n_classes)."""
+        """Logits: (n_samples,) for two classes, else (n_samples, n_classes).
+        A dask array for dask X (lazy, block by block), as every prediction method."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=list(KERNEL_DTYPES), reset=False)
-        backend = get_backend(self.backend_)
+        backend = get_backend("auto" if self.backend == "auto" else self.backend_, data=X)
+        if _on_workers(backend, X):
+            X = backend.validate_predict_data(self, X)
+        else:
+            X = validate_data(self, X, dtype=list(KERNEL_DTYPES), reset=False)
         P = backend.predict(X, self.coef_.T, self.intercept_, self.n_jobs)
         return P[:, 0] if P.shape[1] == 1 else P
 
     def predict(self, X):
         """The most probable class of each row, (n_samples,)."""
-        z = self.decision_function(X)
-        return self.classes_[(z > 0).astype(np.intp) if z.ndim == 1 else z.argmax(axis=1)]
+        return self._of_logits(X, _labels, labels=True)
 
     def predict_proba(self, X):
         """Class probabilities, (n_samples, n_classes); rows sum to 1."""
-        z = self.decision_function(X)
-        if z.ndim == 1:
-            p1 = expit(z)
-            return np.column_stack([1.0 - p1, p1])
-        E = np.exp(z - z.max(axis=1, keepdims=True))
-        return E / E.sum(axis=1, keepdims=True)
+        return self._of_logits(X, _probabilities)
 
     def predict_log_proba(self, X):
         """Log class probabilities, (n_samples, n_classes), finite at any margin."""
+        return self._of_logits(X, _log_probabilities)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy (weighted by ``sample_weight``); for dask X summed on the workers."""
+        predicted = self.predict(X)
+        if _is_dask_collection(predicted):
+            return _dask_labels().accuracy(predicted, y, sample_weight)
+        from sklearn.metrics import accuracy_score  # as ClassifierMixin.score: on first use
+
+        return float(accuracy_score(y, predicted, sample_weight=sample_weight))
+
+    def _of_logits(self, X, fn, labels=False):
+        """``fn(logits, classes=classes_)``: (n, n_classes) floats, or (n,)
+        ``labels``; block by block for dask X."""
         z = self.decision_function(X)
-        if z.ndim == 1:
-            return np.column_stack([log_expit(-z), log_expit(z)])
-        m = z.max(axis=1, keepdims=True)
-        return z - (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))
+        fn = functools.partial(fn, classes=self.classes_)
+        if _is_dask_collection(z):
+            width, dtype = (None, self.classes_.dtype) if labels else (len(self.classes_), float)
+            return _dask_labels().map_rows(z, fn, width, dtype)
+        return fn(z)
 
     def _problem(self, backend, X, y, classes, sample_weight) -> Problem:
         X = backend.prepare_X(X)
@@ -309,6 +334,36 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.solver_ = r.solver
         self.backend_ = backend.NAME
         self._stream = r.stream
+
+
+def _labels(z, classes):
+    return classes[(z > 0).astype(np.intp) if z.ndim == 1 else z.argmax(axis=1)]
+
+
+def _probabilities(z, classes=None):
+    if z.ndim == 1:
+        p1 = expit(z)
+        return np.column_stack([1.0 - p1, p1])
+    E = np.exp(z - z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def _log_probabilities(z, classes=None):
+    if z.ndim == 1:
+        return np.column_stack([log_expit(-z), log_expit(z)])
+    m = z.max(axis=1, keepdims=True)
+    return z - (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))
+
+
+def _on_workers(backend, data) -> bool:
+    """Whether ``data`` is a dask collection that the dask backend leaves where it is."""
+    return backend.NAME == "dask" and _is_dask_collection(data)
+
+
+def _dask_labels():
+    from .backends import _dask_labels  # imports dask: only for dask input
+
+    return _dask_labels
 
 
 def _class_weights(class_weight, classes, y, sw):
