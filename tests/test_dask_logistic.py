@@ -15,6 +15,8 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
 from fastlinreg import LogisticRegression  # noqa: E402
 
 # Uneven blocks, a one-row block and an empty partition (200 rows).
@@ -164,6 +166,18 @@ def test_labels_and_weights_are_checked_as_in_memory(dask_client, rng):
     no_one = {0: 1.0, 1: 0.0}
     with pytest.raises(ValueError, match="Only one class has samples of positive weight"):
         LogisticRegression(class_weight=no_one).fit(Xd, blocks(y))
+
+
+def test_unpenalised_fits_and_separable_rows(dask_client, rng):
+    X, y, sw = data(rng, 3)
+    want, got = fit_both(dict(solver="newton", penalty=None), X, y, sw)
+    assert_close(got.coef_, want.coef_, 1e-12)
+    apart = np.r_[X[:100] - 50.0, X[100:] + 50.0]  # each block checked where it is
+    labels = np.r_[np.zeros(100, dtype=int), np.ones(100, dtype=int)]
+    with pytest.warns(ConvergenceWarning, match="linearly separable"):
+        LogisticRegression(penalty=None, solver="newton", max_iter=20).fit(
+            blocks(apart), blocks(labels)
+        )
 
 
 def test_dataframes_and_bad_input_say_what_is_wrong(dask_client, rng):

@@ -196,6 +196,17 @@ def _targets(y, classes):
     return (codes == 1).astype(np.float64)[:, None] if k == 2 else np.eye(k)[codes]
 
 
+def block_separated(index, start, X, Y, w, W, b, n_jobs):
+    """Whether the model puts each row of this block of positive weight on its class's side."""
+    from ..solvers.objective import separated
+
+    return None if X.shape[0] == 0 else separated(rows.block_predict(X, W, b, n_jobs), Y, w)
+
+
+def all_of(*parts) -> bool:
+    return all(p for p in parts if p is not None)
+
+
 def map_rows(z, fn, width=None, dtype=np.float64):
     """``fn`` of each block of decision values z ((n,) or (n, k)), lazily:
     (n, width) out, or (n,) for ``width`` None."""

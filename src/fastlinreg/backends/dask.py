@@ -159,6 +159,15 @@ def fused_hessian(problem: Problem, W, b):
     )
 
 
+def separated(problem: Problem, W, b) -> bool:
+    """solvers.objective.separated on each block where it is, and-ed: one round trip."""
+    from . import _dask_labels
+
+    r = rows.Rows.of(problem)
+    W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return r.map_reduce(_dask_labels.block_separated, _dask_labels.all_of, W, b, r.n_jobs)
+
+
 def hold(problem: Problem) -> Problem:
     """The problem with its rows persisted on the workers (``Rows.persisted``)
     for a solver that passes over them many times (lbfgs, newton); they are

@@ -102,16 +102,13 @@ def warn_if_separable(objective: Objective, W, b, solver: str, max_iter: int) ->
     coefficients grow), so no solver can converge. Say so."""
     if objective.alpha > 0 or not np.all(np.isfinite(W)):
         return
-    problem = objective.problem
-    P = objective.backend.predict(problem.X, W, b, problem.n_jobs)
-    Y = problem.Y
-    if Y.shape[1] == 1:
-        margin = np.where(Y[:, 0] > 0.5, P[:, 0], -P[:, 0])
+    problem, backend = objective.problem, objective.backend
+    if hasattr(backend, "separated"):  # rows held elsewhere (dask): each block checked there
+        apart = backend.separated(problem, W, b)
     else:
-        true = (P * Y).sum(axis=1)
-        margin = true - np.where(Y > 0.5, -np.inf, P).max(axis=1)
-    w = problem.sample_weight
-    if np.all((margin > 0) | ((w == 0) if w is not None else False)):
+        P = backend.predict(problem.X, W, b, problem.n_jobs)
+        apart = separated(P, problem.Y, problem.sample_weight)
+    if apart:
         warn_caller(
             f"The classes are linearly separable, so with penalty=None the loss has no "
             f"minimum: its coefficients grow without bound. solver={solver!r} stopped after "
@@ -120,3 +117,14 @@ def warn_if_separable(objective: Objective, W, b, solver: str, max_iter: int) ->
             "unique model.",
             ConvergenceWarning,
         )
+
+
+def separated(P, Y, w) -> bool:
+    """Whether the logits P (n, k) put every row of positive weight on its own
+    class's side (Y (n, k) as the fused pass takes it, w (n,) or None)."""
+    if Y.shape[1] == 1:
+        margin = np.where(Y[:, 0] > 0.5, P[:, 0], -P[:, 0])
+    else:
+        true = (P * Y).sum(axis=1)
+        margin = true - np.where(Y > 0.5, -np.inf, P).max(axis=1, initial=-np.inf)
+    return bool(np.all((margin > 0) | ((w == 0) if w is not None else False)))
