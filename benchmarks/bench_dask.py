@@ -18,7 +18,10 @@ Measured:
 - dask-ml's LinearRegression at equal answers (its coefficients' distance to
   the exact optimum next to its time), where n*d <= --dask-ml-cells (dask-ml
   takes minutes on the large size);
-- scaling of the exact fit from 1 to 2 worker processes of 1 thread.
+- scaling of the exact fit from 1 to 2 worker processes of 1 thread;
+- LogisticRegression (--logistic-n x --logistic-d, binary, on 2 worker processes
+  x 1 thread): dask-ml's at the same objective, and the in-memory fit
+  (benchmarks/_dask_logistic.py says how the objectives are matched).
 
 Run: python benchmarks/bench_dask.py [--repeat 5] [--big-n 0 to skip the large size]
 """
@@ -254,6 +257,8 @@ def main() -> int:
     p.add_argument("--blocks", type=int, default=8)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--dask-ml-cells", type=float, default=2e7, help="largest n*d dask-ml runs on")
+    p.add_argument("--logistic-n", type=int, default=100_000, help="0: skip LogisticRegression")
+    p.add_argument("--logistic-d", type=int, default=20)
     args = p.parse_args()
     t_start = time.perf_counter()
     dask_ml = h.optional_import("dask_ml.linear_model")
@@ -291,6 +296,26 @@ def main() -> int:
         loads[label] = run_size(
             label, n, d, args.blocks, args.repeat, on_workers, dask_ml, tables, results
         )
+    if args.logistic_n > 0:  # LogisticRegression: one cluster, benchmarks/_dask_logistic.py
+        import _dask_logistic
+
+        tables += _dask_logistic.tables()
+        n, d = args.logistic_n, args.logistic_d
+        cluster, client = _cluster(True, 2, 1)
+        with cluster, client:
+            _dask_logistic.run(
+                f"{n}x{d} binary, scattered",
+                n,
+                d,
+                -(-n // args.blocks),
+                args.repeat,
+                dask_ml,
+                tables[-2:],
+                results,
+                _dask_logistic.CLUSTER,
+                lambda rows, *arrays: _scattered(client, rows, *arrays),
+                _timed,
+            )
     exact_t.notes += [
         f"{args.blocks} row blocks; median of {args.repeat} interleaved rounds (in-memory fit, "
         "then Dask fit) after one warm-up; overhead: the median of the rounds' differences.",
