@@ -10,7 +10,9 @@ Optional: ``replay_descent(stats, config, W0, b0)`` (cpu), a float step's
 version stands in where a backend has none. ``replay_rows(problem, config,
 W0, b0)`` (cpu): the statistics pass and replay_descent in one call, for
 tiny problems. ``statistics(problem)`` (dask), the SufficientStats with the
-weights' count and log-sum taken in the same pass.
+weights' count and log-sum taken in the same pass. ``hold(problem)`` (dask):
+the problem with its rows kept where they are read fast (persisted) for the
+many passes of lbfgs and newton (solvers/objective.py asks for it).
 """
 
 from __future__ import annotations
