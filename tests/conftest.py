@@ -201,7 +201,8 @@ def dask_client():
 def pytest_collection_modifyitems(items):
     users = [item for item in items if "dask_client" in getattr(item, "fixturenames", ())]
     if users:  # the last item of the last file that uses the cluster
-        _DASK["close_after"] = [item for item in items if item.module is users[-1].module][-1]
+        module = users[-1].module
+        _DASK["close_after"] = [item for item in items if getattr(item, "module", 0) is module][-1]
 
 
 @pytest.hookimpl(hookwrapper=True)
