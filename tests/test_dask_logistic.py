@@ -192,6 +192,9 @@ def test_dataframes_and_bad_input_say_what_is_wrong(dask_client, rng):
     want = LogisticRegression(solver="newton").fit(frame, labels)
     assert list(got.feature_names_in_) == ["a", "b", "c"] and got.backend_ == "dask"
     assert_close(got.coef_, want.coef_, 1e-12)
+    frames = dd.from_pandas(frame, npartitions=3)
+    np.testing.assert_array_equal(got.predict(frames).compute(), got.predict(frame))
+    assert got.score(frames, dd.from_pandas(labels, npartitions=3)) == got.score(frame, y)
     frame["city"] = ["x", "y", "z", "w"] * 50
     with pytest.raises(ValueError, match="non-numeric column.*'city'"):
         LogisticRegression().fit(dd.from_pandas(frame, npartitions=3), blocks(y))
