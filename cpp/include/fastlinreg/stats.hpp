@@ -216,7 +216,9 @@ inline void symmetrize_upper_rowmajor(double *S, index_t m) {
 
 // Rows per block. AVX-512 rows: the packed block takes about 512 KiB, in the
 // L2 of the Xeons it was tuned on. Panels: about 256 KiB, half the L2 of the
-// smaller-cached AVX2 CPUs (Zen 2/3), so that the next rows of X fit beside it.
+// smaller-cached AVX2 CPUs (Zen 2/3), for each of the block the tiles read and
+// the next one packed beside them (a quarter measured no faster on Zen 3: the
+// tiles' fixed costs grow as their rows shrink).
 inline index_t stats_block_rows(index_t width) {
   const index_t budget = detail::kOwnPanels ? index_t(1) << 15 : index_t(1) << 16;
   return std::clamp<index_t>(budget / std::max<index_t>(width, 1), 64, 4096);
