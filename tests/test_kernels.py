@@ -170,7 +170,8 @@ def test_descend_without_intercept_keeps_it_zero(backend, rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("rank_update", ["own", "blas", "backend"])
 @pytest.mark.parametrize(
-    "n,d,k", [(1, 1, 1), (2, 3, 1), (300, 1, 1), (1000, 17, 3), (5000, 40, 1), (600, 301, 2)]
+    "n,d,k",
+    [(1, 1, 1), (2, 3, 1), (300, 1, 1), (9000, 2, 1), (1000, 17, 3), (5000, 40, 1), (600, 301, 2)],
 )
 def test_sufficient_stats_match_numpy(backend, rng, dtype, rank_update, n, d, k):
     if rank_update != "backend" and backend is not cpu:

@@ -84,35 +84,77 @@ inline void gram_tile(const double *A, index_t rows, index_t mp, index_t j0, ind
 // Rows of one panel tile: 4 x 3 vectors of accumulators.
 constexpr int kPanelRows = 4;
 
+// Work done beside a panel tile's multiply-adds, a little every few of its
+// rows, so that it goes on in the load and store ports while the FMA ports
+// stay busy (a burst between tiles would stall them instead): the next
+// block's packing of x's whole vectors.
+template <class T>
+struct BesideTile {
+  static constexpr index_t L = kLanes;
+  // Rows of X from x on: (x - shift) scale into the panels at dst (row
+  // stride ldx; panel stride ps; scale holds each row's sqrt w in L lanes).
+  const T *x = nullptr;
+  const double *shift = nullptr, *scale = nullptr;
+  double *dst = nullptr;
+  index_t ldx = 0, ps = 0, n_vec = 0, j = 0, left = 0;  // left: vectors still to pack
+
+  void pack_one() {
+    storev<kLanes>(
+        dst, (loadv<kLanes>(x + j * L) - loadv<kLanes>(shift + j * L)) * loadv<kLanes>(scale));
+    dst += ps;
+    if (++j == n_vec) {  // the next row: its slot in panel 0
+      j = 0;
+      x += ldx;
+      scale += L;
+      dst += L - n_vec * ps;
+    }
+    --left;
+  }
+};
+
+// Rows of a panel tile between two steps of the work beside it.
+constexpr index_t kBesideEvery = 8;
+
 // The same update on the panel layout: S rows [j0, j0 + 4), columns
 // [l0, l0 + NV kLanes). Panel p of A holds columns [p L, p L + L) of the
-// block's rows, (rows, L) contiguous.
-template <int NV>
-inline void panel_tile(const double *A, index_t rows, index_t mp, index_t j0, index_t l0,
-                       double *S) {
+// block's rows, (rows, L) contiguous. j0 is a multiple of 4, so the tile's
+// rows are lanes of one panel (two with SSE).
+template <int NV, class T>
+inline void panel_tile(const double *A, index_t rows, index_t mp, index_t j0, index_t l0, double *S,
+                       BesideTile<T> side) {
   typedef Vec<kLanes>::d V;
   constexpr index_t L = kLanes;
   const index_t ps = rows * L;  // doubles per panel
-  const double *p[kPanelRows];
-#pragma GCC unroll 4
-  for (int r = 0; r < kPanelRows; ++r) p[r] = A + ((j0 + r) / L) * ps + (j0 + r) % L;
+  const double *p = A + (j0 / L) * ps;
   const double *q = A + (l0 / L) * ps;
   V acc[kPanelRows][NV];
 #pragma GCC unroll 4
   for (int r = 0; r < kPanelRows; ++r)
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) std::memcpy(&acc[r][v], S + (j0 + r) * mp + l0 + v * L, sizeof(V));
-  for (index_t i = 0; i < rows; ++i) {
+  auto row = [&](index_t i) {
     V b[NV];
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) std::memcpy(&b[v], q + v * ps + i * L, sizeof(V));
 #pragma GCC unroll 4
     for (int r = 0; r < kPanelRows; ++r) {
-      const double a = p[r][i * L];
+      const double a = p[(r / L) * ps + i * L + r % L];
 #pragma GCC unroll 3
       for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
     }
+  };
+  // The side work in even steps, one between each kBesideEvery rows.
+  const index_t steps = rows / kBesideEvery;
+  const index_t per_step = steps > 0 ? (side.left + steps - 1) / steps : 0;
+  index_t i = 0;
+  for (index_t st = 0; st < steps; ++st) {
+    for (index_t u = 0; u < per_step && side.left > 0; ++u) side.pack_one();
+#pragma GCC unroll 8
+    for (index_t e = 0; e < kBesideEvery; ++e) row(i + e);
+    i += kBesideEvery;
   }
+  for (; i < rows; ++i) row(i);
+  while (side.left > 0) side.pack_one();
 #pragma GCC unroll 4
   for (int r = 0; r < kPanelRows; ++r)
 #pragma GCC unroll 3
@@ -139,24 +181,27 @@ inline std::vector<GramTile> upper_gram_tiles(index_t mp) {
   return tiles;
 }
 
-template <int NV>
-inline void own_tile(const GramTile &t, const double *A, index_t rows, index_t mp, double *S) {
+template <int NV, class T>
+inline void own_tile(const GramTile &t, const double *A, index_t rows, index_t mp, double *S,
+                     const BesideTile<T> &side) {
   if (kOwnPanels)
-    panel_tile<NV>(A, rows, mp, t.j0, t.l0, S);
+    panel_tile<NV>(A, rows, mp, t.j0, t.l0, S, side);
   else
     gram_tile<NV>(A, rows, mp, t.j0, t.l0, S);
 }
 
-inline void run_gram_tile(const GramTile &t, const double *A, index_t rows, index_t mp, double *S) {
+template <class T = double>
+inline void run_gram_tile(const GramTile &t, const double *A, index_t rows, index_t mp, double *S,
+                          const BesideTile<T> &side = {}) {
   switch (t.nv) {
     case 1:
-      own_tile<1>(t, A, rows, mp, S);
+      own_tile<1>(t, A, rows, mp, S, side);
       break;
     case 2:
-      own_tile<2>(t, A, rows, mp, S);
+      own_tile<2>(t, A, rows, mp, S, side);
       break;
     default:
-      own_tile<3>(t, A, rows, mp, S);
+      own_tile<3>(t, A, rows, mp, S, side);
       break;
   }
 }
@@ -171,7 +216,9 @@ inline void symmetrize_upper_rowmajor(double *S, index_t m) {
 
 // Rows per block. AVX-512 rows: the packed block takes about 512 KiB, in the
 // L2 of the Xeons it was tuned on. Panels: about 256 KiB, half the L2 of the
-// smaller-cached AVX2 CPUs (Zen 2/3), so that the next rows of X fit beside it.
+// smaller-cached AVX2 CPUs (Zen 2/3), for each of the block the tiles read and
+// the next one packed beside them (a quarter measured no faster on Zen 3: the
+// tiles' fixed costs grow as their rows shrink).
 inline index_t stats_block_rows(index_t width) {
   const index_t budget = detail::kOwnPanels ? index_t(1) << 15 : index_t(1) << 16;
   return std::clamp<index_t>(budget / std::max<index_t>(width, 1), 64, 4096);
@@ -239,8 +286,18 @@ double pack_rows(const T *X, index_t ldx, index_t d, const double *y, index_t k,
   return wsum;
 }
 
-// Ask for rows [r0, r1) of X in the cache ahead of their packing (L2: the
-// tiles' panels hold L1).
+// Entry j of the augmented row sqrt(w) [x - s_x, y - s_y, 1, 0...] past x's
+// whole vectors: x's tail, y, the constant, the padding.
+template <class T>
+inline double augmented_entry(const T *x, const double *yi, index_t d, index_t k,
+                              const double *shift, double sq, index_t j) {
+  if (j < d) return sq * (double(x[j]) - shift[j]);
+  if (j < d + k) return sq * (yi[j - d] - shift[j]);
+  return j == d + k ? sq : 0.0;
+}
+
+// Ask for rows [r0, r1) of X in L2 ahead of their packing (the tiles'
+// panels hold L1).
 template <class T>
 inline void prefetch_rows_l2(const T *X, index_t ldx, index_t d, index_t r0, index_t r1) {
   for (index_t r = r0; r < r1; ++r) {
@@ -249,6 +306,93 @@ inline void prefetch_rows_l2(const T *X, index_t ldx, index_t d, index_t r0, ind
     for (std::uintptr_t line = first; line <= last; line += 64)
       __builtin_prefetch(reinterpret_cast<const void *>(line), 0, 2);
   }
+}
+
+// The panels' pack of rows [r0, r0 + count) into rows [i0, i0 + count) of a
+// block of `rows` rows (panel p at A + p rows kLanes), less what the tiles
+// pack beside themselves (BesideTile: x's whole vectors): x's tail, y, the
+// constant and the padding, built in registers (a vector reload of scalar
+// stores would stall on store forwarding); and each row's sqrt w in kLanes
+// lanes at scale + i kLanes. Adds the rows' weights to wsum one by one.
+template <class T>
+void pack_panel_tails(const T *X, index_t ldx, index_t d, const double *y, index_t k,
+                      const double *sw, const double *shift, index_t r0, index_t count, double *A,
+                      index_t rows, index_t mp, index_t i0, double *scale, double &wsum) {
+  typedef Vec<kLanes>::d V;
+  constexpr index_t L = kLanes;
+  const index_t ps = rows * L, head = d / L * L;
+  for (index_t i = 0; i < count; ++i) {
+    const T *x = X + (r0 + i) * ldx;
+    const double *yi = y + (r0 + i) * k;
+    const double w = sw ? sw[r0 + i] : 1.0;
+    const double sq = sw ? std::sqrt(w) : 1.0;
+    storev<kLanes>(scale + (i0 + i) * L, splat<kLanes>(sq));
+    double *dst = A + (i0 + i) * L + (head / L) * ps;
+    for (index_t j = head; j < mp; j += L, dst += ps) {
+      auto e = [&](index_t c) { return augmented_entry(x, yi, d, k, shift, sq, j + c); };
+      if constexpr (L == 4)
+        storev<kLanes>(dst, V{e(0), e(1), e(2), e(3)});
+      else if constexpr (L == 2)
+        storev<kLanes>(dst, V{e(0), e(1)});
+    }
+    wsum += w;
+  }
+}
+
+// The panels' pack of rows [r0 + lo, r0 + hi) into rows [lo, hi) of a block
+// of `rows` rows: the tails now, and the whole vectors of x that the tile
+// the returned BesideTile goes to packs. Adds the rows' weights to wsum.
+template <class T>
+BesideTile<T> pack_panel_slice(const T *X, index_t ldx, index_t d, const double *y, index_t k,
+                               const double *sw, const double *shift, index_t r0, index_t lo,
+                               index_t hi, double *A, index_t rows, index_t mp, double *scale,
+                               double &wsum) {
+  constexpr index_t L = kLanes;
+  BesideTile<T> side;
+  if (hi <= lo) return side;
+  pack_panel_tails(X, ldx, d, y, k, sw, shift, r0 + lo, hi - lo, A, rows, mp, lo, scale, wsum);
+  side.x = X + (r0 + lo) * ldx;
+  side.shift = shift;
+  side.scale = scale + lo * L;
+  side.dst = A + lo * L;
+  side.ldx = ldx;
+  side.ps = rows * L;
+  side.n_vec = d / L;
+  side.left = (hi - lo) * side.n_vec;
+  return side;
+}
+
+// The own kernel on rows [begin, end) of X in panels, into S: blocks of B
+// rows, the next one packed while this one's tiles run (a slice of its rows
+// beside each tile), into two buffers of B mp doubles; scale holds B kLanes.
+// Returns the rows' weight sum, summed in row order within each block and
+// then over blocks (as every other path sums them).
+template <class T>
+double own_panel_rows(const T *X, index_t ldx, index_t d, const double *y, index_t k,
+                      const double *sw, const double *shift, index_t begin, index_t end, index_t B,
+                      index_t mp, const std::vector<GramTile> &tiles, double *buf0, double *buf1,
+                      double *scale, double *S) {
+  const index_t n_tiles = static_cast<index_t>(tiles.size());
+  double *cur = buf0, *next = buf1;
+  double wsum = 0.0, cur_sum = 0.0;
+  index_t rows = std::min(B, end - begin);
+  BesideTile<T> first =
+      pack_panel_slice(X, ldx, d, y, k, sw, shift, begin, 0, rows, cur, rows, mp, scale, cur_sum);
+  while (first.left > 0) first.pack_one();
+  for (index_t r0 = begin; r0 < end; r0 += rows, rows = std::min(B, end - r0)) {
+    const index_t n0 = r0 + rows, n_rows = std::min(B, end - n0);
+    double next_sum = 0.0;
+    for (index_t t = 0; t < n_tiles; ++t) {
+      const index_t lo = t * n_rows / n_tiles, hi = (t + 1) * n_rows / n_tiles;
+      const BesideTile<T> side = pack_panel_slice(X, ldx, d, y, k, sw, shift, n0, lo, hi, next,
+                                                  n_rows, mp, scale, next_sum);
+      run_gram_tile(tiles[t], cur, rows, mp, S, side);
+    }
+    wsum += cur_sum;
+    cur_sum = next_sum;
+    std::swap(cur, next);
+  }
+  return wsum;
 }
 
 }  // namespace detail
@@ -278,20 +422,11 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
   const index_t n_tiles = static_cast<index_t>(tiles.size());
   const int mpi = static_cast<int>(mp);
   const double one = 1.0;
-  // next0, next: the rows the following block will pack, fetched while this one's tiles run.
-  auto update = [&](const double *A, index_t rows, double *S, index_t next0, index_t next) {
-    if (syrk) {
-      // A as column-major (mp, rows): S += A A^T in its column-major lower
-      // triangle, which is the row-major upper one.
-      const int ri = static_cast<int>(rows);
-      syrk("L", "N", &mpi, &ri, &one, A, &mpi, &one, S, &mpi);
-    } else {
-      for (index_t t = 0; t < n_tiles; ++t) {
-        detail::prefetch_rows_l2(X, ldx, d, next0 + t * next / n_tiles,
-                                 next0 + (t + 1) * next / n_tiles);
-        detail::run_gram_tile(tiles[t], A, rows, mp, S);
-      }
-    }
+  // A as column-major (mp, rows): S += A A^T in its column-major lower
+  // triangle, which is the row-major upper one.
+  auto blas_update = [&](const double *A, index_t rows, double *S) {
+    const int ri = static_cast<int>(rows);
+    syrk("L", "N", &mpi, &ri, &one, A, &mpi, &one, S, &mpi);
   };
 
   // Row chunks, each with its own partial Gram, summed in chunk order at the
@@ -309,15 +444,35 @@ double stats_pass(const T *X,  // (n, d), rows contiguous, row stride ldx
   const int nt = syrk || tiny ? 1 : resolve_threads(n_threads);
 
   if (budget > 1 || nt == 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && n_chunks > 1)
-    for (index_t c = 0; c < n_chunks; ++c) {
-      detail::AlignedDoubles A(B * mp);
-      const index_t end = std::min(n, (c + 1) * chunk_rows);
-      for (index_t r0 = c * chunk_rows; r0 < end; r0 += B) {
-        const index_t rows = std::min(B, end - r0);
-        const detail::PackedBlock block{A.data(), rows, mp, panels};
-        wpart[c] += detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0, rows, block, 0);
-        update(A.data(), rows, S.data() + c * gram, r0 + rows, std::min(B, end - r0 - rows));
+#pragma omp parallel num_threads(nt) if (nt > 1 && n_chunks > 1)
+    {
+      detail::AlignedDoubles A(B * mp), A2(panels ? B * mp : 0), scale(panels ? B * kLanes : 0);
+#pragma omp for schedule(dynamic, 1)
+      for (index_t c = 0; c < n_chunks; ++c) {
+        const index_t begin = c * chunk_rows, end = std::min(n, (c + 1) * chunk_rows);
+        double *Sc = S.data() + c * gram;
+        if (panels) {
+          if (begin < end)
+            wpart[c] = detail::own_panel_rows(X, ldx, d, y, k, sw, shift.data(), begin, end, B, mp,
+                                              tiles, A.data(), A2.data(), scale.data(), Sc);
+          continue;
+        }
+        for (index_t r0 = begin; r0 < end; r0 += B) {
+          const index_t rows = std::min(B, end - r0);
+          const detail::PackedBlock block{A.data(), rows, mp, false};
+          wpart[c] += detail::pack_rows(X, ldx, d, y, k, sw, shift.data(), r0, rows, block, 0);
+          if (syrk) {
+            blas_update(A.data(), rows, Sc);
+            continue;
+          }
+          // The rows the following block will pack, fetched while this one's tiles run.
+          const index_t next0 = r0 + rows, next = std::min(B, end - next0);
+          for (index_t t = 0; t < n_tiles; ++t) {
+            detail::prefetch_rows_l2(X, ldx, d, next0 + t * next / n_tiles,
+                                     next0 + (t + 1) * next / n_tiles);
+            detail::run_gram_tile(tiles[t], A.data(), rows, mp, Sc);
+          }
+        }
       }
     }
   } else {
