@@ -352,9 +352,9 @@ def bench_stats(args) -> tuple[list[dict], H.Table]:
         f"{T} threads. BLAS: the rank update of each block of rows goes to "
         "scipy's dsyrk through its capsule; own loops: fastlinreg's tiled kernel "
         f"(instruction set {_core.isa}). Both forced through the cpu backend's private "
-        "`_kernel`; a fit runs the one `backends/_gram_kernel.py` chose, by its one-time "
-        "measurement (the choice column; the timings there are its own, in the same "
-        "process). Same blocks, same result."
+        "`_kernel`; a fit runs the one `backends/_gram_kernel.py` chose, by instruction "
+        "set or its one-time measurement (the choice column; timings there are its own, "
+        "in the same process). Same blocks, same result."
     ]
     return out, table
 

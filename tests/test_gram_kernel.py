@@ -63,7 +63,17 @@ def test_each_kernel_bitwise_equal_for_any_thread_count(rng, kernel, dtype, n, d
     assert_close(one[3][:4, :4], Cxx, 1e-11, scale=float(np.diag(Cxx).max()))
 
 
+def test_wide_instruction_sets_run_the_own_kernel_unmeasured(monkeypatch):
+    _gram_kernel.forget()
+    monkeypatch.setattr(_gram_kernel, "_measure", lambda *a: pytest.fail("measured"))
+    for isa in sorted(_gram_kernel.OWN_ISAS):
+        monkeypatch.setattr(_gram_kernel._core, "isa", isa)
+        choice = _gram_kernel.choose(10**7, 40, 1)
+        assert choice.kernel == "own" and isa in choice.reason
+
+
 def test_choice_is_measured_once_and_kept(monkeypatch):
+    monkeypatch.setattr(_gram_kernel, "OWN_ISAS", frozenset())  # as on the baseline set
     _gram_kernel.forget()
     small = _gram_kernel.choose(100, 10, 1)
     assert small.kernel == "own" and "too small" in small.reason

@@ -1,11 +1,15 @@
 """Which rank update the cpu backend's statistics pass runs: fastlinreg's own
 tiled kernel or BLAS dsyrk (scipy's, through its capsule).
 
-Neither is faster everywhere: the own kernel was 3x BLAS on an AVX-512 Xeon,
-and the instruction set and BLAS build decide it elsewhere. So the code
-decides, per process and per padded width of the augmented Gram, by a
-one-time measurement of both on the same synthetic block (a few
-milliseconds), kept for the life of the process. Passes too small to be worth
+Where the own kernel has its wide tiles (AVX2 and AVX-512) it runs without
+asking: it was 3x BLAS on an AVX-512 Xeon, and on an AVX2 AMD EPYC it ran at
+the FMA limit (1.02x OpenBLAS dsyrk's speed at width 104), while a timing
+taken as neighbours ran had once put BLAS at 9x and the fit then took 70x
+its floor. Elsewhere (the x86-64-v2 baseline, other architectures) the
+instruction set and BLAS build decide it, so the code decides, per process
+and per padded width of the augmented Gram, by a one-time measurement of
+both on the same synthetic block (a few milliseconds), kept for the life of
+the process. Passes too small to be worth
 a measurement always run the own kernel. BLAS must win by a margin
 (``BLAS_MARGIN``), so that two close timings keep the same, own answer from
 one process to the next. Either kernel gives the same bits for any thread
@@ -31,6 +35,8 @@ _PROBE_WORK = 1 << 25
 # BLAS is chosen only when its time is below the own kernel's by this factor.
 BLAS_MARGIN = 1.1
 _ROUNDS = 3
+# Instruction sets whose own tiles are at least as fast as BLAS (measured).
+OWN_ISAS = frozenset({"avx2", "avx512"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ def choose(n: int, d: int, k: int) -> KernelChoice:
     bits, never depend on the thread count asked for.
     """
     mp = padded_width(d, k)
+    if _core.isa in OWN_ISAS:
+        return KernelChoice("own", f"instruction set {_core.isa}: own kernel, not measured")
     if n * mp * mp < MEASURE_ABOVE:
         return KernelChoice("own", "pass too small to be worth measuring: own kernel")
     if blas_syrk() is None:  # pragma: no cover - scipy is a dependency
