@@ -6,7 +6,8 @@ within 1e-8 relative of f*, and the time of that first fit is the one
 compared. Also: the cost of one function-and-gradient evaluation in reads of
 X (one fused pass against numpy's single-threaded read of X), evaluations
 per fit, and the passes over X Newton needs. Ratios measured in one run.
-    python benchmarks/bench_logistic.py [--quick]
+    python benchmarks/bench_logistic.py [--quick] [--sections binary,multinomial,newton]
+A subset of the sections writes logistic_<sections>.md/json, never the full table's files.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ sklearnex = h.optional_import("sklearnex")
 if sklearnex is not None:
     import sklearnex.linear_model
 
+SECTIONS = ("binary", "multinomial", "newton")
 GAP = 1e-8  # relative objective gap that counts as "equal"
 TOLS = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-10, 1e-12)
 
@@ -223,8 +225,17 @@ def newton_passes(table, label, X, y, C, threads, payload):
 
 def main() -> int:
     p = h.base_parser(__doc__, threads_help="threads (n_jobs)", repeat_help="unused")
-    p.add_argument("--name", default="logistic")
+    p.add_argument("--name", default=None)
+    p.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help="comma-separated subset of: " + ",".join(SECTIONS),
+    )
     args = p.parse_args()
+    sections = [s for s in SECTIONS if s in args.sections.split(",")]
+    if args.name is None:  # a quick or partial run never overwrites the full table
+        partial = "" if sections == list(SECTIONS) else "_" + "_".join(sections)
+        args.name = "logistic" + ("_quick" if args.quick else "") + partial
     t_start = time.perf_counter()
     scale = 10 if args.quick else 1
     info = h.machine_info(args.threads)
@@ -258,26 +269,30 @@ def main() -> int:
         ],
     )
     nb = 1_000_000 // scale
-    for dtype in (np.float64, np.float32):
+    for dtype in (np.float64, np.float32) if "binary" in sections else ():
         X, y = problem(nb, 100, 1, dtype)
         label = f"binary n={nb} d=100 {np.dtype(dtype).name}"
         compare(vs, label, X, y, 1.0, args.threads, payload)
         compare(vs, label, X, y, 1.0, args.threads, payload, cold=True)
     nm = 200_000 // scale
-    X, y = problem(nm, 100, 10, np.float64)
-    compare(vs, f"multinomial k=10 n={nm} d=100 float64", X, y, 1.0, args.threads, payload)
+    if "multinomial" in sections:
+        X, y = problem(nm, 100, 10, np.float64)
+        compare(vs, f"multinomial k=10 n={nm} d=100 float64", X, y, 1.0, args.threads, payload)
     nt = h.Table(
         "Newton: passes over X to tol 1e-8",
         ["problem", "fused passes", "Newton passes", "Hessian passes", "total", "iterations"],
         notes=["Newton pass: loss, gradient and Hessian XᵀDX in one read of X (hessian.hpp)."],
     )
-    for d in (20, 100, 200):
+    for d in (20, 100, 200) if "newton" in sections else ():
         X, y = problem(nb // 4, d, 1, np.float64, seed=d)
         newton_passes(nt, f"binary n={nb // 4} d={d}", X, y, 1.0, args.threads, payload)
     if sklearnex is not None:
         version = importlib.metadata.version("scikit-learn-intelex")
         vs.notes.append(f"scikit-learn-intelex {version}")
-    return h.finish(args, "LogisticRegression vs scikit-learn", info, payload, [vs, nt], t_start)
+    tables = ([vs] if {"binary", "multinomial"} & set(sections) else []) + (
+        [nt] if "newton" in sections else []
+    )
+    return h.finish(args, "LogisticRegression vs scikit-learn", info, payload, tables, t_start)
 
 
 if __name__ == "__main__":
