@@ -912,7 +912,7 @@ constexpr int kGradVecs = kLanes == 8 ? 4 : 2;
 // W^T, padded to dp.
 template <class T, int R, int KB>
 inline void tile_margins(const T *const *x, index_t d, const double *Wp, index_t dp,
-                         const double *b, double *P, index_t ps) {
+                         const double *b, double *P, index_t ps, double *const *stash = nullptr) {
   const index_t dfull = d / kLanes * kLanes;
   const int tail = static_cast<int>(d - dfull);
   vd acc[R][KB];
@@ -928,11 +928,15 @@ inline void tile_margins(const T *const *x, index_t d, const double *Wp, index_t
   for (index_t j = 0; j < dfull; j += kLanes) {
     vd xv[R];
     for (int r = 0; r < R; ++r) xv[r] = loadv<kLanes>(x[r] + j);
+    if (stash)
+      for (int r = 0; r < R; ++r) storev<kLanes>(stash[r] + j, xv[r]);
     step(j, xv);
   }
   if (tail) {
     vd xv[R];
     for (int r = 0; r < R; ++r) xv[r] = load_part<kLanes>(x[r] + dfull, tail);
+    if (stash)
+      for (int r = 0; r < R; ++r) storev<kLanes>(stash[r] + dfull, xv[r]);
     step(dfull, xv);
   }
   double dot[R][KB];
@@ -945,8 +949,8 @@ inline void tile_margins(const T *const *x, index_t d, const double *Wp, index_t
 // x_r D[q * ps + r] over rows r < m in row order; the last vector holds
 // `tail` columns when Part. Prefetches the same columns of rows `next`
 // (the next block's), spreading its read over this block's work.
-template <class T, int QB, int JB, bool Part>
-inline void tile_gradient(const T *const *x, const T *const *next, int m, index_t j0, int tail,
+template <class S, class T, int QB, int JB, bool Part>
+inline void tile_gradient(const S *const *x, const T *const *next, int m, index_t j0, int tail,
                           const double *D, index_t ps, double *Gt, index_t dp) {
   constexpr int kLine = 64 / static_cast<int>(sizeof(T));  // elements of a cache line
   vd acc[QB][JB];
@@ -993,6 +997,13 @@ void coupled_tiles(const T *X, index_t d, index_t ldx, const double *y, index_t 
   const index_t dfull = d / kLanes * kLanes;
   const int tail = static_cast<int>(d - dfull);
   const T *x[B], *next[B];
+  // Float rows widened to double by the block's first sweep, for the others:
+  // a load from cache instead of a conversion each sweep. Whole lanes, zeros
+  // past d (as Wp), so sweeps over dp columns give the same sums. Doubles need none.
+  constexpr bool kStash = !std::is_same<T, double>::value;
+  std::vector<double> stash(kStash ? static_cast<size_t>(B * dp) : 0);
+  double *srows[B];
+  for (int r = 0; r < B; ++r) srows[r] = kStash ? stash.data() + r * dp : nullptr;
   for (index_t g0 = r0; g0 < r1; g0 += B) {
     const int m = static_cast<int>(std::min<index_t>(B, r1 - g0));
     for (int r = 0; r < B; ++r) {
@@ -1008,10 +1019,20 @@ void coupled_tiles(const T *X, index_t d, index_t ldx, const double *y, index_t 
       with_block<kMarginOuts>(kb, [&](auto outs) {
         constexpr int KB = decltype(outs)::value;
         const double *w = Wp.data() + c0 * dp;
-        for (int r = 0; r < whole; r += kMarginRows)
-          tile_margins<T, kMarginRows, KB>(x + r, d, w, dp, b + c0, P + c0 * B + r, B);
-        for (int r = whole; r < m; ++r)
-          tile_margins<T, 1, KB>(x + r, d, w, dp, b + c0, P + c0 * B + r, B);
+        double *Pc = P + c0 * B;
+        if (kStash && c0 > 0) {
+          for (int r = 0; r < whole; r += kMarginRows)
+            tile_margins<double, kMarginRows, KB>(srows + r, dp, w, dp, b + c0, Pc + r, B);
+          for (int r = whole; r < m; ++r)
+            tile_margins<double, 1, KB>(srows + r, dp, w, dp, b + c0, Pc + r, B);
+        } else {
+          double *const *out = kStash ? srows : nullptr;
+          for (int r = 0; r < whole; r += kMarginRows)
+            tile_margins<T, kMarginRows, KB>(x + r, d, w, dp, b + c0, Pc + r, B,
+                                             out ? out + r : nullptr);
+          for (int r = whole; r < m; ++r)
+            tile_margins<T, 1, KB>(x + r, d, w, dp, b + c0, Pc + r, B, out ? out + r : nullptr);
+        }
       });
     }
     const int mv = (m + LL - 1) / LL * LL;  // rows the loss vectors cover
@@ -1039,14 +1060,24 @@ void coupled_tiles(const T *X, index_t d, index_t ldx, const double *y, index_t 
         constexpr int QB = decltype(outs)::value;
         const double *Dc = D + c0 * B;
         double *Gt = slot + c0 * dp;
-        for (index_t j0 = 0; j0 < dfull; j0 += kGradVecs * kLanes) {
-          const int nv = static_cast<int>(std::min<index_t>(kGradVecs, (dfull - j0) / kLanes));
-          with_block<kGradVecs>(nv, [&](auto vecs) {
-            constexpr int JB = decltype(vecs)::value;
-            tile_gradient<T, QB, JB, false>(x, next, m, j0, 0, Dc, B, Gt, dp);
-          });
+        if constexpr (kStash) {  // whole lanes of the stash: no partial vector
+          for (index_t j0 = 0; j0 < dp; j0 += kGradVecs * kLanes) {
+            const int nv = static_cast<int>(std::min<index_t>(kGradVecs, (dp - j0) / kLanes));
+            with_block<kGradVecs>(nv, [&](auto vecs) {
+              constexpr int JB = decltype(vecs)::value;
+              tile_gradient<double, T, QB, JB, false>(srows, next, m, j0, 0, Dc, B, Gt, dp);
+            });
+          }
+        } else {
+          for (index_t j0 = 0; j0 < dfull; j0 += kGradVecs * kLanes) {
+            const int nv = static_cast<int>(std::min<index_t>(kGradVecs, (dfull - j0) / kLanes));
+            with_block<kGradVecs>(nv, [&](auto vecs) {
+              constexpr int JB = decltype(vecs)::value;
+              tile_gradient<T, T, QB, JB, false>(x, next, m, j0, 0, Dc, B, Gt, dp);
+            });
+          }
+          if (tail) tile_gradient<T, T, QB, 1, true>(x, next, m, dfull, tail, Dc, B, Gt, dp);
         }
-        if (tail) tile_gradient<T, QB, 1, true>(x, next, m, dfull, tail, Dc, B, Gt, dp);
       });
     }
   }
