@@ -921,7 +921,9 @@ inline void tile_margins(const T *const *x, index_t d, const double *Wp, index_t
   auto step = [&](index_t j, const vd *xv) __attribute__((always_inline)) {
     for (int q = 0; q < KB; ++q) {
       vd wv = loadv<kLanes>(Wp + q * dp + j);
+#if defined(__x86_64__) || defined(__i386__)
       if constexpr (R > 1) asm("" : "+x"(wv));  // one load for R rows, not one folded into each
+#endif
       for (int r = 0; r < R; ++r) acc[r][q] = acc[r][q] + xv[r] * wv;
     }
   };
