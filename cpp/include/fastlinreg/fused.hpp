@@ -894,150 +894,191 @@ inline void with_block(int kb, F &&f) {
     with_block<KB - 1>(kb, f);
 }
 
-// The margins of R rows for outputs [c0, c0 + KB): P[q * kRowTile + r] =
-// sum_lanes(lane sums of x_r w_q) + b_q (the long-row kernel's order). x:
-// rows of X (S = T) or of the float stash (S = double, d = dp: the stash
-// holds whole lanes, zeros past d, as Wp does). stash_out: where this sweep
-// stores its rows widened to double, or nullptr.
-template <class S, int R, int KB>
-inline void tile_margins(const S *const *x, index_t d, index_t dp, const double *Wp,
-                         const double *b, double *P, const Ahead &ahead, double *stash_out) {
+// coupled_tiles works in blocks of kCoupledBlock rows: first the block's
+// margins, loss and derivatives, then its gradient with tiles of G held in
+// registers across all the block's rows (G is loaded and stored once a block,
+// not once a tile of rows); the rows stay in L1/L2 between the two sweeps.
+constexpr int kCoupledBlock = 32;
+// Margin tiles: kMarginRows rows x up to kMarginOuts outputs of running dot
+// products (10 of the 16 vector registers without AVX-512, 20 of 32 with it).
+constexpr int kMarginRows = kLanes == 8 ? 4 : 2;
+constexpr int kMarginOuts = 5;
+// Gradient tiles: up to kGradOuts outputs x kGradVecs vectors of columns.
+constexpr int kGradOuts = 5;
+constexpr int kGradVecs = kLanes == 8 ? 4 : 2;
+
+// The margins of R rows for KB outputs: P[q * ps + r] = sum_lanes(lane sums
+// of x_r w_q) + b_q (the long-row kernel's order). Wp: the outputs' rows of
+// W^T, padded to dp.
+template <class T, int R, int KB>
+inline void tile_margins(const T *const *x, index_t d, const double *Wp, index_t dp,
+                         const double *b, double *P, index_t ps, double *const *stash = nullptr) {
   const index_t dfull = d / kLanes * kLanes;
   const int tail = static_cast<int>(d - dfull);
   vd acc[R][KB];
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < KB; ++q) acc[r][q] = vd{};
   auto step = [&](index_t j, const vd *xv) __attribute__((always_inline)) {
-    if (stash_out)
-      for (int r = 0; r < R; ++r) storev<kLanes>(stash_out + r * Stash<float>::kCols + j, xv[r]);
     for (int q = 0; q < KB; ++q) {
-      const vd wv = loadv<kLanes>(Wp + q * dp + j);
+      vd wv = loadv<kLanes>(Wp + q * dp + j);
+#if defined(__x86_64__) || defined(__i386__)
+      if constexpr (R > 1) asm("" : "+x"(wv));  // one load for R rows, not one folded into each
+#endif
       for (int r = 0; r < R; ++r) acc[r][q] = acc[r][q] + xv[r] * wv;
     }
   };
   for (index_t j = 0; j < dfull; j += kLanes) {
-    if (ahead.on())
-      for (int r = 0; r < R; ++r) prefetch_at(x[r], ahead.at(j));
     vd xv[R];
     for (int r = 0; r < R; ++r) xv[r] = loadv<kLanes>(x[r] + j);
+    if (stash)
+      for (int r = 0; r < R; ++r) storev<kLanes>(stash[r] + j, xv[r]);
     step(j, xv);
   }
   if (tail) {
     vd xv[R];
     for (int r = 0; r < R; ++r) xv[r] = load_part<kLanes>(x[r] + dfull, tail);
+    if (stash)
+      for (int r = 0; r < R; ++r) storev<kLanes>(stash[r] + dfull, xv[r]);
     step(dfull, xv);
   }
   double dot[R][KB];
   sum_lanes_n<kLanes, R * KB>(&acc[0][0], &dot[0][0]);
   for (int r = 0; r < R; ++r)
-    for (int q = 0; q < KB; ++q) P[q * kRowTile + r] = dot[r][q] + b[q];
+    for (int q = 0; q < KB; ++q) P[q * ps + r] = dot[r][q] + b[q];
 }
 
-// Gt (KB, dp) += x_r D[q * kRowTile + r] over the R rows, row by row; x as
-// tile_margins takes it.
-template <class S, int R, int KB>
-inline void tile_gradient(const S *const *x, index_t d, index_t dp, const double *D, double *Gt) {
-  const index_t dfull = d / kLanes * kLanes;
-  const int tail = static_cast<int>(d - dfull);
-  auto step = [&](index_t j, const vd *xv) __attribute__((always_inline)) {
-    for (int q = 0; q < KB; ++q) {
-      vd gq = loadv<kLanes>(Gt + q * dp + j);
-      for (int r = 0; r < R; ++r) gq = gq + xv[r] * D[q * kRowTile + r];
-      storev<kLanes>(Gt + q * dp + j, gq);
+// Gt (QB outputs, row stride dp) columns [j0, j0 + JB * kLanes) +=
+// x_r D[q * ps + r] over rows r < m in row order; the last vector holds
+// `tail` columns when Part. Prefetches the same columns of rows `next`
+// (the next block's), spreading its read over this block's work.
+template <class S, class T, int QB, int JB, bool Part>
+inline void tile_gradient(const S *const *x, const T *const *next, int m, index_t j0, int tail,
+                          const double *D, index_t ps, double *Gt, index_t dp) {
+  constexpr int kLine = 64 / static_cast<int>(sizeof(T));  // elements of a cache line
+  vd acc[QB][JB];
+  for (int q = 0; q < QB; ++q)
+    for (int v = 0; v < JB; ++v) acc[q][v] = loadv<kLanes>(Gt + q * dp + j0 + v * kLanes);
+  for (int r = 0; r < m; ++r) {
+    vd xv[JB];
+    for (int v = 0; v < JB; ++v)
+      xv[v] = Part && v == JB - 1 ? load_part<kLanes>(x[r] + j0 + v * kLanes, tail)
+                                  : loadv<kLanes>(x[r] + j0 + v * kLanes);
+    for (int o = 0; o < JB * kLanes; o += kLine) prefetch_at(next[r], j0 + o);
+    for (int q = 0; q < QB; ++q) {
+      const double dq = D[q * ps + r];
+      for (int v = 0; v < JB; ++v) acc[q][v] = acc[q][v] + xv[v] * dq;
     }
-  };
-  for (index_t j = 0; j < dfull; j += kLanes) {
-    vd xv[R];
-    for (int r = 0; r < R; ++r) xv[r] = loadv<kLanes>(x[r] + j);
-    step(j, xv);
   }
-  if (tail) {
-    vd xv[R];
-    for (int r = 0; r < R; ++r) xv[r] = load_part<kLanes>(x[r] + dfull, tail);
-    step(dfull, xv);
-  }
+  for (int q = 0; q < QB; ++q)
+    for (int v = 0; v < JB; ++v) storev<kLanes>(Gt + q * dp + j0 + v * kLanes, acc[q][v]);
 }
 
-// A coupled loss with CoupledLanes (softmax), in groups of kRowTile rows:
-// the group's k margins (tiles of rows against blocks of kOutBlock outputs,
-// X read from memory once, then from cache), the policy on vectors of rows,
-// then x dp^T into G, block by block. A group past the last whole one runs
-// its rows one at a time through the same sums, so every sum's order is
-// fixed by the rows alone. Same slot layout as coupled_rows.
+// A coupled loss with CoupledLanes (softmax), in blocks of kCoupledBlock
+// rows: the block's k margins (tiles of rows against blocks of outputs), the
+// policy on vectors of rows, the weights, then x dp^T into G tile by tile.
+// Every sum's order is fixed by the rows alone (a dot product's by its row,
+// G's, g_b's and the loss's is the row order), never by the block or tile a
+// row falls in. Same slot layout as coupled_rows.
 template <class Loss, class T>
 void coupled_tiles(const T *X, index_t d, index_t ldx, const double *y, index_t k, const double *sw,
                    const double *Wt, const double *b, index_t r0, index_t r1, double *slot) {
   constexpr int LL = kLanes < kRowTile ? kLanes : kRowTile;  // rows per loss vector
-  constexpr int NV = kRowTile / LL;
+  constexpr int B = kCoupledBlock;
+  static_assert(B % LL == 0 && B % kMarginRows == 0, "blocks hold whole tiles");
   typedef typename Vec<LL>::d lvec;
   const index_t dp = padded_width(d);
   std::memset(slot, 0, sizeof(double) * static_cast<size_t>(k * dp + k + 1));
   std::vector<double> Wp(static_cast<size_t>(k * dp), 0.0);  // W^T rows padded to whole lanes
   for (index_t q = 0; q < k; ++q)
     std::memcpy(Wp.data() + q * dp, Wt + q * d, sizeof(double) * static_cast<size_t>(d));
-  // (k, kRowTile) each: predictions, targets, derivatives of the group.
-  std::vector<double> group(static_cast<size_t>(3 * k * kRowTile));
-  double *P = group.data(), *Yg = P + k * kRowTile, *D = Yg + k * kRowTile;
+  // (k, B) each: predictions, targets, derivatives of the block.
+  std::vector<double> block(static_cast<size_t>(3 * k * B));
+  double *P = block.data(), *Yg = P + k * B, *D = Yg + k * B;
   double *gb = slot + k * dp;
   double loss = 0.0;
-  Stash<T> stash_buf;
-  double *const stash = dp <= Stash<T>::kCols ? stash_buf.data() : nullptr;
-  const double *srows[kRowTile];  // the stash's rows, when there is one
-  for (int r = 0; r < kRowTile; ++r) srows[r] = stash ? stash + r * Stash<T>::kCols : nullptr;
-  const Ahead ahead = Ahead::plan<T>(d, ldx, kRowTile);
-  for (index_t g0 = r0; g0 < r1; g0 += kRowTile) {
-    const int m = static_cast<int>(std::min<index_t>(kRowTile, r1 - g0));
-    const T *x[kRowTile];
-    for (int r = 0; r < kRowTile; ++r) x[r] = X + (g0 + std::min(r, m - 1)) * ldx;
-    std::memset(P, 0, sizeof(double) * static_cast<size_t>(k * kRowTile));
-    std::memset(Yg, 0, sizeof(double) * static_cast<size_t>(k * kRowTile));
-    for (index_t c0 = 0; c0 < k; c0 += kOutBlock) {
-      const int kb = static_cast<int>(std::min<index_t>(kOutBlock, k - c0));
-      with_block<kOutBlock>(kb, [&](auto block) {
-        constexpr int KB = decltype(block)::value;
+  const index_t dfull = d / kLanes * kLanes;
+  const int tail = static_cast<int>(d - dfull);
+  const T *x[B], *next[B];
+  // Float rows widened to double by the block's first sweep, for the others:
+  // a load from cache instead of a conversion each sweep. Whole lanes, zeros
+  // past d (as Wp), so sweeps over dp columns give the same sums. Doubles need none.
+  constexpr bool kStash = !std::is_same<T, double>::value;
+  std::vector<double> stash(kStash ? static_cast<size_t>(B * dp) : 0);
+  double *srows[B];
+  for (int r = 0; r < B; ++r) srows[r] = kStash ? stash.data() + r * dp : nullptr;
+  for (index_t g0 = r0; g0 < r1; g0 += B) {
+    const int m = static_cast<int>(std::min<index_t>(B, r1 - g0));
+    for (int r = 0; r < B; ++r) {
+      x[r] = X + std::min<index_t>(g0 + r, r1 - 1) * ldx;
+      next[r] = X + std::min<index_t>(g0 + B + r, r1 - 1) * ldx;
+    }
+    if (y)  // the next block's targets, a line at a time, while this block computes
+      for (index_t o = 0; o < B * k; o += 64 / index_t(sizeof(double)))
+        prefetch_at(y, (g0 + B) * k + o);
+    const int whole = m / kMarginRows * kMarginRows;
+    for (index_t c0 = 0; c0 < k; c0 += kMarginOuts) {
+      const int kb = static_cast<int>(std::min<index_t>(kMarginOuts, k - c0));
+      with_block<kMarginOuts>(kb, [&](auto outs) {
+        constexpr int KB = decltype(outs)::value;
         const double *w = Wp.data() + c0 * dp;
-        double *Pc = P + c0 * kRowTile;
-        if (m < kRowTile) {
-          for (int r = 0; r < m; ++r)
-            tile_margins<T, 1, KB>(x + r, d, dp, w, b + c0, Pc + r, Ahead{}, nullptr);
-        } else if (c0 == 0 || !stash) {  // X from memory first, then from cache
-          tile_margins<T, kRowTile, KB>(x, d, dp, w, b + c0, Pc, c0 == 0 ? ahead : Ahead{},
-                                        c0 == 0 ? stash : nullptr);
+        double *Pc = P + c0 * B;
+        if (kStash && c0 > 0) {
+          for (int r = 0; r < whole; r += kMarginRows)
+            tile_margins<double, kMarginRows, KB>(srows + r, dp, w, dp, b + c0, Pc + r, B);
+          for (int r = whole; r < m; ++r)
+            tile_margins<double, 1, KB>(srows + r, dp, w, dp, b + c0, Pc + r, B);
         } else {
-          tile_margins<double, kRowTile, KB>(srows, dp, dp, w, b + c0, Pc, Ahead{}, nullptr);
+          double *const *out = kStash ? srows : nullptr;
+          for (int r = 0; r < whole; r += kMarginRows)
+            tile_margins<T, kMarginRows, KB>(x + r, d, w, dp, b + c0, Pc + r, B,
+                                             out ? out + r : nullptr);
+          for (int r = whole; r < m; ++r)
+            tile_margins<T, 1, KB>(x + r, d, w, dp, b + c0, Pc + r, B, out ? out + r : nullptr);
         }
       });
     }
-    if (y)
-      for (int r = 0; r < m; ++r)
-        for (index_t q = 0; q < k; ++q) Yg[q * kRowTile + r] = y[(g0 + r) * k + q];
-    double value[kRowTile];
-    for (int v = 0; v < NV; ++v) {
-      const lvec lv =
-          CoupledLanes<Loss>::template rows<lvec>(P + v * LL, Yg + v * LL, kRowTile, k, D + v * LL);
-      std::memcpy(value + v * LL, &lv, sizeof lv);
+    const int mv = (m + LL - 1) / LL * LL;  // rows the loss vectors cover
+    for (int r = 0; r < mv; ++r)  // y in its own order (rows of k), the block's order in Yg
+      for (index_t q = 0; q < k; ++q) Yg[q * B + r] = y && r < m ? y[(g0 + r) * k + q] : 0.0;
+    for (index_t q = 0; q < k; ++q)
+      for (int r = m; r < mv; ++r) P[q * B + r] = 0.0;  // finite values in the unused lanes
+    double value[B];
+    for (int v = 0; v < mv; v += LL) {
+      const lvec lv = CoupledLanes<Loss>::template rows<lvec>(P + v, Yg + v, B, k, D + v);
+      std::memcpy(value + v, &lv, sizeof lv);
     }
     for (int r = 0; r < m; ++r) {
       const double wr = sw ? sw[g0 + r] : 1.0;
       loss += wr * value[r];
       for (index_t q = 0; q < k; ++q) {
-        const double gq = wr * D[q * kRowTile + r];
-        D[q * kRowTile + r] = gq;
+        const double gq = wr * D[q * B + r];
+        D[q * B + r] = gq;
         gb[q] += gq;
       }
     }
-    for (index_t c0 = 0; c0 < k; c0 += kOutBlock) {
-      const int kb = static_cast<int>(std::min<index_t>(kOutBlock, k - c0));
-      with_block<kOutBlock>(kb, [&](auto block) {
-        constexpr int KB = decltype(block)::value;
-        const double *Dc = D + c0 * kRowTile;
+    for (index_t c0 = 0; c0 < k; c0 += kGradOuts) {
+      const int kb = static_cast<int>(std::min<index_t>(kGradOuts, k - c0));
+      with_block<kGradOuts>(kb, [&](auto outs) {
+        constexpr int QB = decltype(outs)::value;
+        const double *Dc = D + c0 * B;
         double *Gt = slot + c0 * dp;
-        if (m < kRowTile) {
-          for (int r = 0; r < m; ++r) tile_gradient<T, 1, KB>(x + r, d, dp, Dc + r, Gt);
-        } else if (stash) {
-          tile_gradient<double, kRowTile, KB>(srows, dp, dp, Dc, Gt);
+        if constexpr (kStash) {  // whole lanes of the stash: no partial vector
+          for (index_t j0 = 0; j0 < dp; j0 += kGradVecs * kLanes) {
+            const int nv = static_cast<int>(std::min<index_t>(kGradVecs, (dp - j0) / kLanes));
+            with_block<kGradVecs>(nv, [&](auto vecs) {
+              constexpr int JB = decltype(vecs)::value;
+              tile_gradient<double, T, QB, JB, false>(srows, next, m, j0, 0, Dc, B, Gt, dp);
+            });
+          }
         } else {
-          tile_gradient<T, kRowTile, KB>(x, d, dp, Dc, Gt);
+          for (index_t j0 = 0; j0 < dfull; j0 += kGradVecs * kLanes) {
+            const int nv = static_cast<int>(std::min<index_t>(kGradVecs, (dfull - j0) / kLanes));
+            with_block<kGradVecs>(nv, [&](auto vecs) {
+              constexpr int JB = decltype(vecs)::value;
+              tile_gradient<T, T, QB, JB, false>(x, next, m, j0, 0, Dc, B, Gt, dp);
+            });
+          }
+          if (tail) tile_gradient<T, T, QB, 1, true>(x, next, m, dfull, tail, Dc, B, Gt, dp);
         }
       });
     }

@@ -24,15 +24,16 @@ def run(settings: Settings, backend, problem, W0, b0) -> FitResult:
     """
     objective = Objective(backend, problem, settings.alpha, settings.fit_intercept)
     x0 = objective.pack(W0, b0)
-    pre = (
-        _warm.precondition(objective, x0, settings.max_iter)
-        if _warm.applies(objective, x0)
-        else None
-    )
-    if pre is None:
-        x, status, nit, curve = _plain(objective, x0, settings)
-    else:
-        x, status, nit, curve = _preconditioned(objective, pre, settings)
+    with _serial_blas():
+        pre = (
+            _warm.precondition(objective, x0, settings.max_iter)
+            if _warm.applies(objective, x0)
+            else None
+        )
+        if pre is None:
+            x, status, nit, curve = _plain(objective, x0, settings)
+        else:
+            x, status, nit, curve = _preconditioned(objective, pre, settings)
     if not np.all(np.isfinite(x)):
         raise FloatingPointError(
             "L-BFGS produced non-finite coefficients; check X for NaN, inf or huge values "
@@ -49,6 +50,22 @@ def run(settings: Settings, backend, problem, W0, b0) -> FitResult:
     else:
         warn_if_separable(objective, W, b, "lbfgs", settings.max_iter)
     return FitResult("lbfgs", W, b, nit, np.asarray(curve), None, Stream("lbfgs", W.shape[1]))
+
+
+_CONTROLLER: list = []  # threadpoolctl's view of the loaded BLAS, found once (~1 ms)
+
+
+def _serial_blas():
+    """A context in which BLAS runs on one thread. The outer loop's BLAS calls
+    (L-BFGS-B's O(m·size) updates, the preconditioner's triangular solves)
+    are microseconds of work: on more threads each wakes OpenBLAS's workers,
+    which then spin against the fused pass's OpenMP threads (2-core EPYC,
+    1010 parameters: 7 ms a setulb call instead of 0.03, and slower passes)."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def _options(settings: Settings, gtol: float) -> dict:
