@@ -139,7 +139,8 @@ double column_moments(const DeviceData &data, double *mean, double *var) {
   for (index_t j = 0; j < d; ++j) {
     const double m1 = tot[j] * inv;
     mean[j] = shift[j] + m1;
-    var[j] = std::max(0.0, tot[d + j] * inv - m1 * m1);
+    const double v = tot[d + j] * inv - m1 * m1;  // NaN where the sums overflowed: kept
+    var[j] = v < 0.0 ? 0.0 : v;
   }
   return wsum;
 }

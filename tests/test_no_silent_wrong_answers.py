@@ -117,6 +117,28 @@ def test_tiny_x_fits_as_the_unscaled_x_does(backend, solver):
     )
 
 
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+@pytest.mark.parametrize("power", [-700, 520])
+def test_a_column_whose_squares_leave_float64_is_fitted_not_dropped(backend, solver, power):
+    """One column times 2**520 (~1e156: its squares summed overflow) or 2**-700
+    (they underflow): the automatic step's standardisation reads it at its own
+    scale, so its coefficient is the plain fit's times 2**-power, never 0 as
+    for a constant column. (A variance computed as inf - inf once came back
+    0 and froze the coefficient.)"""
+    X, y = _data()
+    X = X + 1.0
+    s = np.ldexp(1.0, power)
+    scaled = X.copy()
+    scaled[:, 1] *= s
+    kw = dict(solver=solver, backend=backend.NAME, random_state=0, tol=None, max_iter=200)
+    model, plain = LinearRegression(**kw).fit(scaled, y), LinearRegression(**kw).fit(X, y)
+    assert model.coef_[1] != 0.0
+    unscaled = model.coef_.copy()
+    unscaled[1] *= s
+    np.testing.assert_allclose(unscaled, plain.coef_, rtol=1e-9)
+    np.testing.assert_allclose(model.intercept_, plain.intercept_, rtol=1e-9)
+
+
 @pytest.mark.parametrize("solver", ["exact", "gram"])
 def test_tiny_x_where_the_statistics_underflow_raises(backend, solver):
     X, y = _data()

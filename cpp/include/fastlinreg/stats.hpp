@@ -563,7 +563,10 @@ double moments_pass(const T *X, index_t n, index_t d, index_t ldx, const double 
   for (index_t j = 0; j < d; ++j) {
     const double m1 = tot[j] * inv;
     mean[j] = shift[j] + m1;
-    var[j] = std::max(0.0, tot[d + j] * inv - m1 * m1);
+    // Not std::max(0.0, v): where the sums overflowed, v is inf - inf = NaN,
+    // which max made 0 and the column a constant. NaN tells the caller to redo it.
+    const double v = tot[d + j] * inv - m1 * m1;
+    var[j] = v < 0.0 ? 0.0 : v;
   }
   return wsum;
 }
