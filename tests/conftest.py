@@ -205,6 +205,35 @@ def pytest_collection_modifyitems(items):
         _DASK["close_after"] = [item for item in items if getattr(item, "module", 0) is module][-1]
 
 
+class RowsReachingClient:
+    """Records every array of at least ``rows`` rows (or columns) that the
+    client receives from the cluster: all results pass Client._gather_remote."""
+
+    def __init__(self, monkeypatch, rows):
+        import distributed
+
+        self.rows, self.seen = rows, []
+        original = distributed.Client._gather_remote
+
+        async def gather_remote(client, *args, **kwargs):
+            response = await original(client, *args, **kwargs)
+            self._walk(response.get("data", {}))
+            return response
+
+        monkeypatch.setattr(distributed.Client, "_gather_remote", gather_remote)
+
+    def _walk(self, value):
+        if isinstance(value, np.ndarray):
+            if value.ndim and max(value.shape) >= self.rows:
+                self.seen.append(value.shape)
+        elif isinstance(value, dict):
+            for v in value.values():
+                self._walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                self._walk(v)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     yield  # the file's fixtures (its Client) are torn down first

@@ -11,7 +11,7 @@ import signal
 import numpy as np
 import pytest
 from conftest import DASK_MEMORY_LIMIT as MEMORY_LIMIT
-from conftest import assert_close, make_problem
+from conftest import RowsReachingClient, assert_close, make_problem
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
@@ -138,6 +138,36 @@ def test_gd_iterates_equal_in_memory(client, rng, learning_rate):
     assert_close(got.loss_curve_, want.loss_curve_, 1e-9)
     assert_close(got.coef_, want.coef_, 1e-9)
     assert_close(got.intercept_, want.intercept_, 1e-9, scale=1.0)
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_columns_whose_moments_underflow_or_overflow_stay_on_the_workers(
+    client, rng, monkeypatch, solver
+):
+    """A column at 1e-200 (its variance underflows) and one at 1e200 (it
+    overflows): the automatic step's second look at them runs block by block
+    on the workers, and the fit is the in-memory one."""
+    X, Y, sw = make_problem(rng, sum(CHUNKS), 4, weights=True)
+    X = X + 1.0
+    X[:, 1] *= 1e-200
+    X[:, 2] *= 1e200
+    params = dict(solver=solver, max_iter=25, tol=None, random_state=0)
+    want = LinearRegression(**params).fit(X, Y[:, 0], sample_weight=sw)
+    guard = RowsReachingClient(monkeypatch, rows=30)  # a block has 37 rows or more
+    blocks(X).sum(axis=1).compute()  # the guard sees a gather of the rows (it can fail)
+    assert guard.seen == [(len(X),)]
+    guard.seen.clear()
+    got = LinearRegression(**params).fit(blocks(X), blocks(Y[:, 0]), sample_weight=blocks(sw))
+    assert guard.seen == []
+    assert np.isfinite(want.coef_).all() and np.abs(want.coef_[[1, 2]]).min() > 0
+    if solver == "gd":
+        assert_close(got.loss_curve_, want.loss_curve_, 1e-9)
+        assert_close(got.coef_, want.coef_, 1e-9)
+    else:  # each block runs its own epoch: only one block repeats the in-memory order
+        one = LinearRegression(**params).fit(
+            blocks(X, (len(X),)), blocks(Y[:, 0], (len(X),)), sample_weight=blocks(sw, (len(X),))
+        )
+        assert_close(one.coef_, want.coef_, 1e-12)
 
 
 def test_gd_stops_on_tol_as_in_memory(client, rng):

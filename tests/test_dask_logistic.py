@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_close, classification
+from conftest import RowsReachingClient, assert_close, classification
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
@@ -36,33 +36,6 @@ def data(rng, k, weights=True, d=4):
     X, y, sw = classification(rng, sum(CHUNKS), d, k, weights=weights)
     X = X * np.linspace(1.0, 5.0, d) + 1.0
     return X, (NAMES[y] if k == 3 else y), sw
-
-
-class RowsReachingClient:
-    """Records every array of at least ``rows`` rows (or columns) that the
-    client receives from the cluster: all results pass Client._gather_remote."""
-
-    def __init__(self, monkeypatch, rows):
-        self.rows, self.seen = rows, []
-        original = distributed.Client._gather_remote
-
-        async def gather_remote(client, *args, **kwargs):
-            response = await original(client, *args, **kwargs)
-            self._walk(response.get("data", {}))
-            return response
-
-        monkeypatch.setattr(distributed.Client, "_gather_remote", gather_remote)
-
-    def _walk(self, value):
-        if isinstance(value, np.ndarray):
-            if value.ndim and max(value.shape) >= self.rows:
-                self.seen.append(value.shape)
-        elif isinstance(value, dict):
-            for v in value.values():
-                self._walk(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                self._walk(v)
 
 
 def fit_both(params, X, y, sw, chunks=CHUNKS):

@@ -298,11 +298,14 @@ def block_moments(index, start, X, Y, w, n_jobs):
     if X.shape[0] == 0 or not ws > 0:
         return None
     ws, mean, var = cpu.column_moments(_block_problem(X, None, w, ws, SQUARED.name, n_jobs))
-    if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+    if not np.isfinite(mean).all():  # a NaN or inf in X (named), or the sums overflow
         raise ValueError(_bad_block(index, start, X, None, "moments"))
-    return ws, mean, ws * var, var
+    with np.errstate(over="ignore", under="ignore"):
+        # a variance out of float64's range is the client's to redo, as in memory
+        return ws, mean, ws * var, var
 
 
+@np.errstate(over="ignore", under="ignore", invalid="ignore")
 def merge_moments(*parts):
     """Chan, Golub and LeVeque's pairwise update of (weight, mean, M2); a merged
     pair's variance is left to M2 (None)."""
@@ -365,6 +368,19 @@ def block_hessian(index, start, X, Y, w, W, b, weight_sum, loss_name, n_jobs):
     if X.shape[0] == 0:
         return None
     return cpu.hessian(_block_problem(X, Y, w, weight_sum, loss_name, n_jobs), W, b)
+
+
+def block_columns(index, start, X, Y, w, cols, block, *args):
+    """``block`` of this block's columns ``cols`` as float64 (None for no rows)."""
+    if X.shape[0] == 0:
+        return None
+    Xc = np.asarray(X[:, cols], dtype=np.float64)
+    return block(Xc, None if w is None else np.asarray(w)[:, None], *args)
+
+
+def max_arrays(*parts):
+    parts = [p for p in parts if p is not None]
+    return np.maximum.reduce(parts) if parts else None
 
 
 def sum_arrays(*parts):

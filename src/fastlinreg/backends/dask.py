@@ -206,10 +206,38 @@ def sufficient_stats(problem: Problem):
     return s.weight_sum, s.mean_x, s.mean_y, s.Cxx, s.Cxy, s.Cyy
 
 
+@np.errstate(over="ignore", under="ignore")
 def column_moments(problem: Problem):
     r = rows.Rows.of(problem)
     ws, mean, m2, var = r.map_reduce(rows.block_moments, rows.merge_moments, r.n_jobs)
     return ws, mean, m2 / ws if var is None else var
+
+
+def over_columns(problem: Problem, cols, block, how, *args):
+    """``block(X_i[:, cols], w_i[:, None], *args)`` on each block where it is,
+    combined by ``how`` ("max" or "sum") up the tree: the columns whose
+    moments need a second look (solvers/descent.py) stay on the workers."""
+    r = rows.Rows.of(problem)
+    combine = rows.max_arrays if how == "max" else rows.sum_arrays
+    return r.map_reduce(rows.block_columns, combine, np.asarray(cols), block, *args)
+
+
+# A column's weighted second moment outside this range (descent.py's
+# _MOMENT_RANGE) under- or overflows in XᵀWX.
+_GRAM_RANGE = (1e-280, 1e280)
+
+
+def _gram_in_range(problem: Problem, config: DescentConfig) -> bool:
+    """Whether XᵀWX holds every column's moment: no standardised column's
+    weighted square (scale² Σw) lies outside float64's safe range. Where one
+    does (a column at 1e200 or 1e-200), the Lanczos products are passes over
+    the blocks, which scale the columns as they read them."""
+    if config.scale is None:
+        return True
+    s = config.scale[np.isfinite(config.scale)]
+    with np.errstate(over="ignore", under="ignore"):
+        v = s * s * problem.weight_sum
+    return bool(np.all((v > _GRAM_RANGE[0]) & (v < _GRAM_RANGE[1])))
 
 
 # Up to this many features the Lanczos bound runs on XᵀWX from one pass's
@@ -223,7 +251,8 @@ def curvature(problem: Problem, config: DescentConfig) -> float:
     XᵀWX for few features (the same products, summed in another order), else
     each product one pass over the persisted blocks."""
     d, c = problem.X.shape[1], problem.loss.curvature
-    if d <= _GRAM_CURVATURE_FEATURES and len(problem.X.chunks[0]) > 1:
+    one_pass = d <= _GRAM_CURVATURE_FEATURES and _gram_in_range(problem, config)
+    if one_pass and len(problem.X.chunks[0]) > 1:
         ws, mean, _, Cxx, _, _ = sufficient_stats(problem)
 
         def gram_probe(W, b):

@@ -31,7 +31,7 @@ def standardisation(settings: Settings, backend, problem=None, stats=None):
         _, mean, var = backend.column_moments(problem)
         if not np.isfinite(mean).all():
             raise_not_finite(problem.X, problem)
-        mean, spread = _rescaled_spread(problem, mean, var)
+        mean, spread = _rescaled_spread(backend, problem, mean, var)
     if settings.fit_intercept:
         shift = mean
         constant = spread <= _CONSTANT_ROUNDINGS * np.abs(mean)
@@ -42,33 +42,53 @@ def standardisation(settings: Settings, backend, problem=None, stats=None):
     return shift, np.where(constant, np.inf, spread)
 
 
-def _rescaled_spread(problem, mean, var):
+def _rescaled_spread(backend, problem, mean, var):
     """(mean, sqrt(var)), the columns whose variance under- or overflowed
-    recomputed on copies scaled by a power of two, chunk by chunk."""
+    recomputed on copies scaled by a power of two: two passes over those
+    columns, on the backend's blocks where it has ``over_columns`` (dask: on
+    the workers), else chunk by chunk here."""
     low, high = _MOMENT_RANGE
     redo = np.flatnonzero(~(np.isfinite(var) & ((var == 0) | ((var > low) & (var < high)))))
     redo = np.union1d(redo, np.flatnonzero((var == 0) & (mean != 0) & (np.abs(mean) < 1e-140)))
     if redo.size == 0:
         return mean, np.sqrt(var)
-    X, w = problem.X, problem.sample_weight
-    rows = max(1, (1 << 22) // redo.size)
-    peak = np.zeros(redo.size)
-    for s in range(0, X.shape[0], rows):
-        peak = np.maximum(peak, np.abs(np.asarray(X[s : s + rows, redo], dtype=np.float64)).max(0))
+    over_columns = getattr(backend, "over_columns", None) or _over_columns
+    peak = over_columns(problem, redo, column_peak, "max")
     if not np.isfinite(peak).all():
-        raise_not_finite(X, problem)
+        raise_not_finite(problem.X, problem)
     factor = np.ldexp(1.0, -np.frexp(np.where(peak > 0, peak, 1.0))[1])  # peak * factor in [0.5, 1)
     mean, spread = mean.copy(), np.sqrt(var)
-    sums = np.zeros((2, redo.size))
     m = mean[redo] * factor
-    for s in range(0, X.shape[0], rows):
-        Z = np.asarray(X[s : s + rows, redo], dtype=np.float64) * factor - m
-        ws = 1.0 if w is None else w[s : s + rows, None]
-        sums += [(ws * Z).sum(0), (ws * Z * Z).sum(0)]
+    sums = over_columns(problem, redo, scaled_sums, "sum", factor, m)
     dm = sums[0] / problem.weight_sum  # the mean's own rounding, corrected
     mean[redo] = (m + dm) / factor
     spread[redo] = np.sqrt(np.maximum(sums[1] / problem.weight_sum - dm * dm, 0.0)) / factor
     return mean, spread
+
+
+def column_peak(Xc, w):
+    """max |Xc| by column (Xc: some columns of a block of rows, float64)."""
+    return np.abs(Xc).max(0)
+
+
+def scaled_sums(Xc, w, factor, m):
+    """[sum w z, sum w z^2] by column, z = Xc * factor - m (w: (rows, 1) or None)."""
+    Z = Xc * factor - m
+    ws = 1.0 if w is None else w
+    return np.array([(ws * Z).sum(0), (ws * Z * Z).sum(0)])
+
+
+def _over_columns(problem, cols, block, how, *args):
+    """``block(X[rows, cols], w[rows, None], *args)`` over chunks of about 4M
+    values, combined by ``how`` ("max" or "sum"), for X in this process."""
+    X, w = problem.X, problem.sample_weight
+    rows = max(1, (1 << 22) // cols.size)
+    out = None
+    for s in range(0, X.shape[0], rows):
+        Xc = np.asarray(X[s : s + rows, cols], dtype=np.float64)
+        part = block(Xc, None if w is None else w[s : s + rows, None], *args)
+        out = part if out is None else np.maximum(out, part) if how == "max" else out + part
+    return out
 
 
 def run(
