@@ -13,6 +13,10 @@ tiny problems. ``statistics(problem)`` (dask), the SufficientStats with the
 weights' count and log-sum taken in the same pass. ``hold(problem)`` (dask):
 the problem with its rows kept where they are read fast (persisted) for the
 many passes of lbfgs and newton (solvers/objective.py asks for it).
+``over_columns(problem, cols, block, how, *args)`` (dask): ``block`` of each
+row block's columns ``cols`` where the block is, combined by ``how`` ("max"
+or "sum"); solvers/descent.py's second look at columns whose moments left
+float64's range runs through it, or chunk by chunk here without it.
 """
 
 from __future__ import annotations
