@@ -96,6 +96,28 @@ def test_an_exact_fit_is_one_task_per_block(client, rng, monkeypatch):
     assert_close(old.coef_, want.coef_, 1e-10)
 
 
+@pytest.mark.parametrize("chunks", [CHUNKS, (20,) * 10 + (37, 1, 0, 62)])
+def test_persisted_blocks_run_one_task_per_worker_thread(client, rng, chunks):
+    """X in the workers' memory: each worker thread's blocks run in one task,
+    and the partials combine in block order as before (more than FAN_IN
+    blocks too), so the bits are those of one task per block."""
+    n = sum(chunks)
+    X, Y, sw = make_problem(rng, n, 4, weights=True)
+    lazy = [blocks(a, chunks) for a in (X, Y[:, 0], sw)]
+    held = client.persist(lazy)
+    distributed.wait(held)
+    per_block = LinearRegression(solver="exact").fit(*lazy[:2], sample_weight=lazy[2])
+    with distributed.get_task_stream(client) as stream:
+        got = LinearRegression(solver="exact").fit(*held[:2], sample_weight=held[2])
+    names = [dask.utils.key_split(t["key"]) for t in stream.data]
+    threads = sum(client.nthreads().values())
+    assert names.count("group_block_stats") == threads and "block_stats" not in names
+    np.testing.assert_array_equal(got.coef_, per_block.coef_)
+    np.testing.assert_array_equal(got.intercept_, per_block.intercept_)
+    want = LinearRegression(solver="exact").fit(X, Y[:, 0], sample_weight=sw)
+    assert_close(got.coef_, want.coef_, 1e-10)
+
+
 class GraphCount(distributed.diagnostics.plugin.SchedulerPlugin):
     """How many graphs the client sent to the scheduler: its round trips."""
 

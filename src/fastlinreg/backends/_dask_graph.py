@@ -88,18 +88,23 @@ def _needed(dsk: dict, keys) -> dict:
     return out
 
 
-def map_reduce(arrays, starts, task, combine, args):
+def map_reduce(arrays, starts, task, combine, args, groups=None):
     """``combine`` of ``task(index, first_row, X_i, Y_i, w_i, *args)`` over the row
     blocks of ``arrays`` (X, Y or None, w or None), computed in one round trip.
 
     Each block task runs its block's own lineage first; the partials are
     combined ``FAN_IN`` at a time on the workers until at most ``FAN_IN`` are
-    left, and those are combined on the client.
+    left, and those are combined on the client. ``groups`` (lists of block
+    indices, every block in one): run each group's blocks in one task, which
+    returns their partials as a list (in-memory blocks of one worker thread:
+    one task instead of several, each a scheduler message); the partials are
+    then combined exactly as without groups, in block order, so the bits do
+    not depend on the grouping.
     """
     present = [a for a in arrays if a is not None]
     dsk = _graph(present)
     dependents = _dependents(dsk)
-    name = f"{task.__name__}-{tokenize(*present, task, combine, args)}"
+    name = f"{task.__name__}-{tokenize(*present, task, combine, args, groups)}"
     block_keys = [list(flatten(a.__dask_keys__())) for a in present]
     slots = [i for i, a in enumerate(arrays) if a is not None]
     tasks, keys = {}, []
@@ -113,14 +118,74 @@ def map_reduce(arrays, starts, task, combine, args):
         lineage = _exclusive(dsk, dependents, inputs)
         tasks[key] = Task.fuse(*(dsk[k] for k in lineage), reduce_block, key=key)
         keys.append(key)
-    for level in itertools.count():
+    leaves = [TaskRef(k) for k in keys]  # where each block's partial is read
+    if groups is not None:
+        fused = {}
+        for g, members in enumerate(groups):
+            key = (f"group_{name}", g)
+            out = Task(key, _listed, *(TaskRef(keys[i]) for i in members))
+            fused[key] = Task.fuse(*(tasks.pop(keys[i]) for i in members), out, key=key)
+            for j, i in enumerate(members):
+                leaves[i] = (key, j)
+        tasks.update(fused)
+    if len(keys) <= FAN_IN:
+        return _combine_leaves(dsk, tasks, name, leaves, combine)
+    level_keys = []
+    for j, i in enumerate(range(0, len(keys), FAN_IN)):
+        key = (f"{combine.__name__}-0-{name}", j)
+        tasks[key] = _picking(key, combine, leaves[i : i + FAN_IN])
+        level_keys.append(key)
+    keys = level_keys
+    for level in itertools.count(1):
         if len(keys) <= FAN_IN:
             break
-        groups = [keys[i : i + FAN_IN] for i in range(0, len(keys), FAN_IN)]
-        keys = [(f"{combine.__name__}-{level}-{name}", j) for j in range(len(groups))]
-        for key, group in zip(keys, groups):
+        groups_ = [keys[i : i + FAN_IN] for i in range(0, len(keys), FAN_IN)]
+        keys = [(f"{combine.__name__}-{level}-{name}", j) for j in range(len(groups_))]
+        for key, group in zip(keys, groups_):
             tasks[key] = Task(key, combine, *(TaskRef(k) for k in group))
+    return _combine_leaves(dsk, tasks, name, [TaskRef(k) for k in keys], combine)
+
+
+def _listed(*parts):
+    return list(parts)
+
+
+def _picking(key, combine, leaves):
+    """A task combining ``leaves`` (TaskRefs, or (group key, position) pairs)."""
+    if all(isinstance(leaf, TaskRef) for leaf in leaves):
+        return Task(key, combine, *leaves)
+    sources = list(
+        dict.fromkeys(leaf.key if isinstance(leaf, TaskRef) else leaf[0] for leaf in leaves)
+    )
+    where = [
+        (sources.index(leaf.key), None)
+        if isinstance(leaf, TaskRef)
+        else (sources.index(leaf[0]), leaf[1])
+        for leaf in leaves
+    ]
+    return Task(key, _picked_any, combine, where, *(TaskRef(k) for k in sources))
+
+
+def _picked_any(combine, where, *sources):
+    return combine(*(sources[g] if j is None else sources[g][j] for g, j in where))
+
+
+def _combine_leaves(dsk, tasks, name, leaves, combine):
+    """Compute what ``leaves`` read (one round trip) and combine them here, in order."""
     dsk.update(tasks)
-    graph = HighLevelGraph.from_collections(name, _needed(dsk, keys), dependencies=())
-    parts = dask.compute(*(Delayed(k, graph, layer=name) for k in keys), optimize_graph=False)
-    return combine(*parts)
+    wanted = list(
+        dict.fromkeys(leaf.key if isinstance(leaf, TaskRef) else leaf[0] for leaf in leaves)
+    )
+    graph = HighLevelGraph.from_collections(name, _needed(dsk, wanted), dependencies=())
+    values = dict(
+        zip(
+            wanted,
+            dask.compute(*(Delayed(k, graph, layer=name) for k in wanted), optimize_graph=False),
+        )
+    )
+    return combine(
+        *(
+            values[leaf.key] if isinstance(leaf, TaskRef) else values[leaf[0]][leaf[1]]
+            for leaf in leaves
+        )
+    )
