@@ -96,16 +96,31 @@ def test_an_exact_fit_is_one_task_per_block(client, rng, monkeypatch):
     assert_close(old.coef_, want.coef_, 1e-10)
 
 
+def _scattered(client, a, chunks):
+    """``a`` as a dask array of blocks scattered to the workers beforehand."""
+    starts = np.concatenate([[0], np.cumsum(chunks)[:-1]])
+    parts = [a[s : s + c] for s, c in zip(starts, chunks)]
+    futures = [client.scatter(p, hash=False) for p in parts]
+    return da.concatenate(
+        [da.from_delayed(dask.delayed(f), p.shape, p.dtype) for f, p in zip(futures, parts)]
+    )
+
+
+@pytest.mark.parametrize("held_by", ["persist", "scatter"])
 @pytest.mark.parametrize("chunks", [CHUNKS, (20,) * 10 + (37, 1, 0, 62)])
-def test_persisted_blocks_run_one_task_per_worker_thread(client, rng, chunks):
-    """X in the workers' memory: each worker thread's blocks run in one task,
-    and the partials combine in block order as before (more than FAN_IN
-    blocks too), so the bits are those of one task per block."""
+def test_blocks_in_memory_run_one_task_per_worker_thread(client, rng, chunks, held_by):
+    """X in the workers' memory (persisted, or scattered and wrapped by
+    from_delayed): each worker thread's blocks run in one task, and the
+    partials combine in block order as before (more than FAN_IN blocks too),
+    so the bits are those of one task per block."""
     n = sum(chunks)
     X, Y, sw = make_problem(rng, n, 4, weights=True)
     lazy = [blocks(a, chunks) for a in (X, Y[:, 0], sw)]
-    held = client.persist(lazy)
-    distributed.wait(held)
+    if held_by == "persist":
+        held = client.persist(lazy)
+        distributed.wait(held)
+    else:
+        held = [_scattered(client, a, [c for c in chunks if c]) for a in (X, Y[:, 0], sw)]
     per_block = LinearRegression(solver="exact").fit(*lazy[:2], sample_weight=lazy[2])
     with distributed.get_task_stream(client) as stream:
         got = LinearRegression(solver="exact").fit(*held[:2], sample_weight=held[2])

@@ -72,6 +72,22 @@ def test_solvers_equal_in_memory(dask_client, rng, solver, k, class_weight):
     assert_close(got.loss_curve_, want.loss_curve_, rtol)
 
 
+def test_rows_held_in_memory_give_the_same_fit(dask_client, rng):
+    """X, y (labels) and weights persisted on the workers: their passes run one
+    task per worker thread (the labels' pass too, over 1-D blocks), with the
+    bits of one task per block."""
+    X, y, sw = data(rng, 3)
+    lazy = [blocks(X), blocks(y), blocks(sw)]
+    held = dask_client.persist(lazy)
+    distributed.wait(held)
+    params = dict(solver="newton", tol=1e-10, class_weight="balanced")
+    want = LogisticRegression(**params).fit(*lazy[:2], sample_weight=lazy[2])
+    got = LogisticRegression(**params).fit(*held[:2], sample_weight=held[2])
+    np.testing.assert_array_equal(got.classes_, want.classes_)
+    np.testing.assert_array_equal(got.coef_, want.coef_)
+    np.testing.assert_array_equal(got.intercept_, want.intercept_)
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["lbfgs", "newton", "gd", "sgd"])
 def test_one_block_is_the_in_memory_fit_bit_for_bit(dask_client, rng, solver):

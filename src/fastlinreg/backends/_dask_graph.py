@@ -76,6 +76,26 @@ def _exclusive(dsk: dict, dependents: dict, roots) -> set:
     return own | aliases
 
 
+def block_sources(array) -> list:
+    """For each row block of ``array``, the keys outside its graph that the
+    block is made from (data held by the cluster: persisted or scattered)."""
+    dsk = _graph([array])
+    out = []
+    for key in flatten(array.__dask_keys__()):
+        seen, work, sources = set(), [key], set()
+        while work:
+            k = work.pop()
+            if k in seen:
+                continue
+            seen.add(k)
+            if k in dsk:
+                work.extend(dsk[k].dependencies)
+            else:
+                sources.add(k)
+        out.append(sources)
+    return out
+
+
 def _needed(dsk: dict, keys) -> dict:
     """The part of ``dsk`` that ``keys`` need (tasks fused into others drop out)."""
     out, work = {}, list(keys)

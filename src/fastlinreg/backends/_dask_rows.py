@@ -181,28 +181,36 @@ class Rows:
         return dask.compute(parts[0])[0]
 
     def _resident_groups(self):
-        """X's blocks by the worker thread that holds them, where all of X is in
-        the cluster's memory (persisted): one task per worker thread instead of
-        one per block, each task costing a scheduler message and a few ms of a
-        worker's time (4e5 x 50 in 8 blocks, 1 worker x 1 thread: 80 ms a fit
-        against 62 in a prototype). None otherwise: a block still to be read
-        (from a file, from its lineage) stays a task of its own, so a worker
-        holds one such block at a time."""
+        """X's blocks by the worker thread that holds them, where every block is
+        already in the cluster's memory (persisted, or scattered and wrapped by
+        from_delayed): one task per worker thread instead of one per block,
+        each task costing a scheduler message and a few ms of a worker's time.
+        None otherwise: a block still to be read (from a file, from its
+        lineage) stays a task of its own, so a worker holds one such block at
+        a time. In memory means: each block is made from one key the cluster
+        holds, of at least the block's bytes.
+        """
         client = _client()
         if client is None or len(self.X.chunks[0]) < 2:
             return None
+        sources = _dask_graph.block_sources(self.X)
+        if not all(len(src) == 1 for src in sources):
+            return None
+        keys = [next(iter(src)) for src in sources]
         futures = {f.key: f for f in distributed.futures_of(self.X)}
-        keys = [k for k in dask.core.flatten(self.X.__dask_keys__())]
         if not all(k in futures for k in keys):
             return None
-        who = client.who_has([futures[k] for k in keys])
-        holders = [sorted(who.get(k, ())) for k in keys]
-        if not all(holders):
-            return None
+        held = [futures[k] for k in dict.fromkeys(keys)]
+        who = client.who_has(held)
+        size = client.nbytes([f.key for f in held], summary=False)
+        rows_bytes = self.X.dtype.itemsize * int(np.prod(self.X.shape[1:]))
+        for k, n in zip(keys, self.X.chunks[0]):
+            if not who.get(k) or size.get(k, 0) < n * rows_bytes:
+                return None
         threads = client.nthreads()
         by_worker: dict = {}
-        for i, held in enumerate(holders):
-            by_worker.setdefault(held[0], []).append(i)
+        for i, k in enumerate(keys):
+            by_worker.setdefault(sorted(who[k])[0], []).append(i)
         groups = []
         for worker, members in sorted(by_worker.items()):
             parts = max(1, min(int(threads.get(worker, 1)), len(members)))
