@@ -76,12 +76,11 @@ def _exclusive(dsk: dict, dependents: dict, roots) -> set:
     return own | aliases
 
 
-def block_sources(array) -> list:
-    """For each row block of ``array``, the keys outside its graph that the
-    block is made from (data held by the cluster: persisted or scattered)."""
-    dsk = _graph([array])
+def _sources(dsk: dict, keys) -> list:
+    """For each key, the keys outside ``dsk`` it is made from (data the
+    cluster holds: persisted or scattered)."""
     out = []
-    for key in flatten(array.__dask_keys__()):
+    for key in keys:
         seen, work, sources = set(), [key], set()
         while work:
             k = work.pop()
@@ -108,24 +107,26 @@ def _needed(dsk: dict, keys) -> dict:
     return out
 
 
-def map_reduce(arrays, starts, task, combine, args, groups=None):
+def map_reduce(arrays, starts, task, combine, args, group_by=None):
     """``combine`` of ``task(index, first_row, X_i, Y_i, w_i, *args)`` over the row
     blocks of ``arrays`` (X, Y or None, w or None), computed in one round trip.
 
     Each block task runs its block's own lineage first; the partials are
     combined ``FAN_IN`` at a time on the workers until at most ``FAN_IN`` are
-    left, and those are combined on the client. ``groups`` (lists of block
-    indices, every block in one): run each group's blocks in one task, which
-    returns their partials as a list (in-memory blocks of one worker thread:
-    one task instead of several, each a scheduler message); the partials are
-    then combined exactly as without groups, in block order, so the bits do
-    not depend on the grouping.
+    left, and those are combined on the client. ``group_by(sources)``, given
+    the keys outside the graph that each of X's blocks is made from, may
+    return groups (lists of block indices, every block in one): each group's
+    blocks then run in one task, which returns their partials as a list
+    (in-memory blocks of one worker thread: one task instead of several, each
+    a scheduler message); the partials are combined exactly as without
+    groups, in block order, so the bits do not depend on the grouping.
     """
     present = [a for a in arrays if a is not None]
     dsk = _graph(present)
     dependents = _dependents(dsk)
-    name = f"{task.__name__}-{tokenize(*present, task, combine, args, groups)}"
     block_keys = [list(flatten(a.__dask_keys__())) for a in present]
+    groups = None if group_by is None else group_by(_sources(dsk, block_keys[0]))
+    name = f"{task.__name__}-{tokenize(*present, task, combine, args, groups)}"
     slots = [i for i, a in enumerate(arrays) if a is not None]
     tasks, keys = {}, []
     for index, start in enumerate(starts):

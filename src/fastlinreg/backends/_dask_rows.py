@@ -170,8 +170,10 @@ class Rows:
             return self._submit(task, combine, args)
         if _dask_graph.FUSES:
             arrays = (self.X, self.Y, self.w)
-            groups = self._resident_groups()
-            return _dask_graph.map_reduce(arrays, self.starts(), task, combine, args, groups)
+            starts = self.starts()
+            return _dask_graph.map_reduce(
+                arrays, starts, task, combine, args, self._resident_groups
+            )
         parts = [dask.delayed(task, pure=True)(*blk, *args) for blk in self.blocks()]
         while len(parts) > 1:
             parts = [
@@ -180,10 +182,11 @@ class Rows:
             ]
         return dask.compute(parts[0])[0]
 
-    def _resident_groups(self):
+    def _resident_groups(self, sources):
         """X's blocks by the worker thread that holds them, where every block is
         already in the cluster's memory (persisted, or scattered and wrapped by
-        from_delayed): one task per worker thread instead of one per block,
+        from_delayed; ``sources``: the keys outside the pass's graph that each
+        block is made from): one task per worker thread instead of one per block,
         each task costing a scheduler message and a few ms of a worker's time.
         None otherwise: a block still to be read (from a file, from its
         lineage) stays a task of its own, so a worker holds one such block at
@@ -193,7 +196,6 @@ class Rows:
         client = _client()
         if client is None or len(self.X.chunks[0]) < 2:
             return None
-        sources = _dask_graph.block_sources(self.X)
         if not all(len(src) == 1 for src in sources):
             return None
         keys = [next(iter(src)) for src in sources]
