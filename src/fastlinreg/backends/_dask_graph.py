@@ -1,6 +1,7 @@
 """The dask backend's one-pass graphs: one task per block that both produces
 the block (its own lineage, fused in) and reduces it, the partials combined up
-a tree, the whole pass one round trip to the scheduler.
+a tree, the whole pass one round trip to the scheduler. Blocks already in the
+workers' memory can be grouped, one task per worker thread (``group_by``).
 
 Left to dask, a pass over arrays built by ``from_delayed``, ``concatenate``,
 ``reshape`` or a rechunk that changes nothing runs four or five tasks per
