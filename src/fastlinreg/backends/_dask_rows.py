@@ -82,6 +82,11 @@ def aligned(a, chunks):
     return a.rechunk((chunks,) + ((-1,) if a.ndim == 2 else ()))
 
 
+# A group of in-memory blocks run as one task holds at most this fraction
+# (1 / _GROUP_SHARE) of its worker's memory limit (Rows._resident_groups).
+_GROUP_SHARE = 20
+
+
 @dataclass
 class Rows:
     """A problem's X (n, d), Y (n, k) and weights (n,) as aligned row blocks."""
@@ -209,13 +214,20 @@ class Rows:
         for k, n in zip(keys, self.X.chunks[0]):
             if not who.get(k) or size.get(k, 0) < n * rows_bytes:
                 return None
-        threads = client.nthreads()
+        workers = client.scheduler_info(n_workers=-1)["workers"]
         by_worker: dict = {}
         for i, k in enumerate(keys):
             by_worker.setdefault(sorted(who[k])[0], []).append(i)
         groups = []
         for worker, members in sorted(by_worker.items()):
-            parts = max(1, min(int(threads.get(worker, 1)), len(members)))
+            info = workers.get(worker, {})
+            # A group's blocks may each be copied on their way in (a DataFrame's
+            # partitions to arrays, say), all alive until the group's task ends:
+            # a group stays under a twentieth of the worker's memory limit.
+            cap = float(info.get("memory_limit") or 0) / _GROUP_SHARE or np.inf
+            total = sum(int(self.X.chunks[0][i]) for i in members) * rows_bytes
+            parts = max(int(info.get("nthreads", 1)), int(np.ceil(total / cap)))
+            parts = max(1, min(parts, len(members)))
             groups += [list(map(int, g)) for g in np.array_split(members, parts)]
         return groups
 
