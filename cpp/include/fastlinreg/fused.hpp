@@ -584,7 +584,7 @@ inline void short_rows(const T *X,  // (n, D), row stride ldx
 
 // Where a long-row tile prefetches X. Two ways, chosen by the tile's size:
 //  * address order (`linear`): a contiguous tile of kLinearMin to
-//    kLinearMax bytes prefetches the bytes one tile (at least kLinearAhead)
+//    linear_max<T>() bytes prefetches the bytes one tile (at least kLinearAhead)
 //    past its first row, step bytes for each lane group it loads, so the
 //    lines are asked for in the order they lie in memory. Rows of a few
 //    hundred bytes prefetched row by row (R short streams, each restarting
