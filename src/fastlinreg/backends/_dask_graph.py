@@ -140,7 +140,7 @@ def map_reduce(arrays, starts, task, combine, args, group_by=None):
         lineage = _exclusive(dsk, dependents, inputs)
         tasks[key] = Task.fuse(*(dsk[k] for k in lineage), reduce_block, key=key)
         keys.append(key)
-    leaves = [TaskRef(k) for k in keys]  # where each block's partial is read
+    leaves = [(k, None) for k in keys]  # where each block's partial is read
     if groups is not None:
         fused = {}
         for g, members in enumerate(groups):
@@ -165,7 +165,7 @@ def map_reduce(arrays, starts, task, combine, args, group_by=None):
         keys = [(f"{combine.__name__}-{level}-{name}", j) for j in range(len(groups_))]
         for key, group in zip(keys, groups_):
             tasks[key] = Task(key, combine, *(TaskRef(k) for k in group))
-    return _combine_leaves(dsk, tasks, name, [TaskRef(k) for k in keys], combine)
+    return _combine_leaves(dsk, tasks, name, [(k, None) for k in keys], combine)
 
 
 def _listed(*parts):
@@ -173,41 +173,24 @@ def _listed(*parts):
 
 
 def _picking(key, combine, leaves):
-    """A task combining ``leaves`` (TaskRefs, or (group key, position) pairs)."""
-    if all(isinstance(leaf, TaskRef) for leaf in leaves):
-        return Task(key, combine, *leaves)
-    sources = list(
-        dict.fromkeys(leaf.key if isinstance(leaf, TaskRef) else leaf[0] for leaf in leaves)
-    )
-    where = [
-        (sources.index(leaf.key), None)
-        if isinstance(leaf, TaskRef)
-        else (sources.index(leaf[0]), leaf[1])
-        for leaf in leaves
-    ]
-    return Task(key, _picked_any, combine, where, *(TaskRef(k) for k in sources))
+    """A task combining ``leaves``, each (key, None) for a key's value or
+    (group key, position) for an item of a group's list."""
+    if all(j is None for _, j in leaves):
+        return Task(key, combine, *(TaskRef(k) for k, _ in leaves))
+    sources = list(dict.fromkeys(k for k, _ in leaves))
+    where = [(sources.index(k), j) for k, j in leaves]
+    return Task(key, _picked, combine, where, *(TaskRef(k) for k in sources))
 
 
-def _picked_any(combine, where, *sources):
+def _picked(combine, where, *sources):
     return combine(*(sources[g] if j is None else sources[g][j] for g, j in where))
 
 
 def _combine_leaves(dsk, tasks, name, leaves, combine):
     """Compute what ``leaves`` read (one round trip) and combine them here, in order."""
     dsk.update(tasks)
-    wanted = list(
-        dict.fromkeys(leaf.key if isinstance(leaf, TaskRef) else leaf[0] for leaf in leaves)
-    )
+    wanted = list(dict.fromkeys(k for k, _ in leaves))
     graph = HighLevelGraph.from_collections(name, _needed(dsk, wanted), dependencies=())
-    values = dict(
-        zip(
-            wanted,
-            dask.compute(*(Delayed(k, graph, layer=name) for k in wanted), optimize_graph=False),
-        )
-    )
-    return combine(
-        *(
-            values[leaf.key] if isinstance(leaf, TaskRef) else values[leaf[0]][leaf[1]]
-            for leaf in leaves
-        )
-    )
+    parts = dask.compute(*(Delayed(k, graph, layer=name) for k in wanted), optimize_graph=False)
+    values = dict(zip(wanted, parts))
+    return combine(*(values[k] if j is None else values[k][j] for k, j in leaves))
